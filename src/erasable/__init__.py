@@ -1,0 +1,21 @@
+"""erasable: classification whose knowledge can be added and removed exactly.
+
+A frozen encoder embeds the inputs; everything learned on top is integer statistics, so
+learning adds, forgetting subtracts, merging sums -- and the result is bit-identical to
+retraining from scratch on what remains, with a certificate (SHA-256) to prove it.
+
+>>> import numpy as np
+>>> from erasable import ErasableClassifier
+>>> X = np.array([[0.9, 0.1], [0.8, 0.0], [0.1, 0.9], [0.0, 0.7]])
+>>> clf = ErasableClassifier(width=64).fit(X, ["no", "no", "yes", "yes"], ids=["a", "b", "c", "d"])
+>>> clf.predict([[0.85, 0.05]]).tolist()
+['no']
+"""
+
+__version__ = "0.1.0"
+
+from erasable.estimator import ErasableClassifier  # noqa: E402
+from erasable.model import Model, ModelConfig  # noqa: E402
+from erasable.model_file import ModelFileError, load_model, save_model  # noqa: E402
+
+__all__ = ["ErasableClassifier", "Model", "ModelConfig", "ModelFileError", "__version__", "load_model", "save_model"]

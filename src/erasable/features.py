@@ -1,0 +1,148 @@
+"""Deterministic, integer-exact feature maps from quantized embeddings to int16 features.
+
+A feature map is part of a model's identity: it must give the same integers on every
+machine, forever. So the random projection of :class:`RandomReLU` is drawn from SHAKE-256
+(a hash, stable across NumPy versions, unlike ``numpy.random.Generator`` streams), its
+entries are ±1, and the products go through :func:`erasable.exact.exact_matmul`.
+
+>>> import numpy as np
+>>> fmap = RandomReLU(input_dim=3, width=4, seed=7, shift=0)
+>>> fmap.transform(np.array([[10, -2, 5]], dtype=np.int16))
+array([[ 0,  0, 17,  7]], dtype=int16)
+>>> feature_map_from_config(fmap.config()) == fmap
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from erasable.exact import INT16_MAX, exact_matmul
+
+__all__ = ["FeatureMap", "Identity", "RandomReLU", "feature_map_from_config", "shift_for_unit_norm"]
+
+
+class FeatureMap(Protocol):
+    """Maps int16 embeddings (n, input_dim) to int16 features (n, output_dim)."""
+
+    input_dim: int
+
+    @property
+    def output_dim(self) -> int: ...
+
+    def transform(self, embeddings: NDArray[np.int16]) -> NDArray[np.int16]: ...
+
+    def transform_float(self, embeddings: NDArray[np.int16]) -> NDArray[np.float64]:
+        """The same integers as :meth:`transform`, as float64 ready for BLAS."""
+        ...
+
+    def config(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The features are the quantized embeddings themselves.
+
+    >>> Identity(input_dim=2).output_dim
+    2
+    """
+
+    input_dim: int
+
+    @property
+    def output_dim(self) -> int:
+        return self.input_dim
+
+    def transform(self, embeddings: NDArray[np.int16]) -> NDArray[np.int16]:
+        return np.asarray(embeddings, dtype=np.int16)
+
+    def transform_float(self, embeddings: NDArray[np.int16]) -> NDArray[np.float64]:
+        return np.asarray(embeddings, dtype=np.float64)
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": "identity", "input_dim": self.input_dim}
+
+
+def shift_for_unit_norm(input_dim: int, scale_bits: int) -> int:
+    """The right shift that keeps ReLU(P e) in int16 for every embedding of norm <= 1.
+
+    With ±1 entries, ``|P_j . e| <= ||P_j|| ||e|| = sqrt(input_dim) * 2**scale_bits``
+    (Cauchy-Schwarz), so shifting by this many bits never saturates normalized inputs.
+
+    >>> shift_for_unit_norm(384, 13)
+    3
+    """
+    bound = math.sqrt(input_dim) * 2**scale_bits
+    return max(0, math.ceil(math.log2(bound / INT16_MAX)))
+
+
+@dataclass(frozen=True)
+class RandomReLU:
+    """The ACIL "buffer": ``min(ReLU(e @ P) >> shift, 2**15 - 1)`` with a seeded ±1 matrix P.
+
+    ``P`` has shape (input_dim, width); its bits come from SHAKE-256 of the seed. Values
+    above the int16 range after the shift saturate (deterministically); choose ``shift``
+    with :func:`shift_for_unit_norm` so that normalized embeddings never do.
+    """
+
+    input_dim: int
+    width: int
+    seed: int
+    shift: int
+    _projection: NDArray[np.float32] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.input_dim < 1 or self.width < 1:
+            raise ValueError(f"input_dim and width must be positive, got {self.input_dim}, {self.width}.")
+        if self.shift < 0:
+            raise ValueError(f"shift must be >= 0, got {self.shift}.")
+        n_bits = self.input_dim * self.width
+        stream = hashlib.shake_256(f"erasable.RandomReLU:{self.seed}".encode()).digest((n_bits + 7) // 8)
+        bits = np.unpackbits(np.frombuffer(stream, dtype=np.uint8), count=n_bits)
+        signs = (bits.astype(np.float32) * 2.0 - 1.0).reshape(self.input_dim, self.width)
+        signs.setflags(write=False)
+        object.__setattr__(self, "_projection", signs)
+
+    @property
+    def output_dim(self) -> int:
+        return self.width
+
+    def transform_float(self, embeddings: NDArray[np.int16]) -> NDArray[np.float64]:
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.input_dim:
+            raise ValueError(f"Expected embeddings of shape (n, {self.input_dim}), got {embeddings.shape}.")
+        z = exact_matmul(embeddings, self._projection)
+        np.maximum(z, 0.0, out=z)
+        if self.shift:
+            z *= 0.5**self.shift  # exact: a power of two
+            np.floor(z, out=z)
+        np.minimum(z, INT16_MAX, out=z)
+        return z
+
+    def transform(self, embeddings: NDArray[np.int16]) -> NDArray[np.int16]:
+        return self.transform_float(embeddings).astype(np.int16)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "kind": "random_relu",
+            "input_dim": self.input_dim,
+            "width": self.width,
+            "seed": self.seed,
+            "shift": self.shift,
+        }
+
+
+def feature_map_from_config(config: dict[str, Any]) -> Identity | RandomReLU:
+    """Rebuild a feature map from :meth:`config` output (e.g. read from a model file)."""
+    kind = config.get("kind")
+    params = {k: v for k, v in config.items() if k != "kind"}
+    if kind == "identity":
+        return Identity(**params)
+    if kind == "random_relu":
+        return RandomReLU(**params)
+    raise ValueError(f"Unknown feature map kind {kind!r}.")

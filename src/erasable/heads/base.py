@@ -1,0 +1,53 @@
+"""What every head offers, and the helpers they share."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from erasable.moments import Label, Moments
+
+__all__ = ["Head", "class_means", "full_symmetric", "softmax", "within_class_scatter"]
+
+
+class Head(Protocol):
+    """Class scores for integer-valued vectors (float64), in the sorted class order."""
+
+    classes: tuple[Label, ...]
+
+    def decision_function(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]: ...
+
+    def predict_proba(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]: ...
+
+
+def softmax(scores: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Row-wise softmax, stable for large scores.
+
+    >>> softmax(np.array([[0.0, np.log(3.0)]])).round(3)
+    array([[0.25, 0.75]])
+    """
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted
+
+
+def full_symmetric(upper: NDArray[np.int64]) -> NDArray[np.float64]:
+    """The full symmetric float64 matrix from erasable's upper-triangular Gram layout."""
+    full = upper.astype(np.float64)
+    full += np.triu(full, 1).T
+    return full
+
+
+def class_means(moments: Moments) -> NDArray[np.float64]:
+    """Per-class means (K, dim) in the scale of the stored vectors."""
+    return moments.class_sums / moments.class_counts[:, None].astype(np.float64)
+
+
+def within_class_scatter(moments: Moments) -> NDArray[np.float64]:
+    """``sum_i (v_i - mu_{y_i})(v_i - mu_{y_i})^T`` from the statistics (full, float64)."""
+    sums = moments.class_sums.astype(np.float64)
+    between = (sums / moments.class_counts[:, None]).T @ sums
+    return full_symmetric(moments.gram) - between

@@ -1,0 +1,409 @@
+"""The model: configuration + sample registry + Moments, with learn / forget / merge / certify.
+
+A :class:`Model` keeps the live samples (in its :class:`~erasable.ledger.SampleRegistry`)
+and two sets of integer statistics: the Moments of the quantized embeddings (for the
+prototype and Gaussian heads) and, when the feature map is not the identity, those of the
+features (for the ridge head). Heads are derived from them on demand and cached.
+
+The invariant: after any sequence of :meth:`Model.learn`, :meth:`Model.forget` and
+:meth:`Model.merge`, the statistics -- hence :meth:`Model.certificate` -- are identical to
+those of :meth:`Model.refit`, a model built from scratch on the live samples.
+
+Every operation validates its input and computes the new statistics before it changes
+anything, so a failure leaves the model as it was.
+
+>>> import numpy as np
+>>> config = ModelConfig(input_dim=2, scale_bits=8)
+>>> model = Model(config)
+>>> model.learn(np.array([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1]]), ["x", "y", "x"], ids=["1", "2", "3"])
+>>> receipt = model.forget(ids=["3"])
+>>> receipt.certificate_after == model.refit().certificate()
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from erasable.exact import quantize
+from erasable.features import Identity, RandomReLU, feature_map_from_config
+from erasable.heads import GaussianHead, Head, PrototypeHead, RidgeHead
+from erasable.ledger import SampleRegistry
+from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels
+
+HeadKind = Literal["ridge", "prototype", "gaussian"]
+HEAD_KINDS: tuple[HeadKind, ...] = ("ridge", "prototype", "gaussian")
+CERTIFICATE_DOMAIN = b"erasable-certificate-v1\0"
+#: Rows encoded, quantized and accumulated at a time: bounds memory, feeds progress bars.
+CHUNK_ROWS = 4096
+
+__all__ = ["HEAD_KINDS", "ForgetReceipt", "Model", "ModelConfig"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that, with the live samples, determines a model's state and predictions.
+
+    ``feature_map`` is a :func:`~erasable.features.feature_map_from_config` dict; ``alpha``
+    (ridge, ``None`` = automatic by GCV), ``temperature`` (ridge probabilities), ``metric``
+    (prototype) and ``shrinkage`` (Gaussian) parametrize the heads. Two models merge only if their configs are equal.
+    """
+
+    input_dim: int
+    scale_bits: int = 13
+    feature_map: dict[str, Any] = field(default_factory=dict)
+    head: HeadKind = "ridge"
+    alpha: float | None = None
+    metric: Literal["cosine", "euclidean"] = "cosine"
+    shrinkage: float = 0.05
+    temperature: float = 0.07
+
+    def __post_init__(self) -> None:
+        if self.input_dim < 1:
+            raise ValueError(f"input_dim must be positive, got {self.input_dim}.")
+        if not 0 <= self.scale_bits <= 15:
+            raise ValueError(f"scale_bits must be in 0..15, got {self.scale_bits}.")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}.")
+        if self.head not in HEAD_KINDS:
+            raise ValueError(f"head must be one of {HEAD_KINDS}, got {self.head!r}.")
+        if not self.feature_map:
+            object.__setattr__(self, "feature_map", {"kind": "identity", "input_dim": self.input_dim})
+        if self.feature_map.get("input_dim") != self.input_dim:
+            raise ValueError("feature_map.input_dim must equal input_dim.")
+        feature_map_from_config(self.feature_map)  # validates
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"Unknown model config fields: {sorted(unknown)}.")
+        return cls(**data)
+
+    def canonical_json(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class ForgetReceipt:
+    """What a forget request did: the ids removed and the certificates around it."""
+
+    ids: tuple[str, ...]
+    certificate_before: str
+    certificate_after: str
+
+
+def _as_id_list(ids: ArrayLike | None) -> list[str] | None:
+    if ids is None:
+        return None
+    values = np.asarray(ids, dtype=object).ravel().tolist()
+    out = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, str | int | np.integer):
+            raise TypeError(f"Sample ids must be strings or integers, got {value!r}.")
+        out.append(str(value))
+    return out
+
+
+class Model:
+    """See the module docstring."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+        self.feature_map: Identity | RandomReLU = feature_map_from_config(config.feature_map)
+        self.registry = SampleRegistry(config.input_dim)
+        self.embedding_moments = Moments.empty(config.input_dim)
+        self.feature_moments: Moments | None = (
+            None if isinstance(self.feature_map, Identity) else Moments.empty(self.feature_map.output_dim)
+        )
+        self.next_auto_id = 0
+        self._heads: dict[HeadKind, Head] = {}
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def classes(self) -> tuple[Label, ...]:
+        return self.embedding_moments.classes
+
+    @property
+    def count(self) -> int:
+        return self.embedding_moments.count
+
+    @property
+    def ridge_moments(self) -> Moments:
+        """The statistics the ridge head is derived from: features, or embeddings under the identity map."""
+        return self.feature_moments if self.feature_moments is not None else self.embedding_moments
+
+    def certificate(self) -> str:
+        """SHA-256 of the canonical config and statistics: equal iff the states are equal."""
+        h = hashlib.sha256(CERTIFICATE_DOMAIN)
+        h.update(self.config.canonical_json())
+        h.update(b"\0embedding\0")
+        self.embedding_moments.update_hash(h)
+        if self.feature_moments is not None:
+            h.update(b"\0features\0")
+            self.feature_moments.update_hash(h)
+        return h.hexdigest()
+
+    # -- computing statistics ---------------------------------------------------------------
+
+    def quantize(self, embeddings: ArrayLike, *, saturate: bool = False) -> NDArray[np.int16]:
+        """Validate shape and values, then quantize to int16 with the model's scale."""
+        array = np.asarray(embeddings, dtype=np.float64)
+        if array.ndim != 2 or array.shape[1] != self.config.input_dim:
+            raise ValueError(
+                f"Expected embeddings of shape (n, {self.config.input_dim}), got {array.shape}."
+            )
+        if array.shape[0] == 0:
+            raise ValueError("Empty batch: at least one sample is required.")
+        return quantize(array, self.config.scale_bits, saturate=saturate)
+
+    def _chunks(self, quantized: NDArray[np.int16]) -> Iterator[NDArray[np.int16]]:
+        for start in range(0, quantized.shape[0], CHUNK_ROWS):
+            yield quantized[start : start + CHUNK_ROWS]
+
+    def _statistics(
+        self,
+        quantized: NDArray[np.int16],
+        labels: NDArray[np.generic],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[Moments, Moments | None]:
+        """Moments of embeddings (and features) of a batch, computed chunk by chunk."""
+        embedding = Moments.from_samples(quantized, labels)
+        if self.feature_moments is None:
+            if progress:
+                progress(quantized.shape[0])
+            return embedding, None
+
+        def feature_batches() -> Iterator[tuple[NDArray[np.float64], NDArray[np.generic]]]:
+            start = 0
+            for chunk in self._chunks(quantized):
+                yield self.feature_map.transform_float(chunk), labels[start : start + chunk.shape[0]]
+                start += chunk.shape[0]
+                if progress:
+                    progress(chunk.shape[0])
+
+        features = Moments.from_batches(feature_batches(), dim=self.feature_map.output_dim)
+        return embedding, features
+
+    def features(self, quantized: NDArray[np.int16]) -> NDArray[np.float64]:
+        """Integer features (as float64) of quantized embeddings."""
+        return self.feature_map.transform_float(quantized)
+
+    # -- learn / forget / merge --------------------------------------------------------------
+
+    def learn(
+        self,
+        embeddings: ArrayLike,
+        labels: ArrayLike,
+        *,
+        ids: ArrayLike | None = None,
+        subjects: Sequence[str | None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Add samples. ``ids`` default to consecutive integers; all must be new."""
+        quantized = self.quantize(embeddings)
+        y = canonical_labels(labels)
+        n = quantized.shape[0]
+        if y.shape[0] != n:
+            raise ValueError(f"{n} embeddings but {y.shape[0]} labels.")
+        id_list = _as_id_list(ids)
+        next_auto_id = self.next_auto_id
+        if id_list is None:
+            id_list, next_auto_id = self._auto_ids(n)
+        elif len(id_list) != n:
+            raise ValueError(f"{n} embeddings but {len(id_list)} ids.")
+        subject_list = [None] * n if subjects is None else [None if s is None else str(s) for s in subjects]
+        if len(subject_list) != n:
+            raise ValueError(f"{n} embeddings but {len(subject_list)} subjects.")
+        self._learn_quantized(quantized, y, id_list, subject_list, progress)
+        self.next_auto_id = next_auto_id
+
+    def _learn_quantized(
+        self,
+        quantized: NDArray[np.int16],
+        labels: NDArray[np.generic],
+        ids: list[str],
+        subjects: list[str | None],
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.registry.check_new_ids(ids)
+        embedding, features = self._statistics(quantized, labels, progress)
+        self._commit(*self._combined(embedding, features, +1), quantized, +1)
+        self.registry.append(ids, subjects, labels.tolist(), quantized)
+
+    def _auto_ids(self, n: int) -> tuple[list[str], int]:
+        """``n`` unused consecutive integer ids, and the next counter value."""
+        ids, candidate = [], self.next_auto_id
+        while len(ids) < n:
+            if str(candidate) not in self.registry:
+                ids.append(str(candidate))
+            candidate += 1
+        return ids, candidate
+
+    def _combined(
+        self, embedding: Moments, features: Moments | None, sign: int
+    ) -> tuple[Moments, Moments | None]:
+        """The statistics after adding (``sign=+1``) or removing (``-1``) a batch's."""
+        combine = Moments.__add__ if sign > 0 else Moments.__sub__
+        new_embedding = combine(self.embedding_moments, embedding)
+        if self.feature_moments is None or features is None:
+            return new_embedding, None
+        return new_embedding, combine(self.feature_moments, features)
+
+    def forget(
+        self,
+        *,
+        ids: ArrayLike | None = None,
+        subjects: Sequence[str] | None = None,
+        embeddings: ArrayLike | None = None,
+        labels: ArrayLike | None = None,
+    ) -> ForgetReceipt:
+        """Remove samples named by ``ids``, by ``subjects``, or given as ``embeddings`` + ``labels``."""
+        given = [ids is not None, subjects is not None, embeddings is not None or labels is not None]
+        if sum(given) != 1:
+            raise ValueError("Name exactly one of: ids, subjects, or embeddings with labels.")
+        if ids is not None:
+            id_list = _as_id_list(ids) or []
+            if not id_list:
+                raise ValueError("Empty forget request: no ids given.")
+            rows = self.registry.rows_for_ids(id_list)
+        elif subjects is not None:
+            if isinstance(subjects, str):
+                subjects = [subjects]
+            if not subjects:
+                raise ValueError("Empty forget request: no subjects given.")
+            rows = self.registry.rows_for_subjects(subjects)
+        else:
+            if embeddings is None or labels is None:
+                raise ValueError("Forgetting by samples needs both embeddings and labels.")
+            wanted = canonical_labels(labels)
+            quantized_request = self.quantize(embeddings)
+            if wanted.shape[0] != quantized_request.shape[0]:
+                raise ValueError("Different numbers of embeddings and labels.")
+            rows = self.registry.rows_for_samples(quantized_request, wanted.tolist())
+
+        before = self.certificate()
+        quantized = np.asarray(self.registry.embeddings[rows])
+        y = canonical_labels([self.registry.labels[r] for r in rows])
+        embedding, features = self._statistics(quantized, y)
+        removed = tuple(self.registry.ids[r] for r in rows)
+        self._commit(*self._combined(embedding, features, -1), quantized, -1)
+        self.registry.remove_rows(rows)
+        return ForgetReceipt(ids=removed, certificate_before=before, certificate_after=self.certificate())
+
+    def merge(self, other: Model) -> None:
+        """Add all of ``other``'s samples (configs must match, ids must not collide)."""
+        if not isinstance(other, Model):
+            raise TypeError(f"Can only merge a Model, got {type(other).__name__}.")
+        if other.config != self.config:
+            differing = sorted(
+                k for k, v in self.config.to_dict().items() if other.config.to_dict().get(k) != v
+            )
+            raise MomentsMismatchError(f"Cannot merge models with different configs (differ in {differing}).")
+        self.registry.check_new_ids(other.registry.ids)
+        new_embedding, new_features = self._combined(other.embedding_moments, other.feature_moments, +1)
+        self._heads.clear()
+        self.embedding_moments, self.feature_moments = new_embedding, new_features
+        self.registry.append(
+            other.registry.ids, other.registry.subjects, other.registry.labels, other.registry.embeddings
+        )
+        self.next_auto_id = max(self.next_auto_id, other.next_auto_id)
+
+    def _commit(
+        self, embedding: Moments, features: Moments | None, quantized: NDArray[np.int16], sign: int
+    ) -> None:
+        """Swap in new statistics and bring the cached heads along.
+
+        The ridge head follows a small change by a Woodbury update (no refit); a change of
+        rank above a quarter of the feature width, or accumulated updates beyond the width,
+        drop it for a canonical recomputation at the next prediction. The other heads are
+        cheap and are simply recomputed.
+        """
+        ridge = self._heads.get("ridge")
+        self._heads.clear()
+        ridge_moments = features if features is not None else embedding
+        if isinstance(ridge, RidgeHead) and ridge_moments.count > 0:
+            width = ridge_moments.dim
+            rank = quantized.shape[0] + 2
+            if rank <= width // 4 and ridge.rank_since_refresh + rank <= width:
+                rows = self.features(quantized) if features is not None else quantized.astype(np.float64)
+                self._heads["ridge"] = ridge.updated(rows, sign, ridge_moments)
+        self.embedding_moments, self.feature_moments = embedding, features
+
+    # -- heads and predictions -------------------------------------------------------------
+
+    def head(self, kind: HeadKind | None = None) -> Head:
+        """The head ``kind`` (default: the configured one), derived now if not cached."""
+        kind = kind or self.config.head
+        if kind not in HEAD_KINDS:
+            raise ValueError(f"Unknown head {kind!r}; choose from {HEAD_KINDS}.")
+        if self.count == 0:
+            raise ValueError("The model has no samples: learn something first.")
+        if kind not in self._heads:
+            self._heads[kind] = self._derive(kind)
+        return self._heads[kind]
+
+    def _derive(self, kind: HeadKind) -> Head:
+        if kind == "ridge":
+            return RidgeHead.from_moments(self.ridge_moments, alpha=self.config.alpha)
+        if kind == "prototype":
+            return PrototypeHead.from_moments(self.embedding_moments, metric=self.config.metric)
+        return GaussianHead.from_moments(self.embedding_moments, shrinkage=self.config.shrinkage)
+
+    def refresh(self) -> None:
+        """Recompute every cached head canonically from the statistics."""
+        for kind in list(self._heads):
+            self._heads[kind] = self._derive(kind)
+
+    def head_inputs(self, embeddings: ArrayLike, kind: HeadKind | None = None) -> NDArray[np.float64]:
+        """The vectors a head scores: integer features for ridge, quantized embeddings otherwise."""
+        quantized = self.quantize(embeddings, saturate=True)
+        if (kind or self.config.head) == "ridge":
+            return self.features(quantized)
+        return quantized.astype(np.float64)
+
+    def decision_function(self, embeddings: ArrayLike, kind: HeadKind | None = None) -> NDArray[np.float64]:
+        """Per-class scores (n, K), classes in sorted order."""
+        head = self.head(kind)
+        return head.decision_function(self.head_inputs(embeddings, kind))
+
+    def predict_proba(self, embeddings: ArrayLike, kind: HeadKind | None = None) -> NDArray[np.float64]:
+        """Class probabilities (n, K), classes in sorted order."""
+        head = self.head(kind)
+        vectors = self.head_inputs(embeddings, kind)
+        if isinstance(head, RidgeHead):
+            return head.predict_proba(vectors, self.config.temperature)
+        return head.predict_proba(vectors)
+
+    def ood_score(self, embeddings: ArrayLike) -> NDArray[np.float64]:
+        """Squared Mahalanobis distance to the nearest class mean (Gaussian head)."""
+        head = self.head("gaussian")
+        assert isinstance(head, GaussianHead)
+        return head.ood_score(self.head_inputs(embeddings, "gaussian"))
+
+    # -- from scratch ----------------------------------------------------------------------
+
+    def refit(self) -> Model:
+        """A new model fitted from scratch on the live samples of this one."""
+        fresh = Model(self.config)
+        if len(self.registry):
+            fresh._learn_quantized(
+                np.asarray(self.registry.embeddings),
+                canonical_labels(self.registry.labels),
+                list(self.registry.ids),
+                list(self.registry.subjects),
+            )
+        fresh.next_auto_id = self.next_auto_id
+        return fresh

@@ -1,0 +1,203 @@
+"""Model files: one safetensors file, safe to open from an untrusted source.
+
+Layout: the tensors are the statistics (int64) and the live samples' quantized
+embeddings (int16) and their ids, subjects and labels (UTF-8 bytes with int64 offsets).
+The safetensors metadata holds one JSON manifest: format version, model config, classes,
+the certificate, and a SHA-256 digest of the manifest and every tensor byte.
+
+Loading never executes anything from the file (no pickle), and checks, in order: the
+container, the manifest's shape, the digest (any flipped byte), the statistics'
+consistency, and finally that the certificate recomputed from the loaded statistics equals
+the one recorded. Saving writes a temporary file and renames it over the target, so a
+crash never leaves a half-written model.
+
+>>> import numpy as np, tempfile, os
+>>> from erasable.model import Model, ModelConfig
+>>> model = Model(ModelConfig(input_dim=2, scale_bits=8))
+>>> model.learn(np.array([[0.5, 0.1], [0.1, 0.5]]), ["a", "b"])
+>>> path = os.path.join(tempfile.mkdtemp(), "m.erasable")
+>>> save_model(model, path)
+>>> load_model(path).certificate() == model.certificate()
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from safetensors import SafetensorError
+from safetensors.numpy import load as safetensors_load
+from safetensors.numpy import save as safetensors_save
+
+from erasable import __version__
+from erasable.ledger import SampleRegistry
+from erasable.model import Model, ModelConfig
+from erasable.moments import Moments, canonical_labels
+
+FORMAT = "erasable-model"
+FORMAT_VERSION = 1
+
+__all__ = ["ModelFileError", "load_model", "save_model"]
+
+
+class ModelFileError(ValueError):
+    """A model file is unreadable, corrupted, tampered with, or of an unknown format."""
+
+
+def _pack_strings(values: list[str | None]) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """UTF-8 bytes and end offsets; ``None`` is stored with offset -1 (no bytes)."""
+    blobs = [b"" if v is None else v.encode() for v in values]
+    ends = np.cumsum([len(b) for b in blobs], dtype=np.int64)
+    offsets = np.where([v is None for v in values], -1, ends) if values else ends
+    data = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+    return data, offsets.astype(np.int64)
+
+
+def _unpack_strings(data: NDArray[np.uint8], offsets: NDArray[np.int64]) -> list[str | None]:
+    raw = data.tobytes()
+    out: list[str | None] = []
+    start = 0
+    for end in offsets.tolist():
+        if end == -1:
+            out.append(None)
+            continue
+        if end < start or end > len(raw):
+            raise ModelFileError("Corrupted string table.")
+        out.append(raw[start:end].decode())
+        start = end
+    if start != len(raw):
+        raise ModelFileError("Corrupted string table.")
+    return out
+
+
+def _digest(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> str:
+    h = hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        h.update(f"\0{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        h.update(array.data)
+    return h.hexdigest()
+
+
+def _moments_tensors(prefix: str, moments: Moments) -> dict[str, NDArray[Any]]:
+    return {f"{prefix}.{name}": np.ascontiguousarray(a) for name, a in moments.arrays().items()}
+
+
+def _moments_from(prefix: str, tensors: dict[str, NDArray[Any]], classes: list[Any], dim: int) -> Moments:
+    return Moments(
+        dim=dim,
+        classes=tuple(classes),
+        class_counts=tensors[f"{prefix}.class_counts"].astype(np.int64),
+        class_sums=tensors[f"{prefix}.class_sums"].astype(np.int64),
+        gram=tensors[f"{prefix}.gram"].astype(np.int64),
+    )
+
+
+def save_model(model: Model, path: str | os.PathLike[str]) -> None:
+    """Write ``model`` to ``path`` atomically (temporary file + rename)."""
+    registry = model.registry
+    order = sorted(range(len(registry)), key=registry.ids.__getitem__)  # canonical row order
+    classes = list(model.classes)
+    class_index = {c: i for i, c in enumerate(classes)}
+    ids_data, ids_offsets = _pack_strings([registry.ids[i] for i in order])
+    subjects_data, subjects_offsets = _pack_strings([registry.subjects[i] for i in order])
+    tensors: dict[str, NDArray[Any]] = {
+        "samples.embeddings": np.ascontiguousarray(registry.embeddings[order]).reshape(-1, model.config.input_dim),
+        "samples.labels": np.array([class_index[registry.labels[i]] for i in order], dtype=np.int32),
+        "samples.ids": ids_data,
+        "samples.id_offsets": ids_offsets,
+        "samples.subjects": subjects_data,
+        "samples.subject_offsets": subjects_offsets,
+        **_moments_tensors("embedding", model.embedding_moments),
+    }
+    if model.feature_moments is not None:
+        tensors.update(_moments_tensors("features", model.feature_moments))
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "erasable_version": __version__,
+        "config": model.config.to_dict(),
+        "classes": classes,
+        "next_auto_id": model.next_auto_id,
+        "certificate": model.certificate(),
+    }
+    manifest["digest"] = _digest(manifest, tensors)
+    blob = safetensors_save(tensors, metadata={"erasable": json.dumps(manifest, sort_keys=True)})
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(blob)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_manifest(blob: bytes) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+    try:
+        tensors = safetensors_load(blob)
+        header_len = int.from_bytes(blob[:8], "little")
+        header = json.loads(blob[8 : 8 + header_len])
+        manifest = json.loads(header["__metadata__"]["erasable"])
+    except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"Not a readable erasable model file: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ModelFileError("Not an erasable model file (format marker missing).")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"Unsupported model file version {manifest.get('format_version')!r}.")
+    return manifest, tensors
+
+
+def load_model(path: str | os.PathLike[str]) -> Model:
+    """Read and verify a model file; raise :class:`ModelFileError` if anything is off."""
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"Cannot read model file {path}: {exc.strerror}") from exc
+    manifest, tensors = _read_manifest(blob)
+    recorded = manifest.pop("digest", None)
+    if recorded != _digest(manifest, tensors):
+        raise ModelFileError("Model file digest mismatch: the file is corrupted or was modified.")
+    try:
+        model = _build(manifest, tensors)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelFileError(f"Inconsistent model file: {exc}") from exc
+    if model.certificate() != manifest["certificate"]:
+        raise ModelFileError("Certificate mismatch: the statistics do not match the recorded certificate.")
+    return model
+
+
+def _build(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> Model:
+    config = ModelConfig.from_dict(manifest["config"])
+    model = Model(config)
+    classes = canonical_labels(manifest["classes"]).tolist() if manifest["classes"] else []
+    model.embedding_moments = _moments_from("embedding", tensors, classes, config.input_dim)
+    if model.feature_moments is not None:
+        model.feature_moments = _moments_from("features", tensors, classes, model.feature_map.output_dim)
+    ids = _unpack_strings(tensors["samples.ids"], tensors["samples.id_offsets"])
+    subjects = _unpack_strings(tensors["samples.subjects"], tensors["samples.subject_offsets"])
+    label_index = tensors["samples.labels"]
+    embeddings = tensors["samples.embeddings"]
+    if any(i is None for i in ids) or embeddings.dtype != np.int16 or label_index.size != len(ids):
+        raise ValueError("malformed sample table")
+    if label_index.size and (label_index.min() < 0 or label_index.max() >= len(classes)):
+        raise ValueError("sample label out of range")
+    counts = np.bincount(label_index, minlength=len(classes)) if classes else np.zeros(0, dtype=np.int64)
+    if not np.array_equal(counts, model.embedding_moments.class_counts):
+        raise ValueError("the samples do not match the statistics' class counts")
+    registry = SampleRegistry(config.input_dim)
+    registry.check_new_ids([i for i in ids if i is not None])
+    registry.append([str(i) for i in ids], subjects, [classes[j] for j in label_index.tolist()], embeddings)
+    model.registry = registry
+    model.next_auto_id = int(manifest["next_auto_id"])
+    return model

@@ -8,7 +8,7 @@ entries are ±1, and the products go through :func:`erasable.exact.exact_matmul`
 >>> import numpy as np
 >>> fmap = RandomReLU(input_dim=3, width=4, seed=7, shift=0)
 >>> fmap.transform(np.array([[10, -2, 5]], dtype=np.int16))
-array([[ 0,  0, 17,  7]], dtype=int16)
+array([[ 0,  0, 17,  0]], dtype=int16)
 >>> feature_map_from_config(fmap.config()) == fmap
 True
 """

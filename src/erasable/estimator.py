@@ -213,7 +213,8 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X: ArrayLike) -> NDArray[np.float64]:
         """Class scores (n, K); for two classes, the score of ``classes_[1]`` minus ``classes_[0]``."""
-        scores = self.model_.decision_function(self._inputs(X))
+        inputs = self._inputs(X)
+        scores = self.model_.decision_function(inputs)
         if scores.shape[1] == 2:
             return scores[:, 1] - scores[:, 0]
         if scores.shape[1] == 1:
@@ -222,15 +223,19 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         """Class probabilities (n, K), columns in the order of ``classes_``."""
-        return self.model_.predict_proba(self._inputs(X))
+        inputs = self._inputs(X)
+        return self.model_.predict_proba(inputs)
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
-        scores = self.model_.decision_function(self._inputs(X))
+        """The class with the highest score, for each row of ``X``."""
+        inputs = self._inputs(X)
+        scores = self.model_.decision_function(inputs)
         return self.classes_[np.argmax(scores, axis=1)]
 
     def ood_score(self, X: ArrayLike) -> NDArray[np.float64]:
         """Out-of-distribution score: squared Mahalanobis distance to the nearest class mean."""
-        return self.model_.ood_score(self._inputs(X))
+        inputs = self._inputs(X)
+        return self.model_.ood_score(inputs)
 
     # -- identity and files ------------------------------------------------------------------
 

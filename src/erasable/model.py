@@ -145,6 +145,16 @@ class Model:
         """The statistics the ridge head is derived from: features, or embeddings under the identity map."""
         return self.feature_moments if self.feature_moments is not None else self.embedding_moments
 
+    @property
+    def ridge_unit(self) -> float:
+        """Square of the fixed-point scale of the ridge features: their integer value per natural unit.
+
+        The ridge penalty is ``alpha * ridge_unit``, so ``alpha`` has scikit-learn's meaning
+        for features in natural units (embedding units, halved per bit of feature-map shift).
+        """
+        shift = self.config.feature_map.get("shift", 0)
+        return 4.0 ** (self.config.scale_bits - shift)
+
     def certificate(self) -> str:
         """SHA-256 of the canonical config and statistics: equal iff the states are equal."""
         h = hashlib.sha256(CERTIFICATE_DOMAIN)
@@ -336,7 +346,7 @@ class Model:
         ridge_moments = features if features is not None else embedding
         if isinstance(ridge, RidgeHead) and ridge_moments.count > 0:
             width = ridge_moments.dim
-            rank = quantized.shape[0] + 2
+            rank = quantized.shape[0] + 1
             if rank <= width // 4 and ridge.rank_since_refresh + rank <= width:
                 rows = self.features(quantized) if features is not None else quantized.astype(np.float64)
                 self._heads["ridge"] = ridge.updated(rows, sign, ridge_moments)
@@ -357,7 +367,7 @@ class Model:
 
     def _derive(self, kind: HeadKind) -> Head:
         if kind == "ridge":
-            return RidgeHead.from_moments(self.ridge_moments, alpha=self.config.alpha)
+            return RidgeHead.from_moments(self.ridge_moments, alpha=self.config.alpha, unit=self.ridge_unit)
         if kind == "prototype":
             return PrototypeHead.from_moments(self.embedding_moments, metric=self.config.metric)
         return GaussianHead.from_moments(self.embedding_moments, shrinkage=self.config.shrinkage)

@@ -1,0 +1,646 @@
+"""The command line: ``erasable learn | forget | predict | certify | info``.
+
+Every command works on one model file (see :mod:`erasable.model_file`), which is only
+ever replaced whole, after the command succeeded: a failing command leaves it unchanged.
+User errors (missing or corrupted files, malformed data, unknown ids) print one red line
+on stderr and exit with code 2; ``certify`` exits with 1 when the certificates differ.
+
+Typical session::
+
+    erasable learn model.erasable train.npz --split train --width 2048
+    erasable predict model.erasable test.npz --split test --top-k 3 --output predictions.csv
+    erasable forget model.erasable --subject alice
+    erasable certify model.erasable
+
+The vector readers (:func:`read_vectors` and its helpers) accept NPY, NPZ and CSV files;
+they depend on numpy only.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import typer
+from numpy.typing import NDArray
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from erasable import __version__
+from erasable.estimator import ErasableClassifier
+from erasable.ledger import UnknownSampleError
+from erasable.model import CHUNK_ROWS, HeadKind, Model
+from erasable.model_file import load_model, save_model
+from erasable.moments import canonical_labels
+
+__all__ = ["Columns", "DataError", "VectorData", "app", "read_vectors"]
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    help="Classification whose knowledge can be added and removed exactly.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+# -- reading vectors ---------------------------------------------------------------------------
+
+
+class DataError(ValueError):
+    """A data file that cannot be used: unreadable, malformed, non-numeric or non-finite."""
+
+
+@dataclass(frozen=True)
+class Columns:
+    """CSV columns holding the label, the sample id and the subject; all others are features."""
+
+    label: str = "label"
+    id: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class VectorData:
+    """Vectors (n, d) and, when the file has them, their labels, ids and subjects."""
+
+    vectors: NDArray[np.float64]
+    labels: NDArray[np.generic] | None = None
+    ids: list[str] | None = None
+    subjects: list[str | None] | None = None
+
+
+def read_vectors(
+    path: Path,
+    *,
+    columns: Columns = Columns(),
+    split: str | None = None,
+    labels_file: Path | None = None,
+) -> VectorData:
+    """Read and validate vectors from an NPY, NPZ or CSV file.
+
+    NPZ: arrays ``X``, ``y``, ``ids``, ``subjects`` (``X_<split>``, ``y_<split>``, ... with
+    ``split``). NPY: vectors only. CSV: a header row, numeric feature columns and the
+    ``columns`` named. ``labels_file`` (NPY, or text with one label per line), when given,
+    supplies the labels. Rows are counted from 1 in error messages.
+    """
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise DataError(f"No such data file: {path}")
+    if split is not None and suffix != ".npz":
+        raise DataError("--split applies to NPZ files only.")
+    if suffix == ".npz":
+        data = _read_npz(path, split)
+    elif suffix == ".npy":
+        data = VectorData(_numeric_matrix(_load_npy(path), path))
+    elif suffix == ".csv":
+        data = _read_csv(path, columns)
+    else:
+        raise DataError(f"Unknown data format {path.suffix!r} of {path}: use .npy, .npz or .csv.")
+    if labels_file is not None:
+        data = replace(data, labels=read_labels_file(labels_file))
+    _check_lengths(data, path)
+    return data
+
+
+def read_labels_file(path: Path) -> NDArray[np.generic]:
+    """Labels from an NPY array or a text file with one label per line."""
+    if path.suffix.lower() == ".npy":
+        return canonical_labels(_load_npy(path))
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"Cannot read labels file {path}: {exc}") from exc
+    return _labels_from_strings([line.strip() for line in lines], lambda r: f"{path}: line {r + 1}")
+
+
+def _load_npy(path: Path) -> NDArray[Any]:
+    try:
+        return np.asarray(np.load(path, allow_pickle=False))
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"Cannot read {path} as NPY: {exc}") from exc
+
+
+def _read_npz(path: Path, split: str | None) -> VectorData:
+    suffix = "" if split is None else f"_{split}"
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            found = {
+                key: archive[key + suffix] for key in ("X", "y", "ids", "subjects") if key + suffix in names
+            }
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"Cannot read {path} as NPZ: {exc}") from exc
+    if "X" not in found:
+        raise DataError(
+            f"{path} has no array 'X{suffix}' (it has {', '.join(names) or 'none'}); "
+            "use --split NAME for arrays named X_NAME, y_NAME."
+        )
+    return VectorData(
+        vectors=_numeric_matrix(found["X"], path),
+        labels=canonical_labels(found["y"]) if "y" in found else None,
+        ids=_string_list(found["ids"], f"{path}: ids") if "ids" in found else None,
+        subjects=_subject_list(found["subjects"], path) if "subjects" in found else None,
+    )
+
+
+def _numeric_matrix(array: NDArray[Any], path: Path) -> NDArray[np.float64]:
+    """Check that ``array`` is a non-empty, finite, numeric (n, d) matrix; return it as float64."""
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise DataError(f"{path}: expected a non-empty 2-D array of vectors, got shape {array.shape}.")
+    if array.dtype.kind not in "iuf":
+        raise DataError(f"{path}: vectors must be numeric, got dtype {array.dtype}.")
+    vectors = array.astype(np.float64)
+    _check_finite(vectors, lambda r: f"{path}: row {r + 1}", [str(c + 1) for c in range(vectors.shape[1])])
+    return vectors
+
+
+def _check_finite(vectors: NDArray[np.float64], where: Callable[[int], str], names: Sequence[str]) -> None:
+    bad = np.argwhere(~np.isfinite(vectors))
+    if bad.size:
+        row, col = (int(i) for i in bad[0])
+        raise DataError(f"{where(row)}, column {names[col]}: value {vectors[row, col]} is not finite.")
+
+
+def _string_list(array: NDArray[Any], what: str) -> list[str]:
+    if array.ndim != 1 or array.dtype.kind not in "iuUS":
+        raise DataError(
+            f"{what} must be a 1-D array of integers or strings, got {array.dtype} {array.shape}."
+        )
+    return [str(v) for v in array.tolist()]
+
+
+def _subject_list(array: NDArray[Any], path: Path) -> list[str | None]:
+    """Subjects as strings; an empty string means "no subject"."""
+    return [s or None for s in _string_list(array, f"{path}: subjects")]
+
+
+def _labels_from_strings(values: list[str], where: Callable[[int], str]) -> NDArray[np.generic]:
+    """Labels read as text: integers if every one is an integer, strings otherwise."""
+    for row, value in enumerate(values):
+        if not value:
+            raise DataError(f"{where(row)}: empty label.")
+    try:
+        return np.array([int(v) for v in values], dtype=np.int64)
+    except ValueError:
+        return np.array(values, dtype=str)
+
+
+def _read_csv(path: Path, columns: Columns) -> VectorData:
+    rows: list[NDArray[np.float64]] = []
+    lines: list[int] = []
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = [name.strip() for name in next(reader, [])]
+            feature_columns = _feature_columns(header, columns, path)
+            named = {
+                name: header.index(name)
+                for name in (columns.label, columns.id, columns.subject)
+                if name is not None and name in header
+            }
+            cells: dict[str, list[str]] = {name: [] for name in named}
+            for record in reader:
+                if not record:
+                    continue
+                at = f"{path}: row {len(rows) + 1} (line {reader.line_num})"
+                if len(record) != len(header):
+                    raise DataError(f"{at}: {len(record)} cells but the header has {len(header)}.")
+                rows.append(_parse_row(record, feature_columns, header, at))
+                lines.append(reader.line_num)
+                for name, column in named.items():
+                    cells[name].append(record[column].strip())
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"Cannot read {path} as CSV: {exc}") from exc
+    if not rows:
+        raise DataError(f"{path} has no data rows.")
+
+    def where(row: int) -> str:
+        return f"{path}: row {row + 1} (line {lines[row]})"
+
+    vectors = np.stack(rows)
+    _check_finite(vectors, where, [repr(header[c]) for c in feature_columns])
+    return _csv_data(vectors, cells, columns, where)
+
+
+def _feature_columns(header: list[str], columns: Columns, path: Path) -> list[int]:
+    """Indices of the feature columns; explicitly named id/subject columns must exist."""
+    if not header:
+        raise DataError(f"{path} is empty: a header row is expected.")
+    for option, name in (("--id-column", columns.id), ("--subject-column", columns.subject)):
+        if name is not None and name not in header:
+            raise DataError(f"{path} has no column {name!r} ({option}); columns: {', '.join(header)}.")
+    special = {columns.label, columns.id, columns.subject}
+    features = [i for i, name in enumerate(header) if name not in special]
+    if not features:
+        raise DataError(f"{path} has no feature columns.")
+    return features
+
+
+def _parse_row(
+    record: list[str], feature_columns: list[int], header: list[str], where: str
+) -> NDArray[np.float64]:
+    """The feature cells of one CSV record as floats; a bad cell is reported by column."""
+    cells = [record[i] for i in feature_columns]
+    try:
+        return np.array(cells, dtype=np.float64)
+    except ValueError:
+        for i, cell in zip(feature_columns, cells, strict=True):
+            try:
+                float(cell)
+            except ValueError:
+                raise DataError(f"{where}, column {header[i]!r}: {cell!r} is not a number.") from None
+        raise
+
+
+def _csv_data(
+    vectors: NDArray[np.float64], cells: dict[str, list[str]], columns: Columns, where: Callable[[int], str]
+) -> VectorData:
+    """Assemble CSV columns into :class:`VectorData`; ids must not be empty."""
+    labels = cells.get(columns.label)
+    ids = cells.get(columns.id or "")
+    subjects = cells.get(columns.subject or "")
+    if ids is not None and "" in ids:
+        raise DataError(f"{where(ids.index(''))}: empty id.")
+    return VectorData(
+        vectors=vectors,
+        labels=None if labels is None else _labels_from_strings(labels, where),
+        ids=ids,
+        subjects=None if subjects is None else [s or None for s in subjects],
+    )
+
+
+def _check_lengths(data: VectorData, path: Path) -> None:
+    n = data.vectors.shape[0]
+    for what, values in (("labels", data.labels), ("ids", data.ids), ("subjects", data.subjects)):
+        if values is not None and len(values) != n:
+            raise DataError(f"{path}: {n} vectors but {len(values)} {what}.")
+
+
+# -- shared helpers ----------------------------------------------------------------------------
+
+
+class CliError(ValueError):
+    """A command's arguments contradict each other or the model."""
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn user errors into one red line on stderr and exit code 2 (no traceback)."""
+    try:
+        yield
+    except (ValueError, UnknownSampleError, OSError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        err_console.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _say(name: str, value: object) -> None:
+    """Print ``name: value`` with the value taken literally (no markup), never wrapped."""
+    console.print(f"[bold]{name}:[/] {escape(str(value))}", soft_wrap=True)
+
+
+def _check_dimension(model: Model, data: VectorData, path: Path) -> None:
+    if data.vectors.shape[1] != model.config.input_dim:
+        raise DataError(
+            f"{path} has vectors of dimension {data.vectors.shape[1]}, "
+            f"the model expects {model.config.input_dim}."
+        )
+
+
+def _summary(model: Model) -> None:
+    shown = ", ".join(str(c) for c in model.classes[:20])
+    more = f", … ({len(model.classes) - 20} more)" if len(model.classes) > 20 else ""
+    _say("samples", model.count)
+    _say("classes", f"{len(model.classes)}: {shown}{more}")
+    _say("certificate", model.certificate())
+
+
+ModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help="Model file, e.g. model.erasable.")]
+DataArg = Annotated[Path, typer.Argument(metavar="DATA", help="Vectors: .npz, .npy or .csv.")]
+LabelColumn = Annotated[
+    str, typer.Option("--label-column", "--labels", help="CSV column holding the labels.")
+]
+IdColumn = Annotated[str | None, typer.Option(help="CSV column holding sample ids.")]
+SplitOption = Annotated[str | None, typer.Option(help="NPZ: read X_SPLIT, y_SPLIT, ... instead of X, y, ...")]
+
+
+# -- learn -------------------------------------------------------------------------------------
+
+
+@app.command()
+def learn(
+    model_path: ModelArg,
+    data_path: DataArg,
+    label_column: LabelColumn = "label",
+    labels_file: Annotated[
+        Path | None, typer.Option(help="Labels: .npy or text, one per line (needed for .npy DATA).")
+    ] = None,
+    id_column: IdColumn = None,
+    subject_column: Annotated[str | None, typer.Option(help="CSV column holding subjects.")] = None,
+    split: SplitOption = None,
+    head: Annotated[
+        HeadKind | None, typer.Option(help="Head used for predictions.", show_default="ridge")
+    ] = None,
+    feature_map: Annotated[
+        Literal["random_relu", "identity"] | None,
+        typer.Option(help="Features of the ridge head.", show_default="random_relu"),
+    ] = None,
+    width: Annotated[int | None, typer.Option(help="Random ReLU width.", show_default="4096")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random projection seed.", show_default="0")] = None,
+    scale_bits: Annotated[
+        int | None,
+        typer.Option(help="Fixed-point scale: |x| must stay below 2**(15-bits).", show_default="13"),
+    ] = None,
+    alpha: Annotated[float | None, typer.Option(help="Ridge penalty; chosen by GCV when omitted.")] = None,
+) -> None:
+    """Learn labelled vectors into MODEL, creating it if it does not exist.
+
+    Ids come from the data (NPZ array ids, CSV --id-column) or are consecutive integers
+    continuing the model's. The configuration options apply when MODEL is created; when it
+    exists they may be omitted, or must match it.
+
+    Example: erasable learn model.erasable train.npz --split train --width 2048
+    """
+    with _user_errors():
+        data = read_vectors(
+            data_path,
+            columns=Columns(label_column, id_column, subject_column),
+            split=split,
+            labels_file=labels_file,
+        )
+        if data.labels is None:
+            raise DataError(
+                f"{data_path} has no labels: CSV needs a {label_column!r} column (--label-column), "
+                "NPZ an array y, NPY a --labels-file."
+            )
+        options = {
+            "head": head,
+            "feature_map": feature_map,
+            "width": width,
+            "seed": seed,
+            "scale_bits": scale_bits,
+            "alpha": alpha,
+        }
+        model = _open_or_create(model_path, {k: v for k, v in options.items() if v is not None}, data)
+        _learn_in_chunks(model, data, data.labels)
+        save_model(model, model_path)
+    console.print(f"Learned {data.vectors.shape[0]} samples into {escape(str(model_path))}.", soft_wrap=True)
+    _summary(model)
+
+
+def _open_or_create(path: Path, options: dict[str, Any], data: VectorData) -> Model:
+    """The model at ``path``, or a new one configured by ``options`` for the data's dimension."""
+    if not path.exists():
+        model = Model(ErasableClassifier(**options)._config(data.vectors.shape[1]))
+    else:
+        model = load_model(path)
+        if options:
+            params = {**ErasableClassifier.from_model(model).get_params(), **options}
+            wanted = ErasableClassifier(**params)._config(model.config.input_dim).to_dict()
+            differing = [
+                f"{k} is {v}, not {wanted[k]}" for k, v in model.config.to_dict().items() if wanted[k] != v
+            ]
+            if differing:
+                raise CliError(
+                    f"{path} exists with another configuration ({'; '.join(differing)}); "
+                    "omit the configuration options to add to it."
+                )
+    _check_dimension(model, data, path)
+    return model
+
+
+def _learn_in_chunks(model: Model, data: VectorData, labels: NDArray[np.generic]) -> None:
+    """``model.learn`` on consecutive chunks of the data, with a progress bar."""
+    n = data.vectors.shape[0]
+    if data.ids is not None:
+        model.registry.check_new_ids(data.ids)
+    progress = Progress(
+        TextColumn("Learning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console
+    )
+    with progress:
+        advance = partial(progress.advance, progress.add_task("learn", total=n))
+        for start in range(0, n, CHUNK_ROWS):
+            rows = slice(start, start + CHUNK_ROWS)
+            model.learn(
+                data.vectors[rows],
+                labels[rows],
+                ids=None if data.ids is None else data.ids[rows],
+                subjects=None if data.subjects is None else data.subjects[rows],
+                progress=advance,
+            )
+
+
+# -- forget ------------------------------------------------------------------------------------
+
+
+@app.command()
+def forget(
+    model_path: ModelArg,
+    ids: Annotated[
+        list[str] | None, typer.Option("--id", help="Id of a sample to forget (repeatable).")
+    ] = None,
+    ids_file: Annotated[Path | None, typer.Option(help="Text file of ids to forget, one per line.")] = None,
+    subjects: Annotated[
+        list[str] | None, typer.Option("--subject", help="Forget every sample of this subject (repeatable).")
+    ] = None,
+) -> None:
+    """Forget samples by id or by subject, exactly: the result equals learning only the rest.
+
+    Prints the receipt: the number of samples removed and the certificates before and after.
+
+    Example: erasable forget model.erasable --id 17 --id 42
+    """
+    with _user_errors():
+        id_list, subject_list = _forget_request(ids, ids_file, subjects)
+        model = load_model(model_path)
+        receipt = model.forget(ids=id_list, subjects=subject_list)
+        save_model(model, model_path)
+    console.print(f"Forgot {len(receipt.ids)} samples from {escape(str(model_path))}.", soft_wrap=True)
+    _say("certificate before", receipt.certificate_before)
+    _say("certificate after", receipt.certificate_after)
+    _say("samples left", model.count)
+
+
+def _forget_request(
+    ids: list[str] | None, ids_file: Path | None, subjects: list[str] | None
+) -> tuple[list[str] | None, list[str] | None]:
+    """The ids or the subjects to forget; exactly one kind of request is allowed."""
+    if sum(x is not None for x in (ids, ids_file, subjects)) != 1:
+        raise CliError("Name what to forget with exactly one of --id, --ids-file or --subject.")
+    if ids_file is not None:
+        lines = ids_file.read_text(encoding="utf-8").splitlines()
+        ids = [line.strip() for line in lines if line.strip()]
+        if not ids:
+            raise CliError(f"{ids_file} lists no ids.")
+    return ids, subjects
+
+
+# -- predict -----------------------------------------------------------------------------------
+
+
+@app.command()
+def predict(
+    model_path: ModelArg,
+    data_path: DataArg,
+    output: Annotated[Path | None, typer.Option(help="Write the predictions to this CSV file.")] = None,
+    proba: Annotated[
+        bool, typer.Option("--proba", help="Add the probability of each predicted label.")
+    ] = False,
+    head: Annotated[HeadKind | None, typer.Option(help="Head to use.", show_default="the model's")] = None,
+    top_k: Annotated[int, typer.Option(min=1, help="Number of labels per row, best first.")] = 1,
+    label_column: LabelColumn = "label",
+    id_column: IdColumn = None,
+    split: SplitOption = None,
+) -> None:
+    """Predict labels for the vectors in DATA, with an out-of-distribution score.
+
+    Columns: id; prediction, prediction_2, ... up to --top-k, each followed by its
+    probability with --proba (probability, probability_2, ...); ood_score, the squared
+    Mahalanobis distance to the nearest class mean. A CSV label column, if present, is ignored.
+
+    Example: erasable predict model.erasable test.npz --split test --top-k 3 --proba
+    """
+    with _user_errors():
+        model = load_model(model_path)
+        data = read_vectors(data_path, columns=Columns(label_column, id_column), split=split)
+        _check_dimension(model, data, data_path)
+        if top_k > len(model.classes):
+            raise CliError(f"--top-k {top_k} but the model has {len(model.classes)} classes.")
+        header, rows = _predictions(model, data, head, proba, top_k)
+        if output is not None:
+            with output.open("w", newline="", encoding="utf-8") as handle:
+                csv.writer(handle).writerows([header, *rows])
+    if output is not None:
+        console.print(f"Wrote {len(rows)} predictions to {escape(str(output))}.", soft_wrap=True)
+        return
+    table = Table(*header)
+    for row in rows:
+        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else escape(str(v)) for v in row))
+    console.print(table)
+
+
+def _predictions(
+    model: Model, data: VectorData, head: HeadKind | None, proba: bool, top_k: int
+) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of the prediction table, computed chunk by chunk."""
+    header = ["id"]
+    for rank in range(1, top_k + 1):
+        suffix = "" if rank == 1 else f"_{rank}"
+        header += [f"prediction{suffix}", f"probability{suffix}"] if proba else [f"prediction{suffix}"]
+    header.append("ood_score")
+    ids = data.ids if data.ids is not None else [str(i) for i in range(data.vectors.shape[0])]
+    classes = model.classes
+    rows: list[list[Any]] = []
+    for start in range(0, data.vectors.shape[0], CHUNK_ROWS):
+        chunk = data.vectors[start : start + CHUNK_ROWS]
+        scores = model.predict_proba(chunk, head) if proba else model.decision_function(chunk, head)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
+        for i, (ranked, ood) in enumerate(zip(best, model.ood_score(chunk), strict=True)):
+            row: list[Any] = [ids[start + i]]
+            for c in ranked:
+                row += [classes[c], float(scores[i, c])] if proba else [classes[c]]
+            rows.append([*row, float(ood)])
+    return header, rows
+
+
+# -- certify and info --------------------------------------------------------------------------
+
+
+@app.command()
+def certify(model_path: ModelArg) -> None:
+    """Recompute the statistics from the live samples and compare certificates.
+
+    Exits with 0 when the model's certificate equals that of a refit from scratch, 1 if not.
+
+    Example: erasable certify model.erasable
+    """
+    with _user_errors():
+        model = load_model(model_path)
+        refit = model.refit()
+    stored, recomputed = model.certificate(), refit.certificate()
+    _say("model certificate", stored)
+    _say("refit certificate", recomputed)
+    if stored != recomputed:
+        err_console.print("[bold red]MISMATCH:[/] the statistics are not those of the live samples.")
+        raise typer.Exit(1)
+    console.print(f"[bold green]OK:[/] the statistics are exactly those of the {model.count} live samples.")
+
+
+@app.command()
+def info(
+    model_path: ModelArg,
+    top: Annotated[int, typer.Option(min=0, help="Number of classes listed, largest first.")] = 10,
+) -> None:
+    """Show a model's configuration, class counts, certificate and sizes.
+
+    Example: erasable info model.erasable --top 20
+    """
+    with _user_errors():
+        model = load_model(model_path)
+        file_size = model_path.stat().st_size
+    config = Table("setting", "value", title="configuration")
+    for key, value in model.config.to_dict().items():
+        config.add_row(key, escape(str(value)))
+    console.print(config)
+    counts = Table(
+        "class", "samples", title=f"largest {min(top, len(model.classes))} of {len(model.classes)} classes"
+    )
+    class_counts = model.embedding_moments.class_counts.tolist()
+    for index in sorted(range(len(class_counts)), key=lambda i: -class_counts[i])[:top]:
+        counts.add_row(escape(str(model.classes[index])), str(class_counts[index]))
+    console.print(counts)
+    statistics = [model.embedding_moments] + ([model.feature_moments] if model.feature_moments else [])
+    _say("samples", model.count)
+    _say("subjects", len({s for s in model.registry.subjects if s is not None}))
+    _say("certificate", model.certificate())
+    _say("file size", _bytes(file_size))
+    _say("statistics memory", _bytes(sum(a.nbytes for m in statistics for a in m.arrays().values())))
+    _say("samples memory", _bytes(model.registry.embeddings.nbytes))
+
+
+def _bytes(n: int) -> str:
+    """``n`` bytes in a human unit."""
+    if n < 1024:
+        return f"{n} B"
+    size, unit = n / 1024, "KiB"
+    for larger in ("MiB", "GiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, larger
+    return f"{size:.1f} {unit}"
+
+
+# -- version -----------------------------------------------------------------------------------
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"erasable {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """Classification whose knowledge can be added and removed exactly.
+
+    Learning adds integer statistics, forgetting subtracts them: the model after any
+    sequence of learn and forget is bit-identical to one learned from scratch on what
+    remains, and its certificate (SHA-256) proves it.
+    """

@@ -1,0 +1,98 @@
+"""Integer-exact products through float BLAS, checked against int64 arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from erasable.exact import (
+    INT16_MAX,
+    GramAccumulator,
+    OverflowRiskError,
+    check_accumulator_range,
+    exact_matmul,
+    exact_transpose_matmul,
+    quantize,
+)
+
+int16_matrices = arrays(
+    np.int64,
+    st.tuples(st.integers(1, 40), st.integers(1, 7)),
+    elements=st.integers(-INT16_MAX, INT16_MAX),
+)
+
+
+def test_quantize_rounds_to_fixed_point() -> None:
+    assert quantize([[0.5, -0.26, 0.0]], scale_bits=4).tolist() == [[8, -4, 0]]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_quantize_rejects_non_finite(bad: float) -> None:
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        quantize([[0.1, bad]], scale_bits=8)
+
+
+def test_quantize_refuses_overflow_unless_saturating() -> None:
+    with pytest.raises(OverflowRiskError, match="scale_bits=13"):
+        quantize([[4.5]], scale_bits=13)
+    assert quantize([[4.5, -9.0]], scale_bits=13, saturate=True).tolist() == [[INT16_MAX, -INT16_MAX]]
+
+
+@given(int16_matrices)
+@settings(max_examples=60, deadline=None)
+def test_gram_is_exact(rows: np.ndarray) -> None:
+    accumulator = GramAccumulator(rows.shape[1])
+    accumulator.add(rows.astype(np.float64))
+    assert np.array_equal(accumulator.result(), np.triu(rows.T @ rows))
+
+
+def test_gram_flushes_before_losing_exactness(rng: np.random.Generator) -> None:
+    rows = rng.integers(-INT16_MAX, INT16_MAX, size=(50, 5))
+    accumulator = GramAccumulator(5)
+    accumulator._rows_per_flush = 7  # force many flushes, including mid-batch
+    for start in range(0, 50, 9):
+        accumulator.add(rows[start : start + 9].astype(np.float64))
+    assert np.array_equal(accumulator.result(), np.triu(rows.T @ rows))
+
+
+def test_gram_near_the_float64_limit_is_exact() -> None:
+    """Sums of 2**10 products of ±2**15 reach 2**40: beyond int32 and float32, exact here."""
+    rows = np.full((1024, 2), -(2**15), dtype=np.int64)
+    rows[::2, 1] = 2**15 - 1
+    accumulator = GramAccumulator(2)
+    accumulator.add(rows.astype(np.float64))
+    assert np.array_equal(accumulator.result(), np.triu(rows.T @ rows))
+
+
+def test_gram_rejects_values_outside_int16() -> None:
+    with pytest.raises(OverflowRiskError):
+        GramAccumulator(1).add(np.array([[2.0**20]]))
+
+
+@given(int16_matrices, st.integers(1, 5), st.integers(0, 2**31))
+@settings(max_examples=60, deadline=None)
+def test_transpose_matmul_is_exact(a: np.ndarray, k: int, seed: int) -> None:
+    b = np.random.default_rng(seed).integers(-INT16_MAX, INT16_MAX, size=(a.shape[0], k))
+    assert np.array_equal(exact_transpose_matmul(a.astype(np.float64), b.astype(np.float64)), a.T @ b)
+
+
+@given(int16_matrices, st.integers(0, 2**31))
+@settings(max_examples=60, deadline=None)
+def test_projection_is_exact_in_float32_or_float64(a: np.ndarray, seed: int) -> None:
+    signs = np.random.default_rng(seed).choice([-1, 1], size=(a.shape[1], 9))
+    assert np.array_equal(exact_matmul(a.astype(np.int16), signs.astype(np.float32)), a @ signs)
+
+
+def test_matmul_refuses_inexact_products() -> None:
+    big = np.full((1, 4), 2.0**30)
+    with pytest.raises(OverflowRiskError):
+        exact_matmul(big, big.T)
+
+
+def test_accumulator_range_guard() -> None:
+    check_accumulator_range(2**32)
+    with pytest.raises(OverflowRiskError):
+        check_accumulator_range(2**32 + 1)

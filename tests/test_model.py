@@ -1,0 +1,133 @@
+"""Model behaviour: bad input changes nothing; forgetting is served without a refit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from erasable.heads import RidgeHead
+from erasable.ledger import UnknownSampleError
+from erasable.model import Model, ModelConfig
+from erasable.moments import MomentsMismatchError
+from tests.conftest import relu_config, unit_rows
+
+
+def snapshot(model: Model) -> tuple[str, list[str], bytes]:
+    return model.certificate(), list(model.registry.ids), model.registry.embeddings.tobytes()
+
+
+BAD_LEARNS: dict[str, tuple[Callable[[np.ndarray], dict], type[Exception], str]] = {
+    "nan": (lambda x: {"embeddings": np.where(np.arange(6) == 2, np.nan, x[:3])}, ValueError, "NaN"),
+    "inf": (lambda x: {"embeddings": np.full((2, 6), np.inf)}, ValueError, "infinity"),
+    "wrong dimension": (lambda x: {"embeddings": x[:2, :5]}, ValueError, "shape"),
+    "empty batch": (lambda x: {"embeddings": x[:0], "labels": []}, ValueError, "Empty batch"),
+    "too large": (lambda x: {"embeddings": x[:2] * 100}, ValueError, "scale_bits"),
+    "duplicate ids in batch": (lambda x: {"ids": ["n1", "n1", "n2"]}, ValueError, "Duplicate ids"),
+    "ids already learned": (lambda x: {"ids": ["n1", "s5", "n2"]}, ValueError, "already learned"),
+    "label count": (lambda x: {"labels": ["cat"]}, ValueError, "labels"),
+    "label type": (lambda x: {"labels": [1, 2, 1]}, MomentsMismatchError, "integer and string"),
+    "float labels": (lambda x: {"labels": [0.5, 1.0, 1.0]}, ValueError, "whole numbers"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LEARNS))
+def test_bad_learn_is_refused_and_changes_nothing(small_model: Model, rng: np.random.Generator, case: str) -> None:
+    make, error, message = BAD_LEARNS[case]
+    x = unit_rows(rng, 3, 6)
+    kwargs = {"embeddings": x, "labels": ["cat", "dog", "cat"], "ids": ["n1", "n2", "n3"]}
+    kwargs.update(make(x))
+    if "ids" in kwargs and len(kwargs["ids"]) != len(kwargs["embeddings"]):
+        kwargs["ids"] = [f"n{i}" for i in range(len(kwargs["embeddings"]))]
+    small_model.head()  # a cached head must survive the failure too
+    before = snapshot(small_model)
+    with pytest.raises(error, match=message):
+        small_model.learn(kwargs.pop("embeddings"), kwargs.pop("labels"), **kwargs)
+    assert snapshot(small_model) == before
+    assert np.array_equal(small_model.head().weights, RidgeHead.from_moments(small_model.feature_moments, 0.1, small_model.ridge_unit).weights)
+
+
+BAD_FORGETS: dict[str, tuple[dict, type[Exception], str]] = {
+    "unknown id": ({"ids": ["s1", "nope"]}, UnknownSampleError, "nope"),
+    "repeated id": ({"ids": ["s1", "s1"]}, ValueError, "twice"),
+    "no ids": ({"ids": []}, ValueError, "Empty"),
+    "unknown subject": ({"subjects": ["u0", "nobody"]}, UnknownSampleError, "nobody"),
+    "nothing named": ({}, ValueError, "exactly one"),
+    "two selectors": ({"ids": ["s1"], "subjects": ["u1"]}, ValueError, "exactly one"),
+    "sample not live": ({"embeddings": np.full((1, 6), 0.1), "labels": ["cat"]}, UnknownSampleError, "not live"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FORGETS))
+def test_bad_forget_is_refused_and_changes_nothing(small_model: Model, case: str) -> None:
+    kwargs, error, message = BAD_FORGETS[case]
+    before = snapshot(small_model)
+    with pytest.raises(error, match=message):
+        small_model.forget(**kwargs)
+    assert snapshot(small_model) == before
+
+
+def test_forget_by_subject_removes_every_sample_of_it(small_model: Model) -> None:
+    receipt = small_model.forget(subjects=["u2"])
+    assert len(receipt.ids) == 10 and all(int(i[1:]) % 6 == 2 for i in receipt.ids)
+    assert receipt.certificate_after == small_model.refit().certificate() != receipt.certificate_before
+
+
+def test_a_class_disappears_with_its_last_sample(small_model: Model) -> None:
+    eels = [i for i, label in zip(small_model.registry.ids, small_model.registry.labels, strict=True) if label == "eel"]
+    small_model.forget(ids=eels)
+    assert small_model.classes == ("cat", "dog")
+    assert small_model.predict_proba(unit_rows(np.random.default_rng(0), 2, 6)).shape == (2, 2)
+
+
+def test_merge_refuses_other_configs(small_model: Model) -> None:
+    other = Model(relu_config(alpha=0.2))
+    other.learn(unit_rows(np.random.default_rng(1), 2, 6), ["cat", "dog"], ids=["o1", "o2"])
+    with pytest.raises(MomentsMismatchError, match="alpha"):
+        small_model.merge(other)
+    clash = Model(small_model.config)
+    clash.learn(unit_rows(np.random.default_rng(1), 1, 6), ["cat"], ids=["s3"])
+    before = snapshot(small_model)
+    with pytest.raises(ValueError, match="already learned"):
+        small_model.merge(clash)
+    assert snapshot(small_model) == before
+
+
+# The served ridge head after a forget (Woodbury) agrees with the canonical one (derived
+# from the Moments, same alpha) to this tolerance on the scores, relative to their largest:
+SERVED_TOLERANCE = 1e-8
+
+
+@pytest.mark.parametrize("alpha", [0.05, None])
+def test_served_forgets_agree_with_canonical_heads(rng: np.random.Generator, alpha: float | None) -> None:
+    config = relu_config(dim=8, width=64, alpha=alpha)
+    model = Model(config)
+    model.learn(unit_rows(rng, 400, 8), rng.integers(0, 5, 400), ids=range(400))
+    served = model.head()
+    assert isinstance(served, RidgeHead) and served.rank_since_refresh == 0
+    probe = unit_rows(rng, 50, 8)
+    for step in range(6):  # successive forgets, including a whole class
+        doomed = list(range(step * 7, step * 7 + 1 + step)) if step < 5 else None
+        if doomed is None:
+            doomed = [i for i, y in zip(model.registry.ids, model.registry.labels, strict=True) if y == 4]
+        model.forget(ids=doomed)
+        head = model.head()
+        assert isinstance(head, RidgeHead)
+        if len(doomed) + 2 <= 64 // 4:
+            assert head.rank_since_refresh > 0, "a small forget must be served by the low-rank update"
+        # The served head keeps its alpha (an automatic alpha is re-chosen by refresh()).
+        canonical = RidgeHead.from_moments(model.ridge_moments, alpha=head.alpha, unit=model.ridge_unit)
+        served_scores = model.decision_function(probe)
+        canonical_scores = canonical.decision_function(model.head_inputs(probe))
+        scale = np.abs(canonical_scores).max()
+        assert np.abs(served_scores - canonical_scores).max() <= SERVED_TOLERANCE * scale
+    assert model.classes == (0, 1, 2, 3)
+    model.refresh()
+    assert model.head().rank_since_refresh == 0
+
+
+def test_large_forgets_fall_back_to_canonical_recompute(small_model: Model) -> None:
+    small_model.head()
+    small_model.forget(ids=[f"s{i}" for i in range(20)])  # rank 22 > 24 // 4
+    assert small_model.head().rank_since_refresh == 0

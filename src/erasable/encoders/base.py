@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 __all__ = [
     "Encoder",
     "ForeignEncoderError",
+    "check_embeddings",
     "check_same_encoder",
     "make_identity",
     "sha256_file",
@@ -92,6 +93,28 @@ def check_same_encoder(expected_identity: str, encoder: Encoder) -> None:
             f"{encoder.identity!r}. Embeddings of different encoders are not comparable: encode with the "
             "model's own encoder, or build a new model."
         )
+
+
+def check_embeddings(embeddings: object, n: int, dim: int, name: str, offset: int = 0) -> NDArray[np.float32]:
+    """``embeddings`` as a float32 ``(n, dim)`` array of finite values, or a clear error.
+
+    ``offset`` is the position of the first row in the caller's input, for the message.
+
+    >>> check_embeddings([[1.0, float("nan")]], 1, 2, "toy", offset=7)
+    Traceback (most recent call last):
+    ...
+    ValueError: Encoder 'toy' produced non-finite values for the inputs at positions [7].
+    """
+    array = np.asarray(embeddings, dtype=np.float32)
+    if n == 0 and array.size == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    if array.shape != (n, dim):
+        raise ValueError(f"Encoder {name!r} returned shape {array.shape} for {n} inputs; expected ({n}, {dim}).")
+    bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    if bad.size:
+        positions = (bad[:10] + offset).tolist()
+        raise ValueError(f"Encoder {name!r} produced non-finite values for the inputs at positions {positions}.")
+    return array
 
 
 def sha256_file(path: str | Path) -> str:

@@ -86,4 +86,6 @@ def test_woodbury_learning_matches_canonical(data: tuple[np.ndarray, np.ndarray]
     head = RidgeHead.from_moments(Moments.from_samples(x[:200], y[:200]), alpha=1.0)
     grown = head.updated(x[200:203].astype(np.float64), +1, Moments.from_samples(x[:203], y[:203]))
     canonical = RidgeHead.from_moments(Moments.from_samples(x[:203], y[:203]), alpha=1.0)
-    np.testing.assert_allclose(grown.weights, canonical.weights, rtol=1e-8, atol=1e-12 * np.abs(canonical.weights).max())
+    np.testing.assert_allclose(
+        grown.weights, canonical.weights, rtol=1e-8, atol=1e-12 * np.abs(canonical.weights).max()
+    )

@@ -9,7 +9,7 @@ import pytest
 
 from erasable.heads import RidgeHead
 from erasable.ledger import UnknownSampleError
-from erasable.model import Model, ModelConfig
+from erasable.model import Model
 from erasable.moments import MomentsMismatchError
 from tests.conftest import relu_config, unit_rows
 
@@ -45,7 +45,10 @@ def test_bad_learn_is_refused_and_changes_nothing(small_model: Model, rng: np.ra
     with pytest.raises(error, match=message):
         small_model.learn(kwargs.pop("embeddings"), kwargs.pop("labels"), **kwargs)
     assert snapshot(small_model) == before
-    assert np.array_equal(small_model.head().weights, RidgeHead.from_moments(small_model.feature_moments, 0.1, small_model.ridge_unit).weights)
+    assert np.array_equal(
+        small_model.head().weights,
+        RidgeHead.from_moments(small_model.feature_moments, 0.1, small_model.ridge_unit).weights,
+    )
 
 
 BAD_FORGETS: dict[str, tuple[dict, type[Exception], str]] = {

@@ -85,7 +85,9 @@ def test_a_consistent_forgery_is_caught_by_the_certificate(small_model: Model, t
         load_model(path)
 
 
-def test_failed_save_leaves_the_previous_file(small_model: Model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_save_leaves_the_previous_file(
+    small_model: Model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "m.erasable"
     save_model(small_model, path)
     before = path.read_bytes()

@@ -68,7 +68,9 @@ def test_digest_sees_every_statistic(rng: np.random.Generator) -> None:
     x2[0, 0] += 1
     assert Moments.from_samples(x2, y).digest() != base.digest()
     assert Moments.from_samples(x, ["p", "p", "q", "q", "q"]).digest() != base.digest()
-    assert Moments.from_samples(x, [1, 2, 1, 2, 1]).digest() != Moments.from_samples(x, ["1", "2", "1", "2", "1"]).digest()
+    assert (
+        Moments.from_samples(x, [1, 2, 1, 2, 1]).digest() != Moments.from_samples(x, ["1", "2", "1", "2", "1"]).digest()
+    )
 
 
 def test_moments_are_immutable(rng: np.random.Generator) -> None:

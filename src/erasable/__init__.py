@@ -14,8 +14,8 @@ retraining from scratch on what remains, with a certificate (SHA-256) to prove i
 
 __version__ = "0.1.0"
 
-from erasable.estimator import ErasableClassifier  # noqa: E402
-from erasable.model import Model, ModelConfig  # noqa: E402
-from erasable.model_file import ModelFileError, load_model, save_model  # noqa: E402
+from erasable.estimator import ErasableClassifier
+from erasable.model import Model, ModelConfig
+from erasable.model_file import ModelFileError, load_model, save_model
 
 __all__ = ["ErasableClassifier", "Model", "ModelConfig", "ModelFileError", "__version__", "load_model", "save_model"]

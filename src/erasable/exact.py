@@ -73,7 +73,7 @@ def quantize(x: ArrayLike, scale_bits: int, *, saturate: bool = False) -> NDArra
     return scaled.astype(np.int16)
 
 
-def _max_abs(a: NDArray[np.floating]) -> float:
+def _max_abs(a: NDArray[np.number]) -> float:
     return float(np.abs(a).max()) if a.size else 0.0
 
 
@@ -103,7 +103,7 @@ def exact_transpose_matmul(a: NDArray[np.floating], b: NDArray[np.floating]) -> 
     return out
 
 
-def exact_matmul(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.float64]:
+def exact_matmul(a: NDArray[np.number], b: NDArray[np.number]) -> NDArray[np.float64]:
     """Exact ``a @ b`` for integer-valued arrays whose every dot product fits the mantissa.
 
     Uses float32 BLAS (twice the float64 speed) when ``inner * max|a| * max|b| < 2**24``,
@@ -124,7 +124,7 @@ def exact_matmul(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np
 class GramAccumulator:
     """Exact running sum of ``x.T @ x`` over batches of integer-valued rows.
 
-    The sum is kept in a float64 buffer updated in place by BLAS ``dsyrk`` (upper triangle
+    The sum is kept in a float64 buffer updated in place by BLAS ``dsyrk`` (one triangle
     only, half the work of a GEMM) and moved into an int64 total before the float64 buffer
     could lose exactness. Only the upper triangle of :meth:`result` is filled; the lower
     triangle is zero. That is the canonical layout of every Gram matrix in erasable.
@@ -135,10 +135,12 @@ class GramAccumulator:
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
+        # Fortran order: dsyrk writes it in place. Its lower triangle, in Fortran terms, is
+        # the upper triangle of the C-ordered view ``self._buffer.T``.
         self._buffer = np.zeros((dim, dim), dtype=np.float64, order="F")
         self._rows_in_buffer = 0
         self._rows_per_flush = _rows_per_exact_chunk(INT16_MAX + 1, INT16_MAX + 1)
-        self._total = np.zeros((dim, dim), dtype=np.int64)
+        self._total: NDArray[np.int64] | None = None
 
     def add(self, rows: NDArray[np.floating]) -> None:
         """Add ``rows.T @ rows``; ``rows`` is (n, dim), integer valued, within int16 range."""
@@ -152,19 +154,25 @@ class GramAccumulator:
             if self._rows_in_buffer + chunk.shape[0] > self._rows_per_flush:
                 self._flush()
             # chunk.T is a Fortran-ordered (dim, n) view: dsyrk(trans=0) forms chunk.T @ chunk
-            # in place in the Fortran-ordered buffer, without copying either array.
-            self._buffer = blas.dsyrk(1.0, chunk.T, beta=1.0, c=self._buffer, trans=0, lower=0, overwrite_c=1)
+            # in place, without copying either array.
+            self._buffer = blas.dsyrk(1.0, chunk.T, beta=1.0, c=self._buffer, trans=0, lower=1, overwrite_c=1)
             self._rows_in_buffer += chunk.shape[0]
 
     def _flush(self) -> None:
-        self._total += np.triu(self._buffer).astype(np.int64)
+        exact = self._buffer.T.astype(np.int64)  # C order, upper triangle; below it stays zero
+        self._total = exact if self._total is None else self._total + exact
         self._buffer.fill(0.0)
         self._rows_in_buffer = 0
 
     def result(self) -> NDArray[np.int64]:
-        """The exact int64 sum so far (upper triangle; zeros below the diagonal)."""
-        self._flush()
-        return self._total.copy()
+        """The exact int64 sum so far (upper triangle; zeros below the diagonal).
+
+        Later additions never write into the returned array (a flush builds a new total).
+        """
+        if self._rows_in_buffer or self._total is None:
+            self._flush()
+        assert self._total is not None
+        return self._total
 
 
 def check_accumulator_range(total_rows: int, bound_per_row: int = 2**30) -> None:
@@ -178,6 +186,4 @@ def check_accumulator_range(total_rows: int, bound_per_row: int = 2**30) -> None
     """
     limit = INT64_SAFE // bound_per_row
     if total_rows > limit:
-        raise OverflowRiskError(
-            f"{total_rows} samples could overflow the int64 statistics (limit {limit})."
-        )
+        raise OverflowRiskError(f"{total_rows} samples could overflow the int64 statistics (limit {limit}).")

@@ -172,9 +172,7 @@ class Model:
         """Validate shape and values, then quantize to int16 with the model's scale."""
         array = np.asarray(embeddings, dtype=np.float64)
         if array.ndim != 2 or array.shape[1] != self.config.input_dim:
-            raise ValueError(
-                f"Expected embeddings of shape (n, {self.config.input_dim}), got {array.shape}."
-            )
+            raise ValueError(f"Expected embeddings of shape (n, {self.config.input_dim}), got {array.shape}.")
         if array.shape[0] == 0:
             raise ValueError("Empty batch: at least one sample is required.")
         return quantize(array, self.config.scale_bits, saturate=saturate)
@@ -234,7 +232,9 @@ class Model:
             id_list, next_auto_id = self._auto_ids(n)
         elif len(id_list) != n:
             raise ValueError(f"{n} embeddings but {len(id_list)} ids.")
-        subject_list = [None] * n if subjects is None else [None if s is None else str(s) for s in subjects]
+        subject_list: list[str | None] = [
+            None if s is None else str(s) for s in (subjects if subjects is not None else [None] * n)
+        ]
         if len(subject_list) != n:
             raise ValueError(f"{n} embeddings but {len(subject_list)} subjects.")
         self._learn_quantized(quantized, y, id_list, subject_list, progress)
@@ -255,16 +255,15 @@ class Model:
 
     def _auto_ids(self, n: int) -> tuple[list[str], int]:
         """``n`` unused consecutive integer ids, and the next counter value."""
-        ids, candidate = [], self.next_auto_id
+        ids: list[str] = []
+        candidate = self.next_auto_id
         while len(ids) < n:
             if str(candidate) not in self.registry:
                 ids.append(str(candidate))
             candidate += 1
         return ids, candidate
 
-    def _combined(
-        self, embedding: Moments, features: Moments | None, sign: int
-    ) -> tuple[Moments, Moments | None]:
+    def _combined(self, embedding: Moments, features: Moments | None, sign: int) -> tuple[Moments, Moments | None]:
         """The statistics after adding (``sign=+1``) or removing (``-1``) a batch's."""
         combine = Moments.__add__ if sign > 0 else Moments.__sub__
         new_embedding = combine(self.embedding_moments, embedding)
@@ -318,9 +317,7 @@ class Model:
         if not isinstance(other, Model):
             raise TypeError(f"Can only merge a Model, got {type(other).__name__}.")
         if other.config != self.config:
-            differing = sorted(
-                k for k, v in self.config.to_dict().items() if other.config.to_dict().get(k) != v
-            )
+            differing = sorted(k for k, v in self.config.to_dict().items() if other.config.to_dict().get(k) != v)
             raise MomentsMismatchError(f"Cannot merge models with different configs (differ in {differing}).")
         self.registry.check_new_ids(other.registry.ids)
         new_embedding, new_features = self._combined(other.embedding_moments, other.feature_moments, +1)
@@ -331,9 +328,7 @@ class Model:
         )
         self.next_auto_id = max(self.next_auto_id, other.next_auto_id)
 
-    def _commit(
-        self, embedding: Moments, features: Moments | None, quantized: NDArray[np.int16], sign: int
-    ) -> None:
+    def _commit(self, embedding: Moments, features: Moments | None, quantized: NDArray[np.int16], sign: int) -> None:
         """Swap in new statistics and bring the cached heads along.
 
         The ridge head follows a small change by a Woodbury update (no refit); a change of

@@ -15,7 +15,8 @@ __all__ = ["Head", "class_means", "full_symmetric", "softmax", "within_class_sca
 class Head(Protocol):
     """Class scores for integer-valued vectors (float64), in the sorted class order."""
 
-    classes: tuple[Label, ...]
+    @property
+    def classes(self) -> tuple[Label, ...]: ...
 
     def decision_function(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]: ...
 

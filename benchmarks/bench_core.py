@@ -1,0 +1,212 @@
+"""Core engine benchmarks on the shared BANKING77 embeddings (issue 2), all in one run.
+
+* ingest   -- learn throughput vs the float64 SYRK roofline (the Gram of the same features);
+* forget   -- latency of forgetting 1 and 100 samples vs a refit from scratch; canonical refresh;
+* accuracy -- the three heads; 7 class-incremental phases vs joint fitting (certificates);
+* baseline -- recursive least squares with Woodbury updates (ACIL's formulation, batch 4096)
+              vs erasable's accumulate-then-solve: time ratio and agreement of predictions.
+
+Timings are medians over repeats (the machine is shared and noisy). Prints Markdown tables
+and writes them to ``benchmarks/results/core.md``.
+
+    python benchmarks/bench_core.py [--data PATH] [--repeats 5] [--width 4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from scipy.linalg import blas
+
+from erasable.estimator import ErasableClassifier
+from erasable.heads import RidgeHead
+from erasable.model import Model
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "banking77" / "all-MiniLM-L6-v2.npz"
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def bench_ingest(x: np.ndarray, y: np.ndarray, width: int, repeats: int) -> str:
+    clf = ErasableClassifier(width=width)
+    config = clf._config(x.shape[1])
+
+    def learn() -> None:
+        Model(config).learn(x, y)
+
+    features = Model(config).features(Model(config).quantize(x))  # same rows as the Gram sees
+
+    def syrk() -> None:
+        blas.dsyrk(1.0, features.T, trans=0, lower=0)
+
+    t_learn, t_syrk = median_time(learn, repeats), median_time(syrk, repeats)
+    n = x.shape[0]
+    return table(
+        f"Ingest: {n} samples, d={x.shape[1]} -> D={width} random ReLU features",
+        ["path", "seconds", "samples/s", "ratio to roofline"],
+        [
+            ["float64 SYRK of the feature Gram (roofline)", f"{t_syrk:.3f}", f"{n / t_syrk:,.0f}", "1.00"],
+            [
+                "erasable learn (quantize, features, all Moments)",
+                f"{t_learn:.3f}",
+                f"{n / t_learn:,.0f}",
+                f"{t_syrk / t_learn:.2f}",
+            ],
+        ],
+    )
+
+
+def bench_forget(x: np.ndarray, y: np.ndarray, width: int, repeats: int) -> str:
+    ids = np.arange(len(y))
+    clf = ErasableClassifier(width=width).fit(x, y, ids=ids)
+    clf.predict(x[:1])  # derive the served head
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in (1, 100):
+        latencies = []
+        for _ in range(repeats):
+            doomed = rng.choice(ids, size=k, replace=False)
+            start = time.perf_counter()
+            clf.forget(ids=doomed)
+            clf.predict(x[:1])  # served head ready
+            latencies.append(time.perf_counter() - start)
+            clf.partial_fit(x[doomed], y[doomed], ids=doomed)  # put them back for the next repeat
+        rows.append((k, statistics.median(latencies)))
+
+    keep = np.ones(len(y), dtype=bool)
+    keep[:100] = False
+
+    def refit() -> None:
+        ErasableClassifier(width=width).fit(x[keep], y[keep]).predict(x[:1])
+
+    t_refit = median_time(refit, max(2, repeats // 2))
+    t_refresh = median_time(lambda: clf.refresh(), max(2, repeats // 2))
+    out = [[f"forget {k} (served, Woodbury)", f"{t * 1000:.1f} ms", f"{t_refit / t:,.0f}x"] for k, t in rows]
+    out.append(["refit from scratch (learn + automatic alpha)", f"{t_refit * 1000:.0f} ms", "1x"])
+    out.append(["canonical refresh from the Moments", f"{t_refresh * 1000:.0f} ms", f"{t_refit / t_refresh:.1f}x"])
+    return table(f"Forget latency (D={width}, n={len(y)})", ["operation", "median", "speed-up vs refit"], out)
+
+
+def bench_accuracy(data: dict[str, np.ndarray], width: int) -> str:
+    x, y, xt, yt = data["X_train"], data["y_train"], data["X_test"], data["y_test"]
+    joint = ErasableClassifier(width=width).fit(x, y)
+    rows = []
+    for head in ("ridge", "prototype", "gaussian"):
+        predictions = joint.model_.decision_function(xt, head).argmax(axis=1)
+        accuracy = np.mean(np.asarray(joint.model_.classes)[predictions] == yt)
+        rows.append([head, f"{accuracy:.2%}"])
+    alpha = joint.model_.head("ridge").alpha
+    incremental = ErasableClassifier(width=width)
+    for group in np.array_split(np.unique(y), 7):
+        mask = np.isin(y, group)
+        incremental.partial_fit(x[mask], y[mask], ids=np.flatnonzero(mask))
+    same = incremental.certificate() == joint.certificate()
+    rows.append(["ridge after 7 class-incremental phases", f"{incremental.score(xt, yt):.2%}"])
+    return table(
+        f"Accuracy on BANKING77 test (D={width}, automatic alpha={alpha:.3g}); "
+        f"7-phase certificate == joint: {'yes' if same else 'NO'}",
+        ["head", "test accuracy"],
+        rows,
+    )
+
+
+def recursive_least_squares(features: np.ndarray, targets: np.ndarray, lam: float, batch: int) -> np.ndarray:
+    """ACIL's recursive ridge: R = (F1^T F1 + lam I)^-1, then a Woodbury step per batch."""
+    first = features[:batch]
+    r = np.linalg.inv(first.T @ first + lam * np.eye(features.shape[1]))
+    w = r @ first.T @ targets[:batch]
+    for start in range(batch, features.shape[0], batch):
+        f, t = features[start : start + batch], targets[start : start + batch]
+        rf = r @ f.T
+        r -= rf @ np.linalg.solve(np.eye(f.shape[0]) + f @ rf, rf.T)
+        w += r @ f.T @ (t - f @ w)
+    return w
+
+
+def bench_baseline(data: dict[str, np.ndarray], width: int, repeats: int) -> str:
+    x, y, xt = data["X_train"], data["y_train"], data["X_test"]
+    clf = ErasableClassifier(width=width).fit(x, y)
+    model = clf.model_
+    alpha = model.head("ridge").alpha
+
+    def accumulate_then_solve() -> RidgeHead:
+        fresh = Model(model.config)
+        fresh.learn(x, y)
+        return RidgeHead.from_moments(fresh.ridge_moments, alpha=alpha, unit=model.ridge_unit)
+
+    head = accumulate_then_solve()
+    features = model.features(model.quantize(x))
+    classes = np.asarray(model.classes)
+    targets = (y[:, None] == classes[None, :]).astype(np.float64)
+    # The RLS stream has no intercept: give it globally centered rows, which is the same problem.
+    mean, prior = features.mean(axis=0), targets.mean(axis=0)
+    centered, centered_targets = features - mean, targets - prior
+    lam = alpha * model.ridge_unit
+    w_rls = recursive_least_squares(centered, centered_targets, lam, 4096)
+    probe = model.features(model.quantize(xt))
+    agree = np.mean(((probe - mean) @ w_rls + prior).argmax(axis=1) == head.decision_function(probe).argmax(axis=1))
+    relative = np.abs(w_rls - head.weights).max() / np.abs(head.weights).max()
+    t_ours = median_time(accumulate_then_solve, repeats)
+    t_rls = median_time(lambda: recursive_least_squares(centered, centered_targets, lam, 4096), repeats)
+    return table(
+        f"Baseline: recursive least squares (Woodbury, batch 4096) vs accumulate-then-solve (D={width})",
+        ["method", "seconds", "time ratio", "same test predictions", "max rel. weight difference"],
+        [
+            ["erasable: accumulate Moments, then Cholesky", f"{t_ours:.2f}", "1.00", "-", "-"],
+            [
+                "RLS with Woodbury updates (ACIL)",
+                f"{t_rls:.2f}",
+                f"{t_rls / t_ours:.2f}",
+                f"{agree:.2%}",
+                f"{relative:.1e}",
+            ],
+        ],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--width", type=int, default=4096)
+    args = parser.parse_args()
+    if not args.data.exists():
+        raise SystemExit(f"BANKING77 embeddings not found at {args.data}; pass --data.")
+    with np.load(args.data) as archive:
+        data = {k: archive[k] for k in archive.files}
+    data["X_train"] = data["X_train"].astype(np.float64)
+    data["X_test"] = data["X_test"].astype(np.float64)
+    sections = [
+        bench_ingest(data["X_train"], data["y_train"], args.width, args.repeats),
+        bench_forget(data["X_train"], data["y_train"], args.width, args.repeats),
+        bench_accuracy(data, args.width),
+        bench_baseline(data, args.width, max(1, args.repeats // 2)),
+    ]
+    report = "\n".join(sections)
+    print(report)
+    out = ROOT / "benchmarks" / "results" / "core.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import Result
 from numpy.typing import NDArray
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from erasable import ErasableClassifier, __version__
 from erasable.cli import app
@@ -37,13 +37,13 @@ def make_data(n: int, seed: int = 0) -> tuple[NDArray[np.float64], NDArray[np.st
 
 
 def ids_and_subjects(n: int) -> tuple[NDArray[np.str_], NDArray[np.str_]]:
-    return np.array([f"s{i}" for i in range(n)]), np.array(["alice", "bob", "carol", "dave"])[
-        np.arange(n) % 4
-    ]
+    return np.array([f"s{i}" for i in range(n)]), np.array(["alice", "bob", "carol", "dave"])[np.arange(n) % 4]
 
 
-def write_npz(path: Path, X: NDArray[np.float64], y: NDArray[np.str_], **arrays: NDArray[np.str_]) -> Path:
-    np.savez(path, X=X, y=y, **arrays)
+def write_npz(path: Path, X: NDArray[np.float64], y: NDArray[Any], **arrays: NDArray[np.str_]) -> Path:
+    """An NPZ file with arrays ``X``, ``y`` and ``arrays`` (e.g. ``ids``, ``subjects``)."""
+    contents: dict[str, Any] = {"X": X, "y": y, **arrays}
+    np.savez(path, **contents)
     return path
 
 
@@ -53,9 +53,7 @@ def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
     return path
 
 
-def learned(
-    tmp_path: Path, name: str, X: NDArray[np.float64], y: NDArray[np.str_], **arrays: NDArray[np.str_]
-) -> Path:
+def learned(tmp_path: Path, name: str, X: NDArray[np.float64], y: NDArray[np.str_], **arrays: NDArray[np.str_]) -> Path:
     """A model file learned (through the CLI) from ``X``, ``y`` and optional ids/subjects."""
     model_path = tmp_path / f"{name}.erasable"
     result = run("learn", model_path, write_npz(tmp_path / f"{name}.npz", X, y, **arrays), *SMALL)
@@ -175,9 +173,7 @@ def test_forget_equals_learning_only_the_rest(tmp_path: Path, how: list[str], re
     result = run("forget", model_path, *how)
     assert result.exit_code == 0, result.output
     keep = np.setdiff1d(np.arange(48), removed)
-    expected = certificate(
-        learned(tmp_path, "rest", X[keep], y[keep], ids=ids[keep], subjects=subjects[keep])
-    )
+    expected = certificate(learned(tmp_path, "rest", X[keep], y[keep], ids=ids[keep], subjects=subjects[keep]))
     assert certificate(model_path) == expected
     assert f"Forgot {len(removed)} samples" in result.stdout
     assert before in result.stdout and expected in result.stdout
@@ -208,7 +204,7 @@ def test_info(tmp_path: Path) -> None:
     result = run("info", model_path, "--top", 2)
     assert result.exit_code == 0, result.output
     assert certificate(model_path) in result.stdout
-    assert "largest 2 of 3 classes" in result.stdout
+    assert "classes: 3, the 2 largest:" in result.stdout
     assert "file size" in result.stdout and "statistics memory" in result.stdout
 
 
@@ -252,7 +248,7 @@ def test_non_numeric_csv_cell_is_reported(tmp_path: Path) -> None:
     rows[1][0] = "oops"
     data = write_csv(tmp_path / "d.csv", [*(f"f{j}" for j in range(DIM)), "label"], rows)
     assert_user_error(run("learn", tmp_path / "m.erasable", data, *SMALL), "row 2", "'f0'", "'oops'")
-    assert_user_error(run("learn", tmp_path / "m.erasable", data, "--label-column", "class"), "'oops'")
+    assert_user_error(run("learn", tmp_path / "m.erasable", data, "--label-column", "class"), "no column 'class'")
 
 
 def test_bad_inputs_are_user_errors(tmp_path: Path) -> None:
@@ -265,9 +261,16 @@ def test_bad_inputs_are_user_errors(tmp_path: Path) -> None:
     assert_user_error(run("learn", model_path, tmp_path / "missing.npz"), "missing.npz")
     assert_user_error(run("predict", tmp_path / "missing.erasable", tmp_path / "m.npz"), "missing.erasable")
     np.save(tmp_path / "x.npy", X)
-    assert_user_error(run("learn", model_path, tmp_path / "x.npy"), "no labels")
+    assert_user_error(run("learn", model_path, tmp_path / "x.npy"), "--labels-file")
+    assert_user_error(run("learn", model_path, write_npz(tmp_path / "short.npz", X, y[:19])), "20 vectors but 19")
+    np.savez(tmp_path / "unlabelled.npz", X=X)
+    assert_user_error(run("learn", model_path, tmp_path / "unlabelled.npz"), "no array 'y'")
     assert_user_error(run("learn", model_path, write_npz(tmp_path / "big.npz", X * 10, y)), "scale_bits")
     assert_user_error(run("predict", model_path, tmp_path / "m.npz", "--top-k", 4), "3 classes")
+    integer_labels = write_npz(tmp_path / "ints.npz", X, np.arange(20) % 2)
+    assert_user_error(run("learn", model_path, integer_labels), "integer and string")
+    (tmp_path / "garbage.npz").write_bytes(b"not a zip archive")
+    assert_user_error(run("learn", model_path, tmp_path / "garbage.npz"), "not an NPZ")
     assert model_path.read_bytes() == before
 
 

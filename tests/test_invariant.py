@@ -79,7 +79,11 @@ class History:
             else:
                 x = np.array([self.live[i][0] for i in doomed])
                 y = [self.live[i][1] for i in doomed]
-                self.model.forget(embeddings=x, labels=y)
+                removed = self.model.forget(embeddings=x, labels=y).ids
+                # Identical copies are interchangeable: the model may remove another one.
+                content = sorted((self.live[i][0].tobytes(), self.live[i][1]) for i in removed)
+                assert content == sorted((x[j].tobytes(), y[j]) for j in range(len(doomed)))
+                doomed = list(removed)
         for sample_id in doomed:
             del self.live[sample_id]
 

@@ -48,7 +48,6 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 app = typer.Typer(
-    help="Classification whose knowledge can be added and removed exactly.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -87,25 +86,30 @@ def read_vectors(
     columns: Columns = Columns(),
     split: str | None = None,
     labels_file: Path | None = None,
+    need_labels: bool = False,
 ) -> VectorData:
     """Read and validate vectors from an NPY, NPZ or CSV file.
 
     NPZ: arrays ``X``, ``y``, ``ids``, ``subjects`` (``X_<split>``, ``y_<split>``, ... with
     ``split``). NPY: vectors only. CSV: a header row, numeric feature columns and the
     ``columns`` named. ``labels_file`` (NPY, or text with one label per line), when given,
-    supplies the labels. Rows are counted from 1 in error messages.
+    supplies the labels; with ``need_labels``, data without labels is an error. Rows are
+    counted from 1 in error messages.
     """
     suffix = path.suffix.lower()
     if not path.is_file():
         raise DataError(f"No such data file: {path}")
     if split is not None and suffix != ".npz":
         raise DataError("--split applies to NPZ files only.")
+    labels_from_data = need_labels and labels_file is None
     if suffix == ".npz":
-        data = _read_npz(path, split)
+        data = _read_npz(path, split, labels_from_data)
     elif suffix == ".npy":
+        if labels_from_data:
+            raise DataError(f"{path} holds vectors only: give their labels with --labels-file.")
         data = VectorData(_numeric_matrix(_load_npy(path), path))
     elif suffix == ".csv":
-        data = _read_csv(path, columns)
+        data = _read_csv(path, columns, labels_from_data)
     else:
         raise DataError(f"Unknown data format {path.suffix!r} of {path}: use .npy, .npz or .csv.")
     if labels_file is not None:
@@ -126,20 +130,23 @@ def read_labels_file(path: Path) -> NDArray[np.generic]:
 
 
 def _load_npy(path: Path) -> NDArray[Any]:
+    """An array from an NPY file, refusing pickled objects."""
     try:
-        return np.asarray(np.load(path, allow_pickle=False))
+        with path.open("rb") as handle:
+            return np.asarray(np.lib.format.read_array(handle, allow_pickle=False))
     except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"Cannot read {path} as NPY: {exc}") from exc
 
 
-def _read_npz(path: Path, split: str | None) -> VectorData:
+def _read_npz(path: Path, split: str | None, need_labels: bool) -> VectorData:
+    """Arrays X, y, ids, subjects (suffixed ``_<split>``) of an NPZ file; only X is required."""
     suffix = "" if split is None else f"_{split}"
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path} is not an NPZ file (not a zip archive).")
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = list(archive.files)
-            found = {
-                key: archive[key + suffix] for key in ("X", "y", "ids", "subjects") if key + suffix in names
-            }
+            found = {key: archive[key + suffix] for key in ("X", "y", "ids", "subjects") if key + suffix in names}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"Cannot read {path} as NPZ: {exc}") from exc
     if "X" not in found:
@@ -147,6 +154,8 @@ def _read_npz(path: Path, split: str | None) -> VectorData:
             f"{path} has no array 'X{suffix}' (it has {', '.join(names) or 'none'}); "
             "use --split NAME for arrays named X_NAME, y_NAME."
         )
+    if need_labels and "y" not in found:
+        raise DataError(f"{path} has no array 'y{suffix}' of labels (it has {', '.join(names)}).")
     return VectorData(
         vectors=_numeric_matrix(found["X"], path),
         labels=canonical_labels(found["y"]) if "y" in found else None,
@@ -167,6 +176,7 @@ def _numeric_matrix(array: NDArray[Any], path: Path) -> NDArray[np.float64]:
 
 
 def _check_finite(vectors: NDArray[np.float64], where: Callable[[int], str], names: Sequence[str]) -> None:
+    """Raise on the first NaN or infinity, naming its row (``where``) and column (``names``)."""
     bad = np.argwhere(~np.isfinite(vectors))
     if bad.size:
         row, col = (int(i) for i in bad[0])
@@ -174,10 +184,9 @@ def _check_finite(vectors: NDArray[np.float64], where: Callable[[int], str], nam
 
 
 def _string_list(array: NDArray[Any], what: str) -> list[str]:
+    """A 1-D array of integers or strings as a list of strings."""
     if array.ndim != 1 or array.dtype.kind not in "iuUS":
-        raise DataError(
-            f"{what} must be a 1-D array of integers or strings, got {array.dtype} {array.shape}."
-        )
+        raise DataError(f"{what} must be a 1-D array of integers or strings, got {array.dtype} {array.shape}.")
     return [str(v) for v in array.tolist()]
 
 
@@ -197,14 +206,15 @@ def _labels_from_strings(values: list[str], where: Callable[[int], str]) -> NDAr
         return np.array(values, dtype=str)
 
 
-def _read_csv(path: Path, columns: Columns) -> VectorData:
+def _read_csv(path: Path, columns: Columns, need_labels: bool) -> VectorData:
+    """A CSV file with a header row; empty lines are skipped."""
     rows: list[NDArray[np.float64]] = []
     lines: list[int] = []
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
             header = [name.strip() for name in next(reader, [])]
-            feature_columns = _feature_columns(header, columns, path)
+            feature_columns = _feature_columns(header, columns, path, need_labels)
             named = {
                 name: header.index(name)
                 for name in (columns.label, columns.id, columns.subject)
@@ -234,11 +244,16 @@ def _read_csv(path: Path, columns: Columns) -> VectorData:
     return _csv_data(vectors, cells, columns, where)
 
 
-def _feature_columns(header: list[str], columns: Columns, path: Path) -> list[int]:
-    """Indices of the feature columns; explicitly named id/subject columns must exist."""
+def _feature_columns(header: list[str], columns: Columns, path: Path, need_labels: bool) -> list[int]:
+    """Indices of the feature columns; the label (if needed), id and subject columns named must exist."""
     if not header:
         raise DataError(f"{path} is empty: a header row is expected.")
-    for option, name in (("--id-column", columns.id), ("--subject-column", columns.subject)):
+    required = (
+        ("--label-column", columns.label if need_labels else None),
+        ("--id-column", columns.id),
+        ("--subject-column", columns.subject),
+    )
+    for option, name in required:
         if name is not None and name not in header:
             raise DataError(f"{path} has no column {name!r} ({option}); columns: {', '.join(header)}.")
     special = {columns.label, columns.id, columns.subject}
@@ -248,20 +263,25 @@ def _feature_columns(header: list[str], columns: Columns, path: Path) -> list[in
     return features
 
 
-def _parse_row(
-    record: list[str], feature_columns: list[int], header: list[str], where: str
-) -> NDArray[np.float64]:
+def _parse_row(record: list[str], feature_columns: list[int], header: list[str], where: str) -> NDArray[np.float64]:
     """The feature cells of one CSV record as floats; a bad cell is reported by column."""
     cells = [record[i] for i in feature_columns]
     try:
         return np.array(cells, dtype=np.float64)
     except ValueError:
-        for i, cell in zip(feature_columns, cells, strict=True):
-            try:
-                float(cell)
-            except ValueError:
-                raise DataError(f"{where}, column {header[i]!r}: {cell!r} is not a number.") from None
-        raise
+        return np.array(
+            [
+                _parse_cell(cell, f"{where}, column {header[i]!r}")
+                for i, cell in zip(feature_columns, cells, strict=True)
+            ]
+        )
+
+
+def _parse_cell(cell: str, where: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        raise DataError(f"{where}: {cell!r} is not a number.") from None
 
 
 def _csv_data(
@@ -282,6 +302,7 @@ def _csv_data(
 
 
 def _check_lengths(data: VectorData, path: Path) -> None:
+    """Labels, ids and subjects, when present, must match the vectors one to one."""
     n = data.vectors.shape[0]
     for what, values in (("labels", data.labels), ("ids", data.ids), ("subjects", data.subjects)):
         if values is not None and len(values) != n:
@@ -312,14 +333,15 @@ def _say(name: str, value: object) -> None:
 
 
 def _check_dimension(model: Model, data: VectorData, path: Path) -> None:
+    """The data's vectors must have the model's input dimension."""
     if data.vectors.shape[1] != model.config.input_dim:
         raise DataError(
-            f"{path} has vectors of dimension {data.vectors.shape[1]}, "
-            f"the model expects {model.config.input_dim}."
+            f"{path} has vectors of dimension {data.vectors.shape[1]}, the model expects {model.config.input_dim}."
         )
 
 
 def _summary(model: Model) -> None:
+    """Print the sample count, the (first 20) classes and the certificate."""
     shown = ", ".join(str(c) for c in model.classes[:20])
     more = f", … ({len(model.classes) - 20} more)" if len(model.classes) > 20 else ""
     _say("samples", model.count)
@@ -329,10 +351,9 @@ def _summary(model: Model) -> None:
 
 ModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help="Model file, e.g. model.erasable.")]
 DataArg = Annotated[Path, typer.Argument(metavar="DATA", help="Vectors: .npz, .npy or .csv.")]
-LabelColumn = Annotated[
-    str, typer.Option("--label-column", "--labels", help="CSV column holding the labels.")
-]
+LabelColumn = Annotated[str, typer.Option("--label-column", "--labels", help="CSV column holding the labels.")]
 IdColumn = Annotated[str | None, typer.Option(help="CSV column holding sample ids.")]
+SubjectColumn = Annotated[str | None, typer.Option(help="CSV column holding subjects.")]
 SplitOption = Annotated[str | None, typer.Option(help="NPZ: read X_SPLIT, y_SPLIT, ... instead of X, y, ...")]
 
 
@@ -348,11 +369,9 @@ def learn(
         Path | None, typer.Option(help="Labels: .npy or text, one per line (needed for .npy DATA).")
     ] = None,
     id_column: IdColumn = None,
-    subject_column: Annotated[str | None, typer.Option(help="CSV column holding subjects.")] = None,
+    subject_column: SubjectColumn = None,
     split: SplitOption = None,
-    head: Annotated[
-        HeadKind | None, typer.Option(help="Head used for predictions.", show_default="ridge")
-    ] = None,
+    head: Annotated[HeadKind | None, typer.Option(help="Head used for predictions.", show_default="ridge")] = None,
     feature_map: Annotated[
         Literal["random_relu", "identity"] | None,
         typer.Option(help="Features of the ridge head.", show_default="random_relu"),
@@ -379,12 +398,8 @@ def learn(
             columns=Columns(label_column, id_column, subject_column),
             split=split,
             labels_file=labels_file,
+            need_labels=True,
         )
-        if data.labels is None:
-            raise DataError(
-                f"{data_path} has no labels: CSV needs a {label_column!r} column (--label-column), "
-                "NPZ an array y, NPY a --labels-file."
-            )
         options = {
             "head": head,
             "feature_map": feature_map,
@@ -394,7 +409,7 @@ def learn(
             "alpha": alpha,
         }
         model = _open_or_create(model_path, {k: v for k, v in options.items() if v is not None}, data)
-        _learn_in_chunks(model, data, data.labels)
+        _learn_in_chunks(model, data)
         save_model(model, model_path)
     console.print(f"Learned {data.vectors.shape[0]} samples into {escape(str(model_path))}.", soft_wrap=True)
     _summary(model)
@@ -409,9 +424,7 @@ def _open_or_create(path: Path, options: dict[str, Any], data: VectorData) -> Mo
         if options:
             params = {**ErasableClassifier.from_model(model).get_params(), **options}
             wanted = ErasableClassifier(**params)._config(model.config.input_dim).to_dict()
-            differing = [
-                f"{k} is {v}, not {wanted[k]}" for k, v in model.config.to_dict().items() if wanted[k] != v
-            ]
+            differing = [f"{k} is {v}, not {wanted[k]}" for k, v in model.config.to_dict().items() if wanted[k] != v]
             if differing:
                 raise CliError(
                     f"{path} exists with another configuration ({'; '.join(differing)}); "
@@ -421,13 +434,26 @@ def _open_or_create(path: Path, options: dict[str, Any], data: VectorData) -> Mo
     return model
 
 
-def _learn_in_chunks(model: Model, data: VectorData, labels: NDArray[np.generic]) -> None:
-    """``model.learn`` on consecutive chunks of the data, with a progress bar."""
+def _learn_in_chunks(model: Model, data: VectorData) -> None:
+    """``model.learn`` on consecutive chunks of the data, with a progress bar on a terminal.
+
+    The ids and the fixed-point range of all the data are checked first, to fail before
+    any long computation.
+    """
+    labels = data.labels
+    assert labels is not None, "read with need_labels=True"
     n = data.vectors.shape[0]
     if data.ids is not None:
         model.registry.check_new_ids(data.ids)
+    model.quantize(data.vectors)
     progress = Progress(
-        TextColumn("Learning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console
+        TextColumn("Learning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
     )
     with progress:
         advance = partial(progress.advance, progress.add_task("learn", total=n))
@@ -448,9 +474,7 @@ def _learn_in_chunks(model: Model, data: VectorData, labels: NDArray[np.generic]
 @app.command()
 def forget(
     model_path: ModelArg,
-    ids: Annotated[
-        list[str] | None, typer.Option("--id", help="Id of a sample to forget (repeatable).")
-    ] = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="Id of a sample to forget (repeatable).")] = None,
     ids_file: Annotated[Path | None, typer.Option(help="Text file of ids to forget, one per line.")] = None,
     subjects: Annotated[
         list[str] | None, typer.Option("--subject", help="Forget every sample of this subject (repeatable).")
@@ -495,28 +519,27 @@ def predict(
     model_path: ModelArg,
     data_path: DataArg,
     output: Annotated[Path | None, typer.Option(help="Write the predictions to this CSV file.")] = None,
-    proba: Annotated[
-        bool, typer.Option("--proba", help="Add the probability of each predicted label.")
-    ] = False,
+    proba: Annotated[bool, typer.Option("--proba", help="Add the probability of each predicted label.")] = False,
     head: Annotated[HeadKind | None, typer.Option(help="Head to use.", show_default="the model's")] = None,
     top_k: Annotated[int, typer.Option(min=1, help="Number of labels per row, best first.")] = 1,
     label_column: LabelColumn = "label",
     id_column: IdColumn = None,
+    subject_column: SubjectColumn = None,
     split: SplitOption = None,
 ) -> None:
     """Predict labels for the vectors in DATA, with an out-of-distribution score.
 
     Columns: id; prediction, prediction_2, ... up to --top-k, each followed by its
     probability with --proba (probability, probability_2, ...); ood_score, the squared
-    Mahalanobis distance to the nearest class mean. A CSV label column, if present, is ignored.
+    Mahalanobis distance to the nearest class mean. CSV label and subject columns are ignored.
 
     Example: erasable predict model.erasable test.npz --split test --top-k 3 --proba
     """
     with _user_errors():
         model = load_model(model_path)
-        data = read_vectors(data_path, columns=Columns(label_column, id_column), split=split)
+        data = read_vectors(data_path, columns=Columns(label_column, id_column, subject_column), split=split)
         _check_dimension(model, data, data_path)
-        if top_k > len(model.classes):
+        if 0 < len(model.classes) < top_k:
             raise CliError(f"--top-k {top_k} but the model has {len(model.classes)} classes.")
         header, rows = _predictions(model, data, head, proba, top_k)
         if output is not None:
@@ -594,14 +617,13 @@ def info(
     for key, value in model.config.to_dict().items():
         config.add_row(key, escape(str(value)))
     console.print(config)
-    counts = Table(
-        "class", "samples", title=f"largest {min(top, len(model.classes))} of {len(model.classes)} classes"
-    )
+    _say("classes", f"{len(model.classes)}, the {min(top, len(model.classes))} largest:")
+    counts = Table("class", "samples")
     class_counts = model.embedding_moments.class_counts.tolist()
     for index in sorted(range(len(class_counts)), key=lambda i: -class_counts[i])[:top]:
         counts.add_row(escape(str(model.classes[index])), str(class_counts[index]))
     console.print(counts)
-    statistics = [model.embedding_moments] + ([model.feature_moments] if model.feature_moments else [])
+    statistics = [model.embedding_moments] + ([model.feature_moments] if model.feature_moments is not None else [])
     _say("samples", model.count)
     _say("subjects", len({s for s in model.registry.subjects if s is not None}))
     _say("certificate", model.certificate())
@@ -626,6 +648,7 @@ def _bytes(n: int) -> str:
 
 
 def _print_version(value: bool) -> None:
+    """Eager ``--version`` callback: print the version and stop."""
     if value:
         console.print(f"erasable {__version__}")
         raise typer.Exit()

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -103,6 +103,7 @@ def run(path: Path, console: Console) -> bool:
             expected, _ = refit_certificate(data, live, ids)
             verdict = "[green]yes" if expected == certificate else "[red]NO"
             all_match &= expected == certificate
+        console.log(f"{step}: {len(clf.classes_)} classes, certificate {certificate[:12]} {verdict}")
         table.add_row(
             step,
             str(len(clf.classes_)),

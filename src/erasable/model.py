@@ -177,10 +177,6 @@ class Model:
             raise ValueError("Empty batch: at least one sample is required.")
         return quantize(array, self.config.scale_bits, saturate=saturate)
 
-    def _chunks(self, quantized: NDArray[np.int16]) -> Iterator[NDArray[np.int16]]:
-        for start in range(0, quantized.shape[0], CHUNK_ROWS):
-            yield quantized[start : start + CHUNK_ROWS]
-
     def _statistics(
         self,
         quantized: NDArray[np.int16],
@@ -195,10 +191,9 @@ class Model:
             return embedding, None
 
         def feature_batches() -> Iterator[tuple[NDArray[np.float64], NDArray[np.generic]]]:
-            start = 0
-            for chunk in self._chunks(quantized):
-                yield self.feature_map.transform_float(chunk), labels[start : start + chunk.shape[0]]
-                start += chunk.shape[0]
+            for start in range(0, quantized.shape[0], CHUNK_ROWS):
+                chunk = quantized[start : start + CHUNK_ROWS]
+                yield self.feature_map.transform_float(chunk), labels[start : start + CHUNK_ROWS]
                 if progress:
                     progress(chunk.shape[0])
 

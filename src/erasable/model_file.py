@@ -133,6 +133,8 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.", suffix=".tmp")
     try:
+        # mkstemp creates 0600: keep the mode of the file replaced, else the usual 0644.
+        os.chmod(tmp, target.stat().st_mode & 0o777 if target.exists() else 0o644)
         with os.fdopen(fd, "wb") as handle:
             handle.write(blob)
             handle.flush()

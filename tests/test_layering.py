@@ -1,0 +1,60 @@
+"""Imports flow one way: a module imports only from its own layer or the layers below it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "erasable"
+
+# Bottom to top. A new module must be placed here, which is the point: say where it belongs.
+LAYERS: list[set[str]] = [
+    {"exact"},
+    {"moments"},
+    {"features"},
+    {"heads"},
+    {"ledger"},
+    {"encoders", "datasets"},
+    {"model"},
+    {"model_file"},
+    {"estimator", "federated"},
+    {"distributed"},
+    {"cli", "demo"},
+    {"__init__"},
+]
+LAYER_OF = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+
+
+def component(path: Path) -> str:
+    """The first path component under the package: ``heads`` for heads/ridge.py."""
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0].removesuffix(".py")
+
+
+def imported_components(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("erasable"):
+            parts = node.module.split(".")
+            if len(parts) > 1:
+                found.add(parts[1])
+            else:  # from erasable import x
+                found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("erasable."))
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    unplaced = {component(p) for p in PACKAGE.rglob("*.py")} - set(LAYER_OF)
+    assert not unplaced, f"place these modules in LAYERS: {sorted(unplaced)}"
+
+
+def test_imports_only_go_down() -> None:
+    violations = []
+    for path in PACKAGE.rglob("*.py"):
+        here = component(path)
+        for target in imported_components(path) - {"__version__"}:
+            if target in LAYER_OF and LAYER_OF[target] > LAYER_OF[here]:
+                violations.append(f"{path.relative_to(PACKAGE)} imports {target}")
+    assert not violations, violations

@@ -81,11 +81,21 @@ def test_gaussian_head_is_lda_with_shrinkage(data: tuple[np.ndarray, np.ndarray]
     np.testing.assert_allclose(head.ood_score(probe), mahalanobis, rtol=1e-7)
 
 
-def test_woodbury_learning_matches_canonical(data: tuple[np.ndarray, np.ndarray]) -> None:
+def test_woodbury_learning_matches_canonical_even_for_a_new_class(data: tuple[np.ndarray, np.ndarray]) -> None:
     x, y = data
-    head = RidgeHead.from_moments(Moments.from_samples(x[:200], y[:200]), alpha=1.0)
-    grown = head.updated(x[200:203].astype(np.float64), +1, Moments.from_samples(x[:203], y[:203]))
-    canonical = RidgeHead.from_moments(Moments.from_samples(x[:203], y[:203]), alpha=1.0)
-    np.testing.assert_allclose(
-        grown.weights, canonical.weights, rtol=1e-8, atol=1e-12 * np.abs(canonical.weights).max()
+    old = y < 3
+    first = np.flatnonzero(old)[:150]
+    newcomers = np.flatnonzero(~old)[:4]
+    head = RidgeHead.from_moments(Moments.from_samples(x[first], y[first]), alpha=1.0)
+    both = np.concatenate([first, newcomers])
+    after = Moments.from_samples(x[both], y[both])
+    grown = head.updated(x[newcomers].astype(np.float64), y[newcomers].tolist(), +1, after)
+    canonical = RidgeHead.from_moments(after, alpha=1.0)
+    assert grown.classes == canonical.classes == (0, 1, 2, 3)
+    scale = np.abs(canonical.weights).max()
+    np.testing.assert_allclose(grown.weights, canonical.weights, rtol=0, atol=1e-9 * scale)
+    shrunk = grown.updated(
+        x[newcomers].astype(np.float64), y[newcomers].tolist(), -1, Moments.from_samples(x[first], y[first])
     )
+    assert shrunk.classes == head.classes and shrunk.rank_since_refresh == 10
+    np.testing.assert_allclose(shrunk.weights, head.weights, rtol=0, atol=1e-9 * np.abs(head.weights).max())

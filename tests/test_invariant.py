@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from erasable.model import Model, ModelConfig
+from erasable.model import SMALL_BATCH, Model, ModelConfig
 from tests.conftest import relu_config, unit_rows
 
 DIM = 5
@@ -140,3 +140,22 @@ def test_merge_order_does_not_matter(sizes: list[int], seed: int) -> None:
             server.merge(clients[i])
         certificates.add(server.certificate())
     assert len(certificates) == 1
+
+
+@given(st.integers(0, 1000))
+@settings(max_examples=5, deadline=None)
+def test_large_and_small_batch_paths_agree(seed: int) -> None:
+    """Batches above SMALL_BATCH accumulate their own Moments; smaller ones update in one pass."""
+    config = relu_config(DIM, width=12)
+    rng = np.random.default_rng(seed)
+    x, y = unit_rows(rng, SMALL_BATCH + 50, DIM), LABELS[rng.integers(0, 3, SMALL_BATCH + 50)]
+    at_once, in_pieces = Model(config), Model(config)
+    at_once.learn(x, y)
+    for start in range(0, len(y), 37):
+        in_pieces.learn(x[start : start + 37], y[start : start + 37], ids=range(start, min(start + 37, len(y))))
+    assert at_once.certificate() == in_pieces.certificate()
+    doomed = list(range(0, SMALL_BATCH + 10))
+    at_once.forget(ids=doomed)
+    for start in range(0, len(doomed), 50):
+        in_pieces.forget(ids=doomed[start : start + 50])
+    assert at_once.certificate() == in_pieces.certificate()

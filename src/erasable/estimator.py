@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from erasable.features import shift_for_unit_norm
@@ -132,9 +132,16 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
 
     # -- learning ----------------------------------------------------------------------------
 
-    def _validated(self, X: ArrayLike, y: ArrayLike, reset: bool) -> tuple[NDArray[np.float64], NDArray[Any]]:
+    def _validated(
+        self, X: ArrayLike, y: ArrayLike, reset: bool, incremental: bool
+    ) -> tuple[NDArray[np.float64], NDArray[Any]]:
         X_checked, y_checked = validate_data(self, X, y, reset=reset, dtype=np.float64)
-        check_classification_targets(y_checked)
+        if not incremental:
+            check_classification_targets(y_checked)
+        else:  # an increment may well hold more classes than half its samples: no warning
+            kind = type_of_target(y_checked)
+            if kind not in ("binary", "multiclass"):
+                raise ValueError(f"Unknown label type: {kind}; expected discrete class labels.")
         return X_checked, y_checked
 
     def fit(
@@ -145,7 +152,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         subjects: Sequence[str | None] | None = None,
     ) -> ErasableClassifier:
         """Learn from scratch on ``X`` (n, d) and ``y``; ``ids`` default to 0..n-1."""
-        X_checked, y_checked = self._validated(X, y, reset=True)
+        X_checked, y_checked = self._validated(X, y, reset=True, incremental=False)
         model = Model(self._config(X_checked.shape[1]))
         model.learn(X_checked, y_checked, ids=ids, subjects=subjects)
         self.model_ = model
@@ -165,7 +172,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         ``y`` must be in it. The model itself only ever knows the classes it has samples of.
         """
         first = not hasattr(self, "model_")
-        X_checked, y_checked = self._validated(X, y, reset=first)
+        X_checked, y_checked = self._validated(X, y, reset=first, incremental=True)
         if classes is not None and not np.isin(y_checked, np.asarray(classes)).all():
             raise ValueError("y contains labels that are not in `classes`.")
         model = Model(self._config(X_checked.shape[1])) if first else self.model_

@@ -38,6 +38,7 @@ __all__ = [
     "check_accumulator_range",
     "exact_matmul",
     "exact_transpose_matmul",
+    "gram_plus_rows",
     "quantize",
 ]
 
@@ -103,19 +104,20 @@ def exact_transpose_matmul(a: NDArray[np.floating], b: NDArray[np.floating]) -> 
     return out
 
 
-def exact_matmul(a: NDArray[np.number], b: NDArray[np.number]) -> NDArray[np.float64]:
+def exact_matmul(a: NDArray[np.number], b: NDArray[np.number]) -> NDArray[np.floating]:
     """Exact ``a @ b`` for integer-valued arrays whose every dot product fits the mantissa.
 
-    Uses float32 BLAS (twice the float64 speed) when ``inner * max|a| * max|b| < 2**24``,
-    float64 when it is below 2**53, and raises :class:`OverflowRiskError` otherwise.
-    The result is float64 holding exact integers.
+    Uses float32 BLAS (twice the float64 speed, half the memory traffic) when
+    ``inner * max|a| * max|b| < 2**24``, float64 when it is below 2**53, and raises
+    :class:`OverflowRiskError` otherwise. The result holds exact integers, in the float type
+    that was used.
 
-    >>> exact_matmul(np.array([[3.0, -2.0]]), np.array([[1.0], [1.0]]))
-    array([[1.]])
+    >>> exact_matmul(np.array([[3, -2]], dtype=np.int16), np.array([[1.0], [1.0]]))
+    array([[1.]], dtype=float32)
     """
     bound = a.shape[1] * _max_abs(a) * _max_abs(b)
     if bound < FLOAT32_EXACT:
-        return (a.astype(np.float32, copy=False) @ b.astype(np.float32, copy=False)).astype(np.float64)
+        return a.astype(np.float32, copy=False) @ b.astype(np.float32, copy=False)
     if bound < FLOAT64_EXACT:
         return a.astype(np.float64, copy=False) @ b.astype(np.float64, copy=False)
     raise OverflowRiskError(f"Dot products may reach {bound:.3g}, beyond exact float64 (2**53).")
@@ -173,6 +175,33 @@ class GramAccumulator:
             self._flush()
         assert self._total is not None
         return self._total
+
+
+def gram_plus_rows(
+    gram: NDArray[np.int64], rows: NDArray[np.floating], sign: int, block: int = 512
+) -> NDArray[np.int64]:
+    """``gram + sign * triu(rows.T @ rows)``, exact, in one pass over ``gram``.
+
+    For a few rows (a forget request, a small increment) this beats accumulating a dense
+    batch Gram and adding it: each band of ``block`` rows of the result is formed from a
+    small GEMM and written once. ``gram`` is in erasable's upper-triangular layout.
+
+    >>> g = np.triu(np.ones((3, 3), dtype=np.int64))
+    >>> gram_plus_rows(g, np.array([[1.0, 2.0, 3.0]]), -1)
+    array([[ 0, -1, -2],
+           [ 0, -3, -5],
+           [ 0,  0, -8]])
+    """
+    if rows.shape[0] * max(_max_abs(rows), 1.0) ** 2 >= FLOAT64_EXACT:
+        raise OverflowRiskError("Too many rows for an exact single-pass Gram update.")
+    dim = gram.shape[0]
+    out = np.empty_like(gram)
+    for start in range(0, dim, block):
+        stop = min(start + block, dim)
+        band = np.triu(rows[:, start:stop].T @ rows[:, start:]).astype(np.int64)
+        out[start:stop, :start] = 0
+        np.add(gram[start:stop, start:], band if sign > 0 else -band, out=out[start:stop, start:])
+    return out
 
 
 def check_accumulator_range(total_rows: int, bound_per_row: int = 2**30) -> None:

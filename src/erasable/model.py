@@ -43,6 +43,8 @@ HEAD_KINDS: tuple[HeadKind, ...] = ("ridge", "prototype", "gaussian")
 CERTIFICATE_DOMAIN = b"erasable-certificate-v1\0"
 #: Rows encoded, quantized and accumulated at a time: bounds memory, feeds progress bars.
 CHUNK_ROWS = 4096
+#: Batches up to this size update the Gram matrices in one pass instead of accumulating their own.
+SMALL_BATCH = 256
 
 __all__ = ["HEAD_KINDS", "ForgetReceipt", "Model", "ModelConfig"]
 
@@ -159,11 +161,9 @@ class Model:
         """SHA-256 of the canonical config and statistics: equal iff the states are equal."""
         h = hashlib.sha256(CERTIFICATE_DOMAIN)
         h.update(self.config.canonical_json())
-        h.update(b"\0embedding\0")
-        self.embedding_moments.update_hash(h)
+        h.update(b"\0embedding\0" + self.embedding_moments.digest().encode())
         if self.feature_moments is not None:
-            h.update(b"\0features\0")
-            self.feature_moments.update_hash(h)
+            h.update(b"\0features\0" + self.feature_moments.digest().encode())
         return h.hexdigest()
 
     # -- computing statistics ---------------------------------------------------------------
@@ -177,28 +177,42 @@ class Model:
             raise ValueError("Empty batch: at least one sample is required.")
         return quantize(array, self.config.scale_bits, saturate=saturate)
 
-    def _statistics(
+    def _moments_after(
         self,
         quantized: NDArray[np.int16],
         labels: NDArray[np.generic],
+        sign: int,
         progress: Callable[[int], None] | None = None,
     ) -> tuple[Moments, Moments | None]:
-        """Moments of embeddings (and features) of a batch, computed chunk by chunk."""
-        embedding = Moments.from_samples(quantized, labels)
-        if self.feature_moments is None:
+        """The statistics after adding (``sign=+1``) or removing (``-1``) a batch.
+
+        A small batch updates the Gram matrices in one pass; a large one accumulates its
+        own Moments chunk by chunk (bounded memory, near-SYRK speed) and adds them.
+        """
+        if quantized.shape[0] <= SMALL_BATCH:
+            embedding = self.embedding_moments.with_samples(quantized, labels, sign)
+            features = None
+            if self.feature_moments is not None:
+                features = self.feature_moments.with_samples(self.features(quantized), labels, sign)
             if progress:
                 progress(quantized.shape[0])
-            return embedding, None
+            return embedding, features
 
         def feature_batches() -> Iterator[tuple[NDArray[np.float64], NDArray[np.generic]]]:
             for start in range(0, quantized.shape[0], CHUNK_ROWS):
                 chunk = quantized[start : start + CHUNK_ROWS]
-                yield self.feature_map.transform_float(chunk), labels[start : start + CHUNK_ROWS]
+                yield self.features(chunk), labels[start : start + CHUNK_ROWS]
                 if progress:
                     progress(chunk.shape[0])
 
-        features = Moments.from_batches(feature_batches(), dim=self.feature_map.output_dim)
-        return embedding, features
+        combine = Moments.__add__ if sign > 0 else Moments.__sub__
+        embedding = combine(self.embedding_moments, Moments.from_samples(quantized, labels))
+        if self.feature_moments is None:
+            if progress:
+                progress(quantized.shape[0])
+            return embedding, None
+        batch = Moments.from_batches(feature_batches(), dim=self.feature_map.output_dim)
+        return embedding, combine(self.feature_moments, batch)
 
     def features(self, quantized: NDArray[np.int16]) -> NDArray[np.float64]:
         """Integer features (as float64) of quantized embeddings."""
@@ -244,8 +258,8 @@ class Model:
         progress: Callable[[int], None] | None = None,
     ) -> None:
         self.registry.check_new_ids(ids)
-        embedding, features = self._statistics(quantized, labels, progress)
-        self._commit(*self._combined(embedding, features, +1), quantized, +1)
+        embedding, features = self._moments_after(quantized, labels, +1, progress)
+        self._commit(embedding, features, quantized, labels, +1)
         self.registry.append(ids, subjects, labels.tolist(), quantized)
 
     def _auto_ids(self, n: int) -> tuple[list[str], int]:
@@ -257,14 +271,6 @@ class Model:
                 ids.append(str(candidate))
             candidate += 1
         return ids, candidate
-
-    def _combined(self, embedding: Moments, features: Moments | None, sign: int) -> tuple[Moments, Moments | None]:
-        """The statistics after adding (``sign=+1``) or removing (``-1``) a batch's."""
-        combine = Moments.__add__ if sign > 0 else Moments.__sub__
-        new_embedding = combine(self.embedding_moments, embedding)
-        if self.feature_moments is None or features is None:
-            return new_embedding, None
-        return new_embedding, combine(self.feature_moments, features)
 
     def forget(
         self,
@@ -301,9 +307,9 @@ class Model:
         before = self.certificate()
         quantized = np.asarray(self.registry.embeddings[rows])
         y = canonical_labels([self.registry.labels[r] for r in rows])
-        embedding, features = self._statistics(quantized, y)
+        embedding, features = self._moments_after(quantized, y, -1)
         removed = tuple(self.registry.ids[r] for r in rows)
-        self._commit(*self._combined(embedding, features, -1), quantized, -1)
+        self._commit(embedding, features, quantized, y, -1)
         self.registry.remove_rows(rows)
         return ForgetReceipt(ids=removed, certificate_before=before, certificate_after=self.certificate())
 
@@ -315,7 +321,10 @@ class Model:
             differing = sorted(k for k, v in self.config.to_dict().items() if other.config.to_dict().get(k) != v)
             raise MomentsMismatchError(f"Cannot merge models with different configs (differ in {differing}).")
         self.registry.check_new_ids(other.registry.ids)
-        new_embedding, new_features = self._combined(other.embedding_moments, other.feature_moments, +1)
+        new_embedding = self.embedding_moments + other.embedding_moments
+        new_features = None
+        if self.feature_moments is not None and other.feature_moments is not None:
+            new_features = self.feature_moments + other.feature_moments
         self._heads.clear()
         self.embedding_moments, self.feature_moments = new_embedding, new_features
         self.registry.append(
@@ -323,11 +332,18 @@ class Model:
         )
         self.next_auto_id = max(self.next_auto_id, other.next_auto_id)
 
-    def _commit(self, embedding: Moments, features: Moments | None, quantized: NDArray[np.int16], sign: int) -> None:
+    def _commit(
+        self,
+        embedding: Moments,
+        features: Moments | None,
+        quantized: NDArray[np.int16],
+        labels: NDArray[np.generic],
+        sign: int,
+    ) -> None:
         """Swap in new statistics and bring the cached heads along.
 
         The ridge head follows a small change by a Woodbury update (no refit); a change of
-        rank above a quarter of the feature width, or accumulated updates beyond the width,
+        rank above a quarter of the feature width, or accumulated updates beyond half of it,
         drop it for a canonical recomputation at the next prediction. The other heads are
         cheap and are simply recomputed.
         """
@@ -337,9 +353,9 @@ class Model:
         if isinstance(ridge, RidgeHead) and ridge_moments.count > 0:
             width = ridge_moments.dim
             rank = quantized.shape[0] + 1
-            if rank <= width // 4 and ridge.rank_since_refresh + rank <= width:
+            if rank <= width // 4 and ridge.rank_since_refresh + rank <= width // 2:
                 rows = self.features(quantized) if features is not None else quantized.astype(np.float64)
-                self._heads["ridge"] = ridge.updated(rows, sign, ridge_moments)
+                self._heads["ridge"] = ridge.updated(rows, labels.tolist(), sign, ridge_moments)
         self.embedding_moments, self.feature_moments = embedding, features
 
     # -- heads and predictions -------------------------------------------------------------

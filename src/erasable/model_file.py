@@ -91,6 +91,9 @@ def _moments_tensors(prefix: str, moments: Moments) -> dict[str, NDArray[Any]]:
 
 
 def _moments_from(prefix: str, tensors: dict[str, NDArray[Any]], classes: list[Any], dim: int) -> Moments:
+    gram = tensors[f"{prefix}.gram"]
+    if gram.ndim != 2 or np.any(np.tril(gram, -1)):
+        raise ValueError(f"{prefix} Gram is not upper triangular")
     return Moments(
         dim=dim,
         classes=tuple(classes),

@@ -29,11 +29,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from erasable.exact import GramAccumulator, check_accumulator_range, exact_transpose_matmul
+from erasable.exact import GramAccumulator, check_accumulator_range, exact_transpose_matmul, gram_plus_rows
 
 Label = int | str
 
@@ -73,6 +74,28 @@ def canonical_labels(labels: ArrayLike) -> NDArray[np.generic]:
         if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in array):
             return array.astype(np.int64)
     raise ValueError(f"Unknown label type: labels must be all integers or all strings, got {array.dtype}.")
+
+
+def _batch(vectors: ArrayLike, labels: ArrayLike, dim: int) -> tuple[NDArray[np.float64], NDArray[np.generic]]:
+    """Validated float64 rows (n, dim) and canonical labels (n,) of one batch."""
+    rows = np.ascontiguousarray(vectors, dtype=np.float64)
+    y = canonical_labels(labels)
+    if rows.ndim != 2 or rows.shape[1] != dim:
+        raise ValueError(f"Expected vectors of shape (n, {dim}), got {rows.shape}.")
+    if rows.shape[0] != y.shape[0]:
+        raise ValueError(f"{rows.shape[0]} vectors but {y.shape[0]} labels.")
+    return rows, y
+
+
+def _class_sums(
+    rows: NDArray[np.float64], y: NDArray[np.generic]
+) -> tuple[list[Label], NDArray[np.int64], NDArray[np.int64]]:
+    """Sorted labels of a batch, their counts and their exact row sums."""
+    classes, inverse = np.unique(y, return_inverse=True)
+    one_hot = np.zeros((rows.shape[0], classes.size), dtype=np.float64)
+    one_hot[np.arange(rows.shape[0]), inverse] = 1.0
+    counts = np.bincount(inverse, minlength=classes.size).astype(np.int64)
+    return classes.tolist(), counts, exact_transpose_matmul(one_hot, rows)
 
 
 def _label_kind(classes: Sequence[Label]) -> str | None:
@@ -136,23 +159,13 @@ class Moments:
         per_class: dict[Label, tuple[int, NDArray[np.int64]]] = {}
         total = 0
         for vectors, labels in batches:
-            rows = np.ascontiguousarray(vectors, dtype=np.float64)
-            y = canonical_labels(labels)
-            if rows.ndim != 2 or rows.shape[1] != dim:
-                raise ValueError(f"Expected vectors of shape (n, {dim}), got {rows.shape}.")
-            if rows.shape[0] != y.shape[0]:
-                raise ValueError(f"{rows.shape[0]} vectors but {y.shape[0]} labels.")
+            rows, y = _batch(vectors, labels, dim)
             total += rows.shape[0]
             check_accumulator_range(total)
             gram.add(rows)
-            batch_classes, inverse = np.unique(y, return_inverse=True)
-            one_hot = np.zeros((rows.shape[0], batch_classes.size), dtype=np.float64)
-            one_hot[np.arange(rows.shape[0]), inverse] = 1.0
-            sums = exact_transpose_matmul(one_hot, rows)
-            counts = np.bincount(inverse, minlength=batch_classes.size)
-            for j, label in enumerate(batch_classes.tolist()):
-                count, total_sum = per_class.get(label, (0, np.zeros(dim, dtype=np.int64)))
-                per_class[label] = (count + int(counts[j]), total_sum + sums[j])
+            for label, count, row_sum in zip(*_class_sums(rows, y), strict=True):
+                previous_count, previous_sum = per_class.get(label, (0, np.zeros(dim, dtype=np.int64)))
+                per_class[label] = (previous_count + int(count), previous_sum + row_sum)
         classes = tuple(sorted(per_class))
         if len({type(c) for c in classes}) > 1:
             raise MomentsMismatchError("Labels must be all integers or all strings.")
@@ -171,73 +184,100 @@ class Moments:
         """Total number of samples."""
         return int(self.class_counts.sum())
 
-    def _check_compatible(self, other: Moments) -> None:
-        if not isinstance(other, Moments):
-            raise TypeError(f"Cannot combine Moments with {type(other).__name__}.")
-        if other.dim != self.dim:
-            raise MomentsMismatchError(f"Dimensions differ: {self.dim} and {other.dim}.")
-        kinds = {_label_kind(self.classes), _label_kind(other.classes)} - {None}
+    def _combine(
+        self,
+        classes: Sequence[Label],
+        counts: NDArray[np.int64],
+        sums: NDArray[np.int64],
+        sign: int,
+        gram: NDArray[np.int64],
+    ) -> Moments:
+        """These statistics plus (``sign=+1``) or minus (``-1``) another set's class parts.
+
+        ``gram`` is the already combined Gram matrix.
+        """
+        kinds = {_label_kind(self.classes), _label_kind(tuple(classes))} - {None}
         if len(kinds) > 1:
             raise MomentsMismatchError("Cannot mix integer and string class labels.")
-
-    def _combine(self, other: Moments, sign: int) -> Moments:
-        self._check_compatible(other)
-        union = sorted(set(self.classes) | set(other.classes))
+        union = sorted(set(self.classes) | set(classes))
         index = {label: i for i, label in enumerate(union)}
-        counts = np.zeros(len(union), dtype=np.int64)
-        sums = np.zeros((len(union), self.dim), dtype=np.int64)
-        for moments, factor in ((self, 1), (other, sign)):
-            rows = [index[c] for c in moments.classes]
-            counts[rows] += factor * moments.class_counts
-            sums[rows] += factor * moments.class_sums
-        if np.any(counts < 0):
-            missing = [union[i] for i in np.flatnonzero(counts < 0)]
+        new_counts = np.zeros(len(union), dtype=np.int64)
+        new_sums = np.zeros((len(union), self.dim), dtype=np.int64)
+        for labels, part_counts, part_sums, factor in (
+            (self.classes, self.class_counts, self.class_sums, 1),
+            (classes, counts, sums, sign),
+        ):
+            rows = [index[c] for c in labels]
+            new_counts[rows] += factor * part_counts
+            new_sums[rows] += factor * part_sums
+        if np.any(new_counts < 0):
+            missing = [union[i] for i in np.flatnonzero(new_counts < 0)]
             raise MomentsMismatchError(f"Subtracting samples that were never added (classes {missing}).")
-        alive = counts > 0
-        if np.any(sums[~alive]):
+        alive = new_counts > 0
+        if np.any(new_sums[~alive]):
             raise MomentsMismatchError("A class with no samples left has non-zero sums: inconsistent subtraction.")
-        check_accumulator_range(int(counts.sum()))
-        gram = self.gram + other.gram if sign > 0 else self.gram - other.gram
-        if int(counts.sum()) == 0 and np.any(gram):
+        check_accumulator_range(int(new_counts.sum()))
+        if int(new_counts.sum()) == 0 and np.any(gram):
             raise MomentsMismatchError("No samples left but the Gram matrix is non-zero: inconsistent subtraction.")
         return Moments(
             dim=self.dim,
             classes=tuple(c for c, keep in zip(union, alive, strict=True) if keep),
-            class_counts=counts[alive],
-            class_sums=sums[alive],
+            class_counts=new_counts[alive],
+            class_sums=new_sums[alive],
             gram=gram,
         )
 
+    def _combine_moments(self, other: Moments, sign: int) -> Moments:
+        if not isinstance(other, Moments):
+            raise TypeError(f"Cannot combine Moments with {type(other).__name__}.")
+        if other.dim != self.dim:
+            raise MomentsMismatchError(f"Dimensions differ: {self.dim} and {other.dim}.")
+        gram = self.gram + other.gram if sign > 0 else self.gram - other.gram
+        return self._combine(other.classes, other.class_counts, other.class_sums, sign, gram)
+
     def __add__(self, other: Moments) -> Moments:
         """Merge: the statistics of both sample sets together."""
-        return self._combine(other, +1)
+        return self._combine_moments(other, +1)
 
     def __sub__(self, other: Moments) -> Moments:
         """Forget: the statistics with ``other``'s samples removed."""
-        return self._combine(other, -1)
+        return self._combine_moments(other, -1)
+
+    def with_samples(self, vectors: ArrayLike, labels: ArrayLike, sign: int = 1) -> Moments:
+        """``self + Moments.from_samples(vectors, labels)`` (``-`` with ``sign=-1``), for few samples.
+
+        Identical result, but the Gram is updated in one pass (:func:`~erasable.exact.gram_plus_rows`)
+        instead of materializing a dense batch Gram: the fast path of small learn and forget requests.
+        """
+        rows, y = _batch(vectors, labels, self.dim)
+        classes, counts, sums = _class_sums(rows, y)
+        return self._combine(classes, counts, sums, sign, gram_plus_rows(self.gram, rows, sign))
 
     # -- identity -------------------------------------------------------------------------
 
     def header(self) -> dict[str, object]:
         """The non-array part of the canonical form (JSON-serializable)."""
-        return {"dim": self.dim, "classes": list(self.classes), "dtype": "<i8", "gram": "upper"}
+        return {"dim": self.dim, "classes": list(self.classes), "dtype": "<i8", "gram": "upper triangle by rows"}
 
     def arrays(self) -> dict[str, NDArray[np.int64]]:
-        """The arrays of the canonical form, in canonical order."""
+        """The arrays of the statistics (the Gram in full, zeros below the diagonal)."""
         return {"class_counts": self.class_counts, "class_sums": self.class_sums, "gram": self.gram}
 
-    def update_hash(self, digest: hashlib._Hash) -> None:
-        """Feed the canonical bytes into ``digest`` without materializing them."""
-        digest.update(json.dumps(self.header(), sort_keys=True, separators=(",", ":")).encode())
-        for name, array in self.arrays().items():
-            digest.update(name.encode() + b"\0")
-            digest.update(np.ascontiguousarray(array, dtype="<i8").data)
+    @cached_property
+    def _digest(self) -> str:
+        h = hashlib.sha256(json.dumps(self.header(), sort_keys=True, separators=(",", ":")).encode())
+        for name in ("class_counts", "class_sums"):
+            h.update(name.encode() + b"\0")
+            h.update(np.ascontiguousarray(getattr(self, name), dtype="<i8").data)
+        h.update(b"gram\0")
+        gram = np.ascontiguousarray(self.gram, dtype="<i8")
+        for i in range(self.dim):  # the canonical bytes skip the zeros below the diagonal
+            h.update(gram[i, i:].data)
+        return h.hexdigest()
 
     def digest(self) -> str:
-        """SHA-256 of the canonical bytes, as hex."""
-        h = hashlib.sha256()
-        self.update_hash(h)
-        return h.hexdigest()
+        """SHA-256 of the canonical bytes, as hex (computed once: Moments are immutable)."""
+        return self._digest
 
     def equals(self, other: Moments) -> bool:
         """Exact equality of the statistics."""

@@ -30,6 +30,7 @@ array([0, 1])
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,21 +107,35 @@ def gcv_alpha(
 
 @dataclass(frozen=True)
 class RidgeHead:
-    """Ridge weights with what a Woodbury update needs: the inverse ``(A + lambda I)^-1``.
+    """Ridge weights, and what a Woodbury update needs: ``M = (A + lambda I)^-1``.
 
-    ``rank_since_refresh`` counts the rank of the low-rank updates applied since the head
-    was last computed from the Moments (0 for a canonical head).
+    ``M`` is kept as the canonical inverse ``M0`` (from the last computation from the
+    Moments) minus low-rank corrections, ``M = M0 - P G P^T``, so that an update reads
+    ``M0`` once and writes nothing of size D x D. ``rank_since_refresh`` is the number of
+    columns of ``P`` (0 for a canonical head).
     """
 
     classes: tuple[Label, ...]
     weights: NDArray[np.float64]  # (D, K)
     mean: NDArray[np.float64]  # (D,)
-    priors: NDArray[np.float64]  # (K,)
+    counts: NDArray[np.int64]  # (K,)
     alpha: float
     lam: float
-    count: int
-    inverse: NDArray[np.float64]  # (D, D)
-    rank_since_refresh: int = 0
+    inverse: NDArray[np.float64]  # M0, (D, D)
+    correction_basis: NDArray[np.float64]  # P, (D, r)
+    correction_core: NDArray[np.float64]  # G, (r, r)
+
+    @property
+    def count(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def priors(self) -> NDArray[np.float64]:
+        return self.counts / self.counts.sum()
+
+    @property
+    def rank_since_refresh(self) -> int:
+        return self.correction_basis.shape[1]
 
     @classmethod
     def from_moments(cls, moments: Moments, alpha: float | None = None, unit: float = 1.0) -> RidgeHead:
@@ -143,63 +158,91 @@ class RidgeHead:
         if info != 0:
             raise np.linalg.LinAlgError(f"dpotri failed with info={info}.")
         inverse = np.triu(inverse) + np.triu(inverse, 1).T
-        return cls._assemble(moments, weights, mean, alpha, lam, inverse, 0)
-
-    @classmethod
-    def _assemble(
-        cls,
-        moments: Moments,
-        weights: NDArray[np.float64],
-        mean: NDArray[np.float64],
-        alpha: float,
-        lam: float,
-        inverse: NDArray[np.float64],
-        rank: int,
-    ) -> RidgeHead:
+        dim = moments.dim
         return cls(
             classes=moments.classes,
             weights=weights,
             mean=mean,
-            priors=moments.class_counts / moments.count,
+            counts=moments.class_counts,
             alpha=alpha,
             lam=lam,
-            count=moments.count,
             inverse=inverse,
-            rank_since_refresh=rank,
+            correction_basis=np.zeros((dim, 0)),
+            correction_core=np.zeros((0, 0)),
         )
 
-    def updated(self, rows: NDArray[np.float64], sign: int, moments: Moments) -> RidgeHead:
-        """The head after adding (``sign=+1``) or removing (``-1``) ``rows``, by Woodbury.
+    def _apply_inverse(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``M @ vectors`` for a few columns: one read of ``M0``, no D x D temporary."""
+        product = self.inverse @ vectors
+        if self.rank_since_refresh:
+            p = self.correction_basis
+            product -= p @ (self.correction_core @ (p.T @ vectors))
+        return product
 
-        ``moments`` are the statistics *after* the change. ``lambda`` is kept; the result
-        matches ``from_moments(moments, alpha=self.alpha, unit)`` up to rounding.
+    def updated(self, rows: NDArray[np.float64], labels: Sequence[Label], sign: int, moments: Moments) -> RidgeHead:
+        """The head after adding (``sign=+1``) or removing (``-1``) ``rows`` with ``labels``.
+
+        ``moments`` are the statistics *after* the change. ``lambda`` is kept, and the result
+        matches ``from_moments(moments, alpha=self.alpha, unit)`` up to rounding. Cost:
+        O(D^2 k) to read ``M0`` once, plus O(D (r + k) (k + K)).
         """
         if sign not in (1, -1):
             raise ValueError("sign must be +1 or -1.")
         n_after = moments.count
         if n_after == 0:
             raise ValueError("No samples left: the head must be dropped, not updated.")
-        sums = moments.class_sums.astype(np.float64)
-        mean_after = sums.sum(axis=0) / n_after
-        # Chan et al.'s combination of centered scatters, with "rest" the samples that are
-        # in both sets (the old ones when learning, the remaining ones when forgetting):
-        #   A' - A = sign * (sum_i (r_i - r)(r_i - r)^T + k n_rest / n_all (mu_rest - r)(mu_rest - r)^T)
-        # Every vector is centered, so no large terms cancel.
         k = rows.shape[0]
-        batch_mean = rows.mean(axis=0)
-        n_rest, mean_rest = (self.count, self.mean) if sign > 0 else (n_after, mean_after)
-        columns = [rows - batch_mean] if k > 1 else []
-        basis = np.vstack([*columns, (mean_rest - batch_mean)[None, :]]).T
-        weight = k * n_rest / (n_rest + k)
-        coefficients = sign * np.concatenate([np.ones(basis.shape[1] - 1), [weight]])
-        projected = self.inverse @ basis  # M U
-        capacitance = np.diag(1.0 / coefficients) + basis.T @ projected
-        correction = np.linalg.solve(capacitance, projected.T)  # S^-1 U^T M
-        inverse = self.inverse - projected @ correction
-        cross = sums.T - np.outer(mean_after, moments.class_counts)
-        weights = inverse @ cross
-        rank = self.rank_since_refresh + basis.shape[1]
-        return self._assemble(moments, weights, mean_after, self.alpha, self.lam, inverse, rank)
+        mean_after = moments.class_sums.sum(axis=0) / n_after
+        # Both changes live in the span of V = [rows^T, mu_before, mu_after]:
+        #   B' - B = V C_B   (class sums of the rows, and the moving mean),
+        #   A' - A = U diag(c) U^T with U = V T, by Chan et al.'s combination of centered
+        #   scatters, "rest" being the samples in both sets (the old ones when learning,
+        #   the remaining ones when forgetting). U is centered: no large terms cancel.
+        basis = np.column_stack([rows.T, self.mean, mean_after])
+        index = {label: j for j, label in enumerate(moments.classes)}
+        old_columns = [index.get(label) for label in self.classes]
+        kept = [(i, j) for i, j in enumerate(old_columns) if j is not None]
+        counts_before = np.zeros(len(moments.classes))
+        counts_before[[j for _, j in kept]] = self.counts[[i for i, _ in kept]]
+        one_hot = np.zeros((k, len(moments.classes)))
+        for row, label in enumerate(labels):
+            if label in index:
+                one_hot[row, index[label]] = 1.0
+        cross_change = np.vstack([sign * one_hot, counts_before, -moments.class_counts.astype(np.float64)])
+
+        rest = k if sign > 0 else k + 1
+        n_rest = self.count if sign > 0 else n_after
+        columns = list(range(k)) if k > 1 else []
+        transform = np.zeros((k + 2, len(columns) + 1))
+        for col, row in enumerate(columns):
+            transform[row, col] = 1.0
+        transform[rest, -1] = 1.0
+        transform[:k] -= 1.0 / k
+        coefficients = sign * np.concatenate([np.ones(len(columns)), [k * n_rest / (n_rest + k)]])
+
+        inverse_basis = self._apply_inverse(basis)  # M V
+        projected = inverse_basis @ transform  # M U
+        capacitance = np.diag(1.0 / coefficients) + transform.T @ (basis.T @ projected)
+        core: NDArray[np.float64] = np.linalg.inv(capacitance)  # S^-1
+        cross_after = moments.class_sums.T - np.outer(mean_after, moments.class_counts)
+        cross_before = cross_after - basis @ cross_change
+        weights_before = np.zeros((rows.shape[1], len(moments.classes)))
+        weights_before[:, [j for _, j in kept]] = self.weights[:, [i for i, _ in kept]]
+        inverse_basis_after = inverse_basis - projected @ (core @ (projected.T @ basis))  # M' V
+        weights = (
+            weights_before + inverse_basis_after @ cross_change - projected @ (core @ (projected.T @ cross_before))
+        )
+        return RidgeHead(
+            classes=moments.classes,
+            weights=weights,
+            mean=mean_after,
+            counts=moments.class_counts,
+            alpha=self.alpha,
+            lam=self.lam,
+            inverse=self.inverse,
+            correction_basis=np.hstack([self.correction_basis, projected]),
+            correction_core=np.asarray(scipy.linalg.block_diag(self.correction_core, core), dtype=np.float64),
+        )
 
     def decision_function(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
         """Predicted one-hot targets: ``(f - mu) W + mean(Y)``."""

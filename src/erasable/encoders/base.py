@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "Batch",
     "Encoder",
     "ForeignEncoderError",
     "check_embeddings",
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 _READ_BLOCK = 1 << 20
+
+#: What ``encode`` takes: a sequence of inputs, or one array whose first axis runs over them.
+Batch = Sequence[Any] | NDArray[Any]
 
 
 @runtime_checkable
@@ -57,7 +61,7 @@ class Encoder(Protocol):
     @property
     def identity(self) -> str: ...
 
-    def encode(self, batch: Sequence[Any]) -> NDArray[np.float32]: ...
+    def encode(self, batch: Batch) -> NDArray[np.float32]: ...
 
 
 class ForeignEncoderError(ValueError):

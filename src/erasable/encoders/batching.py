@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from erasable.encoders.base import Encoder, check_embeddings
+from erasable.encoders.base import Batch, Encoder, check_embeddings
 from erasable.encoders.cache import EmbeddingCache
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "encode_batched"]
@@ -30,7 +29,7 @@ DEFAULT_CHUNK_SIZE = 1024
 
 def encode_batched(
     encoder: Encoder,
-    items: Sequence[Any],
+    items: Batch,
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: Callable[[int], None] | None = None,
@@ -56,15 +55,21 @@ def encode_batched(
     return out
 
 
-def _encode_chunk(
-    encoder: Encoder, chunk: Sequence[Any], offset: int, cache: EmbeddingCache | None
-) -> NDArray[np.float32]:
+def _encode_chunk(encoder: Encoder, chunk: Batch, offset: int, cache: EmbeddingCache | None) -> NDArray[np.float32]:
     if cache is None:
-        return check_embeddings(encoder.encode(chunk), len(chunk), encoder.dim, encoder.name, offset)
+        return _encode_checked(encoder, chunk, offset)
     key = cache.key(encoder.identity, chunk)
-    hit = cache.load(key, len(chunk), encoder.dim)
-    if hit is not None:
-        return hit
-    embeddings = check_embeddings(encoder.encode(chunk), len(chunk), encoder.dim, encoder.name, offset)
-    cache.store(key, embeddings)
+    embeddings = cache.load(key, len(chunk), encoder.dim)
+    if embeddings is None:
+        embeddings = _encode_checked(encoder, chunk, offset)
+        cache.store(key, embeddings)
     return embeddings
+
+
+def _encode_checked(encoder: Encoder, chunk: Batch, offset: int) -> NDArray[np.float32]:
+    try:
+        raw = encoder.encode(chunk)
+    except (TypeError, ValueError) as exc:
+        exc.add_note(f"(input positions above are within the chunk of inputs {offset}..{offset + len(chunk) - 1})")
+        raise
+    return check_embeddings(raw, len(chunk), encoder.dim, encoder.name, offset)

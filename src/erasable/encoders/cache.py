@@ -23,19 +23,17 @@ np.float32(6.0)
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import struct
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from erasable.encoders.base import sha256_file
+from erasable.encoders.base import Batch, sha256_file
 
 __all__ = ["EmbeddingCache", "content_digest"]
 
@@ -63,7 +61,7 @@ def _update_item(digest: Any, item: object) -> None:
     digest.update(tag + struct.pack("<Q", len(payload)) + payload)
 
 
-def content_digest(identity: str, items: Sequence[Any]) -> str:
+def content_digest(identity: str, items: Batch) -> str:
     """Hex SHA-256 of an encoder identity and the content of ``items``, in order.
 
     Strings and bytes hash as such, :class:`~pathlib.Path` items by their file's bytes,
@@ -93,38 +91,39 @@ class EmbeddingCache:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    def key(self, identity: str, items: Sequence[Any]) -> str:
+    def key(self, identity: str, items: Batch) -> str:
         """The cache key of ``items`` encoded by the encoder ``identity``."""
         return content_digest(identity, items)
 
     def path(self, key: str) -> Path:
+        """Where the embeddings of ``key`` are (or would be) stored."""
         return self.directory / f"{key}.npy"
 
     def load(self, key: str, n: int, dim: int) -> NDArray[np.float32] | None:
         """The cached ``(n, dim)`` float32 embeddings, or ``None`` on a miss."""
         try:
             array = np.load(self.path(key), allow_pickle=False)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             return None
-        if array.dtype != np.float32 or array.shape != (n, dim):
+        if not isinstance(array, np.ndarray) or array.dtype != np.float32 or array.shape != (n, dim):
             return None
         return array
 
     def store(self, key: str, embeddings: NDArray[np.float32]) -> None:
         """Write atomically: a crash leaves the old file or the new one, never half of one."""
-        handle = tempfile.NamedTemporaryFile(dir=self.directory, suffix=".tmp", delete=False)
-        try:
-            with handle:
+        with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".tmp", delete=False) as handle:
+            temporary = Path(handle.name)
+            try:
                 np.save(handle, np.asarray(embeddings, dtype=np.float32))
-            os.replace(handle.name, self.path(key))
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(handle.name)
-            raise
+            except BaseException:
+                handle.close()
+                temporary.unlink()
+                raise
+        os.replace(temporary, self.path(key))
 
     def clear(self) -> int:
-        """Delete every cached file; return how many there were."""
-        files = list(self.directory.glob("*.npy"))
+        """Delete every cached file (and any left half-written); return how many there were."""
+        files = [*self.directory.glob("*.npy"), *self.directory.glob("*.tmp")]
         for path in files:
             path.unlink()
         return len(files)

@@ -12,13 +12,12 @@ dtype('float32')
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from erasable.encoders.base import check_embeddings, make_identity
+from erasable.encoders.base import Batch, check_embeddings, make_identity
 
 __all__ = ["CallableEncoder", "PrecomputedVectors"]
 
@@ -39,7 +38,7 @@ class PrecomputedVectors:
         self.dim = dim
         self.identity = identity or make_identity(self.name, f"{dim}d")
 
-    def encode(self, batch: Sequence[Any]) -> NDArray[np.float32]:
+    def encode(self, batch: Batch) -> NDArray[np.float32]:
         return check_embeddings(batch, len(batch), self.dim, self.name)
 
 
@@ -52,7 +51,7 @@ class CallableEncoder:
 
     def __init__(
         self,
-        function: Callable[[Sequence[Any]], ArrayLike],
+        function: Callable[[Batch], ArrayLike],
         *,
         name: str,
         dim: int,
@@ -66,5 +65,5 @@ class CallableEncoder:
         self.dim = dim
         self.identity = make_identity(name, version, weights_sha256)
 
-    def encode(self, batch: Sequence[Any]) -> NDArray[np.float32]:
+    def encode(self, batch: Batch) -> NDArray[np.float32]:
         return check_embeddings(self.function(batch), len(batch), self.dim, self.name)

@@ -223,7 +223,7 @@ class RidgeHead:
         inverse_basis = self._apply_inverse(basis)  # M V
         projected = inverse_basis @ transform  # M U
         capacitance = np.diag(1.0 / coefficients) + transform.T @ (basis.T @ projected)
-        core: NDArray[np.float64] = np.linalg.inv(capacitance)  # S^-1
+        core = np.asarray(np.linalg.inv(capacitance), dtype=np.float64)  # S^-1
         cross_after = moments.class_sums.T - np.outer(mean_after, moments.class_counts)
         cross_before = cross_after - basis @ cross_change
         weights_before = np.zeros((rows.shape[1], len(moments.classes)))

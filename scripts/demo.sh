@@ -2,5 +2,5 @@
 # Set up .venv (see setup.sh) and run the main job: the class-incremental learn / forget demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+ERASABLE_EXTRAS="${ERASABLE_EXTRAS-}" bash scripts/setup.sh
 .venv/bin/python -m erasable.demo "$@"

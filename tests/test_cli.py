@@ -290,3 +290,32 @@ def test_version() -> None:
     result = run("--version")
     assert result.exit_code == 0
     assert result.stdout.strip() == f"erasable {__version__}"
+
+
+def test_raw_text_end_to_end(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers", reason="the text extra is not installed")
+    table = tmp_path / "train.csv"
+    rows = [
+        ("t1", "my card was declined", "declined"),
+        ("t2", "the card payment was refused", "declined"),
+        ("t3", "why did my card not work", "declined"),
+        ("t4", "how do I top up my account", "top_up"),
+        ("t5", "add money with a bank transfer", "top_up"),
+        ("t6", "can I top up by card", "top_up"),
+    ]
+    table.write_text("id,text,category\n" + "\n".join(",".join(r) for r in rows) + "\n")
+    model, cache = tmp_path / "m.erasable", tmp_path / "cache"
+    learned = runner.invoke(
+        app,
+        ["learn", str(model), str(table), "--encoder", "text", "--label-column", "category", "--id-column", "id",
+         "--width", "32", "--cache-dir", str(cache)],
+    )
+    assert learned.exit_code == 0, learned.output
+    assert any(cache.iterdir())
+    predicted = runner.invoke(app, ["predict", str(model), "--text", "my card got declined at the shop"])
+    assert predicted.exit_code == 0, predicted.output
+    assert "declined" in predicted.output
+    forgot = runner.invoke(app, ["forget", str(model), "--id", "t3", "--cache-dir", str(cache)])
+    assert forgot.exit_code == 0, forgot.output
+    assert not any(cache.iterdir())
+    assert runner.invoke(app, ["certify", str(model)]).exit_code == 0

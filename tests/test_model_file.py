@@ -69,7 +69,7 @@ def test_a_consistent_forgery_is_caught_by_the_certificate(small_model: Model, t
     from safetensors.numpy import load as load_bytes
     from safetensors.numpy import save as save_bytes
 
-    from erasable.model_file import _digest
+    from erasable.model_file import manifest_digest
 
     path = tmp_path / "m.erasable"
     save_model(small_model, path)
@@ -79,7 +79,7 @@ def test_a_consistent_forgery_is_caught_by_the_certificate(small_model: Model, t
     tensors["features.gram"] = tensors["features.gram"].copy()
     tensors["features.gram"][0, 0] += 1
     manifest.pop("digest")
-    manifest["digest"] = _digest(manifest, tensors)
+    manifest["digest"] = manifest_digest(manifest, tensors)
     path.write_bytes(save_bytes(tensors, metadata={"erasable": json.dumps(manifest)}))
     with pytest.raises(ModelFileError, match="Certificate mismatch"):
         load_model(path)

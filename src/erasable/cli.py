@@ -36,6 +36,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from erasable import __version__
+from erasable.datasets import (
+    IMAGE_SUFFIXES,
+    TABLE_SUFFIXES,
+    Dataset,
+    read_dataset,
+    read_idx_dataset,
+    read_image_folder,
+    read_table,
+)
+from erasable.encoders import EmbeddingCache
 from erasable.estimator import ErasableClassifier
 from erasable.ledger import UnknownSampleError
 from erasable.model import CHUNK_ROWS, HeadKind, Model
@@ -355,6 +365,9 @@ LabelColumn = Annotated[str, typer.Option("--label-column", "--labels", help="CS
 IdColumn = Annotated[str | None, typer.Option(help="CSV column holding sample ids.")]
 SubjectColumn = Annotated[str | None, typer.Option(help="CSV column holding subjects.")]
 SplitOption = Annotated[str | None, typer.Option(help="NPZ: read X_SPLIT, y_SPLIT, ... instead of X, y, ...")]
+TextColumnOption = Annotated[str, typer.Option(help="Raw inputs: the table column holding the texts.")]
+LabelsPath = Annotated[Path | None, typer.Option(help="Raw inputs: the IDX file of labels for an IDX file of items.")]
+CacheDir = Annotated[Path | None, typer.Option(help="Raw inputs: directory of an on-disk embedding cache.")]
 
 
 # -- learn -------------------------------------------------------------------------------------
@@ -383,24 +396,30 @@ def learn(
         typer.Option(help="Fixed-point scale: |x| must stay below 2**(15-bits).", show_default="13"),
     ] = None,
     alpha: Annotated[float | None, typer.Option(help="Ridge penalty; chosen by GCV when omitted.")] = None,
+    encoder: Annotated[
+        Literal["text", "image"] | None,
+        typer.Option(help="Learn raw inputs (texts, images) embedded by this encoder.", show_default="vectors"),
+    ] = None,
+    text_column: TextColumnOption = "text",
+    labels_path: LabelsPath = None,
+    cache_dir: CacheDir = None,
 ) -> None:
-    """Learn labelled vectors into MODEL, creating it if it does not exist.
+    """Learn labelled vectors, or raw texts and images, into MODEL, creating it if it does not exist.
 
-    Ids come from the data (NPZ array ids, CSV --id-column) or are consecutive integers
-    continuing the model's. The configuration options apply when MODEL is created; when it
-    exists they may be omitted, or must match it.
+    Vectors: NPZ/NPY/CSV. Raw inputs (with --encoder, or into a model that has one): a
+    CSV/TSV/JSONL/Parquet table (--text-column, --label-column), a folder of images with one
+    subfolder per class, or an IDX file (--labels-path). Ids come from the data (NPZ array
+    ids, --id-column, image paths) or are consecutive integers continuing the model's. The
+    configuration options apply when MODEL is created; when it exists they may be omitted,
+    or must match it.
 
-    Example: erasable learn model.erasable train.npz --split train --width 2048
+    Example: erasable learn model.erasable train.csv --encoder text --text-column text --label-column category
     """
     with _user_errors():
-        data = read_vectors(
-            data_path,
-            columns=Columns(label_column, id_column, subject_column),
-            split=split,
-            labels_file=labels_file,
-            need_labels=True,
-        )
+        columns = Columns(label_column, id_column, subject_column)
+        existing = load_model(model_path) if model_path.exists() else None
         options = {
+            "encoder": encoder,
             "head": head,
             "feature_map": feature_map,
             "width": width,
@@ -408,19 +427,27 @@ def learn(
             "scale_bits": scale_bits,
             "alpha": alpha,
         }
-        model = _open_or_create(model_path, {k: v for k, v in options.items() if v is not None}, data)
+        given = {k: v for k, v in options.items() if v is not None}
+        if encoder is not None or (existing is not None and existing.config.encoder is not None):
+            raw = _read_raw(data_path, columns, text_column, labels_path, need_labels=True)
+            model = _open_or_create(model_path, existing, given, None)
+            data = _embedded(model, raw, cache_dir)
+        else:
+            data = read_vectors(data_path, columns=columns, split=split, labels_file=labels_file, need_labels=True)
+            model = _open_or_create(model_path, existing, given, data.vectors.shape[1])
+        _check_dimension(model, data, data_path)
         _learn_in_chunks(model, data)
         save_model(model, model_path)
     console.print(f"Learned {data.vectors.shape[0]} samples into {escape(str(model_path))}.", soft_wrap=True)
     _summary(model)
 
 
-def _open_or_create(path: Path, options: dict[str, Any], data: VectorData) -> Model:
-    """The model at ``path``, or a new one configured by ``options`` for the data's dimension."""
-    if not path.exists():
-        model = Model(ErasableClassifier(**options)._config(data.vectors.shape[1]))
+def _open_or_create(path: Path, existing: Model | None, options: dict[str, Any], dim: int | None) -> Model:
+    """The ``existing`` model at ``path``, or a new one configured by ``options`` for ``dim``-d inputs."""
+    if existing is None:
+        model = Model(ErasableClassifier(**options)._config(dim))
     else:
-        model = load_model(path)
+        model = existing
         if options:
             params = {**ErasableClassifier.from_model(model).get_params(), **options}
             wanted = ErasableClassifier(**params)._config(model.config.input_dim).to_dict()
@@ -430,8 +457,61 @@ def _open_or_create(path: Path, options: dict[str, Any], data: VectorData) -> Mo
                     f"{path} exists with another configuration ({'; '.join(differing)}); "
                     "omit the configuration options to add to it."
                 )
-    _check_dimension(model, data, path)
     return model
+
+
+def _read_raw(path: Path, columns: Columns, text_column: str, labels_path: Path | None, need_labels: bool) -> Dataset:
+    """Raw inputs: a table of texts, a folder of images, an IDX file, or NPZ/NPY items."""
+    if path.is_dir():
+        data = read_image_folder(path)
+    elif path.suffix.lower() in TABLE_SUFFIXES:
+        label = columns.label if need_labels else None
+        data = read_table(
+            path, text_column=text_column, label_column=label, id_column=columns.id, subject_column=columns.subject
+        )
+    elif "idx" in path.name.lower():
+        data = read_idx_dataset(path, labels_path)
+    else:
+        data = read_dataset(path)
+    if need_labels and data.labels is None:
+        raise DataError(f"{path} gives no labels (see --label-column / --labels-path).")
+    return data
+
+
+def _raw_queries(path: Path | None, texts: list[str] | None, columns: Columns, text_column: str) -> Dataset:
+    """Raw inputs to predict: texts given on the command line, one image file, or a data file."""
+    if texts is not None:
+        return Dataset(items=list(texts), ids=[str(i) for i in range(len(texts))])
+    assert path is not None
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        if not path.is_file():
+            raise DataError(f"No such image file: {path}")
+        return Dataset(items=[path], ids=[str(path)])
+    return _read_raw(path, columns, text_column, None, need_labels=False)
+
+
+def _embedded(model: Model, data: Dataset, cache_dir: Path | None) -> VectorData:
+    """Raw inputs embedded by the model's encoder, with a progress bar on a terminal."""
+    items = data.items
+    with _progress("Encoding", len(items)) as advance:
+        vectors = model.embed(items, progress=advance, cache_dir=cache_dir)
+    return VectorData(vectors.astype(np.float64), data.labels, data.ids, data.subjects)
+
+
+@contextmanager
+def _progress(what: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (only on a terminal); yields the callback to advance it."""
+    progress = Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+    with progress:
+        yield partial(progress.advance, progress.add_task(what, total=total))
 
 
 def _learn_in_chunks(model: Model, data: VectorData) -> None:
@@ -446,17 +526,7 @@ def _learn_in_chunks(model: Model, data: VectorData) -> None:
     if data.ids is not None:
         model.registry.check_new_ids(data.ids)
     model.quantize(data.vectors)
-    progress = Progress(
-        TextColumn("Learning"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    )
-    with progress:
-        advance = partial(progress.advance, progress.add_task("learn", total=n))
+    with _progress("Learning", n) as advance:
         for start in range(0, n, CHUNK_ROWS):
             rows = slice(start, start + CHUNK_ROWS)
             model.learn(
@@ -479,6 +549,10 @@ def forget(
     subjects: Annotated[
         list[str] | None, typer.Option("--subject", help="Forget every sample of this subject (repeatable).")
     ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Embedding cache to empty as well: it may hold embeddings of the forgotten inputs."),
+    ] = None,
 ) -> None:
     """Forget samples by id or by subject, exactly: the result equals learning only the rest.
 
@@ -491,10 +565,13 @@ def forget(
         model = load_model(model_path)
         receipt = model.forget(ids=id_list, subjects=subject_list)
         save_model(model, model_path)
+        purged = EmbeddingCache(cache_dir).clear() if cache_dir is not None else None
     console.print(f"Forgot {len(receipt.ids)} samples from {escape(str(model_path))}.", soft_wrap=True)
     _say("certificate before", receipt.certificate_before)
     _say("certificate after", receipt.certificate_after)
     _say("samples left", model.count)
+    if purged is not None:
+        _say("cache files removed", purged)
 
 
 def _forget_request(
@@ -517,7 +594,13 @@ def _forget_request(
 @app.command()
 def predict(
     model_path: ModelArg,
-    data_path: DataArg,
+    data_path: Annotated[
+        Path | None,
+        typer.Argument(metavar="[DATA]", help="Vectors (.npz/.npy/.csv); for a model with an encoder, raw inputs."),
+    ] = None,
+    texts: Annotated[
+        list[str] | None, typer.Option("--text", help="A text to classify (repeatable; text models).")
+    ] = None,
     output: Annotated[Path | None, typer.Option(help="Write the predictions to this CSV file.")] = None,
     proba: Annotated[bool, typer.Option("--proba", help="Add the probability of each predicted label.")] = False,
     head: Annotated[HeadKind | None, typer.Option(help="Head to use.", show_default="the model's")] = None,
@@ -526,19 +609,31 @@ def predict(
     id_column: IdColumn = None,
     subject_column: SubjectColumn = None,
     split: SplitOption = None,
+    text_column: TextColumnOption = "text",
+    cache_dir: CacheDir = None,
 ) -> None:
-    """Predict labels for the vectors in DATA, with an out-of-distribution score.
+    """Predict labels for the vectors in DATA, or raw inputs, with an out-of-distribution score.
 
-    Columns: id; prediction, prediction_2, ... up to --top-k, each followed by its
-    probability with --proba (probability, probability_2, ...); ood_score, the squared
-    Mahalanobis distance to the nearest class mean. CSV label and subject columns are ignored.
+    A model with an encoder takes raw inputs: a table of texts (--text-column), texts given
+    with --text, an image file, a folder of images, or an IDX file. Columns: id; prediction,
+    prediction_2, ... up to --top-k, each followed by its probability with --proba
+    (probability, probability_2, ...); ood_score, the squared Mahalanobis distance to the
+    nearest class mean. Label and subject columns are ignored.
 
-    Example: erasable predict model.erasable test.npz --split test --top-k 3 --proba
+    Example: erasable predict model.erasable --text "my card was declined" --top-k 3 --proba
     """
     with _user_errors():
         model = load_model(model_path)
-        data = read_vectors(data_path, columns=Columns(label_column, id_column, subject_column), split=split)
-        _check_dimension(model, data, data_path)
+        columns = Columns(label_column, id_column, subject_column)
+        if (data_path is None) == (texts is None):
+            raise CliError("Give DATA or --text (not both).")
+        if model.config.encoder is None:
+            if data_path is None:
+                raise CliError("This model takes vectors: give a DATA file, not --text.")
+            data = read_vectors(data_path, columns=columns, split=split)
+        else:
+            data = _embedded(model, _raw_queries(data_path, texts, columns, text_column), cache_dir)
+        _check_dimension(model, data, data_path or Path("--text"))
         if 0 < len(model.classes) < top_k:
             raise CliError(f"--top-k {top_k} but the model has {len(model.classes)} classes.")
         header, rows = _predictions(model, data, head, proba, top_k)

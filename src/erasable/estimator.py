@@ -30,6 +30,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from erasable.encoders import load_encoder
 from erasable.features import shift_for_unit_norm
 from erasable.model import ForgetReceipt, HeadKind, Model, ModelConfig
 from erasable.model_file import load_model, save_model
@@ -66,6 +67,13 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         Distance of the prototype head.
     shrinkage : float, default=0.05
         Shrinkage of the Gaussian head's covariance towards the identity.
+    encoder : {None, "text", "image"}, default=None
+        ``None``: ``X`` holds embedding vectors. ``"text"``: ``X`` holds strings, embedded
+        by all-MiniLM-L6-v2 (extra ``text``); ``"image"``: ``X`` holds images (arrays or
+        ``pathlib.Path``), embedded by EfficientNet-Lite0 (extra ``image``). The encoder's
+        identity is part of the model: inputs of another encoder are refused.
+    cache_dir : str or None, default=None
+        Directory of an on-disk embedding cache for raw inputs (re-runs do not re-encode).
 
     Attributes
     ----------
@@ -88,6 +96,8 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         temperature: float = 0.07,
         metric: Literal["cosine", "euclidean"] = "cosine",
         shrinkage: float = 0.05,
+        encoder: Literal["text", "image"] | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         self.head = head
         self.feature_map = feature_map
@@ -98,10 +108,23 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         self.temperature = temperature
         self.metric = metric
         self.shrinkage = shrinkage
+        self.encoder = encoder
+        self.cache_dir = cache_dir
 
     # -- configuration -----------------------------------------------------------------------
 
-    def _config(self, input_dim: int) -> ModelConfig:
+    def _config(self, input_dim: int | None = None) -> ModelConfig:
+        """The model configuration these parameters describe, for inputs of ``input_dim``.
+
+        With an encoder, the dimension is the encoder's and ``input_dim`` may be omitted.
+        """
+        encoder_spec = None
+        if self.encoder is not None:
+            encoder = load_encoder(self.encoder)
+            encoder_spec = ModelConfig.encoder_config(encoder, self.encoder)
+            input_dim = encoder.dim
+        if input_dim is None:
+            raise ValueError("input_dim is needed for a model without an encoder.")
         if self.feature_map == "identity":
             feature_map: dict[str, Any] = {"kind": "identity", "input_dim": input_dim}
         elif self.feature_map == "random_relu":
@@ -123,6 +146,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
             metric=self.metric,
             shrinkage=float(self.shrinkage),
             temperature=float(self.temperature),
+            encoder=encoder_spec,
         )
 
     def __sklearn_tags__(self) -> Any:
@@ -151,9 +175,10 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         ids: ArrayLike | None = None,
         subjects: Sequence[str | None] | None = None,
     ) -> ErasableClassifier:
-        """Learn from scratch on ``X`` (n, d) and ``y``; ``ids`` default to 0..n-1."""
-        X_checked, y_checked = self._validated(X, y, reset=True, incremental=False)
-        model = Model(self._config(X_checked.shape[1]))
+        """Learn from scratch on ``X`` (vectors, or raw inputs with an encoder) and ``y``; ``ids`` default to 0..n-1."""
+        model = self._encoding_model()
+        X_checked, y_checked = self._validated(self._embedded(X, model), y, reset=True, incremental=False)
+        model = model or Model(self._config(X_checked.shape[1]))
         model.learn(X_checked, y_checked, ids=ids, subjects=subjects)
         self.model_ = model
         return self
@@ -172,10 +197,11 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         ``y`` must be in it. The model itself only ever knows the classes it has samples of.
         """
         first = not hasattr(self, "model_")
-        X_checked, y_checked = self._validated(X, y, reset=first, incremental=True)
+        model = self._encoding_model() if first else self.model_
+        X_checked, y_checked = self._validated(self._embedded(X, model), y, reset=first, incremental=True)
         if classes is not None and not np.isin(y_checked, np.asarray(classes)).all():
             raise ValueError("y contains labels that are not in `classes`.")
-        model = Model(self._config(X_checked.shape[1])) if first else self.model_
+        model = model or Model(self._config(X_checked.shape[1]))
         model.learn(X_checked, y_checked, ids=ids, subjects=subjects)
         self.model_ = model
         return self
@@ -195,7 +221,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         if X is not None:
-            X = validate_data(self, X, reset=False, dtype=np.float64)
+            X = validate_data(self, self._embedded(X, self.model_), reset=False, dtype=np.float64)
         self.last_forget_: ForgetReceipt = self.model_.forget(ids=ids, subjects=subjects, embeddings=X, labels=y)
         return self
 
@@ -214,9 +240,19 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
             raise NotFittedError("This ErasableClassifier is not fitted yet.")
         return np.asarray(self.model_.classes)
 
+    def _encoding_model(self) -> Model | None:
+        """A new model whose encoder will embed the raw inputs; ``None`` for a model of vectors."""
+        return Model(self._config()) if self.encoder is not None else None
+
+    def _embedded(self, X: Any, model: Model | None) -> Any:
+        """``X`` itself for a model of vectors; the encoder's embeddings of ``X`` otherwise."""
+        if model is None or model.config.encoder is None:
+            return X
+        return model.embed(list(X) if not isinstance(X, np.ndarray) else X, cache_dir=self.cache_dir)
+
     def _inputs(self, X: ArrayLike) -> NDArray[np.float64]:
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=np.float64)
+        return validate_data(self, self._embedded(X, self.model_), reset=False, dtype=np.float64)
 
     def decision_function(self, X: ArrayLike) -> NDArray[np.float64]:
         """Class scores (n, K); for two classes, the score of ``classes_[1]`` minus ``classes_[0]``."""
@@ -283,6 +319,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
             temperature=config.temperature,
             metric=config.metric,
             shrinkage=config.shrinkage,
+            encoder=None if config.encoder is None else config.encoder["kind"],
         )
         if estimator._config(config.input_dim) != config:
             raise ValueError("This model's configuration cannot be expressed by ErasableClassifier parameters.")

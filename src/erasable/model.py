@@ -27,11 +27,13 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from erasable.encoders import Batch, Encoder, check_same_encoder, encode_batched, load_encoder
 from erasable.exact import quantize
 from erasable.features import Identity, RandomReLU, feature_map_from_config
 from erasable.heads import GaussianHead, Head, PrototypeHead, RidgeHead
@@ -55,7 +57,9 @@ class ModelConfig:
 
     ``feature_map`` is a :func:`~erasable.features.feature_map_from_config` dict; ``alpha``
     (ridge, ``None`` = automatic by GCV), ``temperature`` (ridge probabilities), ``metric``
-    (prototype) and ``shrinkage`` (Gaussian) parametrize the heads. Two models merge only if their configs are equal.
+    (prototype) and ``shrinkage`` (Gaussian) parametrize the heads. ``encoder`` (``None``
+    for a model of vectors) names the encoder of raw inputs and records its identity, so
+    that a model refuses inputs embedded by any other. Two models merge only if their configs are equal.
     """
 
     input_dim: int
@@ -66,6 +70,7 @@ class ModelConfig:
     metric: Literal["cosine", "euclidean"] = "cosine"
     shrinkage: float = 0.05
     temperature: float = 0.07
+    encoder: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.input_dim < 1:
@@ -81,6 +86,17 @@ class ModelConfig:
         if self.feature_map.get("input_dim") != self.input_dim:
             raise ValueError("feature_map.input_dim must equal input_dim.")
         feature_map_from_config(self.feature_map)  # validates
+        if self.encoder is not None:
+            missing = {"kind", "options", "identity", "dim"} - set(self.encoder)
+            if missing:
+                raise ValueError(f"encoder config lacks {sorted(missing)}.")
+            if self.encoder["dim"] != self.input_dim:
+                raise ValueError(f"The encoder makes {self.encoder['dim']}-d embeddings, not {self.input_dim}-d.")
+
+    @classmethod
+    def encoder_config(cls, encoder: Encoder, kind: str, **options: Any) -> dict[str, Any]:
+        """The ``encoder`` entry for an encoder built by ``load_encoder(kind, **options)``."""
+        return {"kind": kind, "options": options, "identity": encoder.identity, "dim": encoder.dim}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -131,6 +147,7 @@ class Model:
         )
         self.next_auto_id = 0
         self._heads: dict[HeadKind, Head] = {}
+        self._encoder: Encoder | None = None
 
     # -- state ----------------------------------------------------------------------------
 
@@ -165,6 +182,30 @@ class Model:
         if self.feature_moments is not None:
             h.update(b"\0features\0" + self.feature_moments.digest().encode())
         return h.hexdigest()
+
+    # -- raw inputs --------------------------------------------------------------------------
+
+    @property
+    def encoder(self) -> Encoder:
+        """The model's encoder, built on first use and checked against the recorded identity."""
+        if self.config.encoder is None:
+            raise ValueError("This model takes embedding vectors: it has no encoder for raw inputs.")
+        if self._encoder is None:
+            spec = self.config.encoder
+            encoder = load_encoder(spec["kind"], **spec["options"])
+            check_same_encoder(spec["identity"], encoder)
+            self._encoder = encoder
+        return self._encoder
+
+    def embed(
+        self,
+        items: Batch,
+        *,
+        progress: Callable[[int], None] | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> NDArray[np.float32]:
+        """Embeddings of raw inputs (texts, images) by the model's encoder, in chunks, optionally cached."""
+        return encode_batched(self.encoder, items, progress=progress, cache_dir=cache_dir)
 
     # -- computing statistics ---------------------------------------------------------------
 

@@ -44,7 +44,16 @@ from erasable.moments import Moments, canonical_labels
 FORMAT = "erasable-model"
 FORMAT_VERSION = 1
 
-__all__ = ["ModelFileError", "load_model", "save_model"]
+__all__ = [
+    "ModelFileError",
+    "load_model",
+    "manifest_digest",
+    "moments_from_tensors",
+    "moments_tensors",
+    "read_container",
+    "save_model",
+    "write_container",
+]
 
 
 class ModelFileError(ValueError):
@@ -77,7 +86,8 @@ def _unpack_strings(data: NDArray[np.uint8], offsets: NDArray[np.int64]) -> list
     return out
 
 
-def _digest(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> str:
+def manifest_digest(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> str:
+    """SHA-256 of a manifest (without its digest) and every tensor's name, dtype, shape and bytes."""
     h = hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
     for name in sorted(tensors):
         array = np.ascontiguousarray(tensors[name])
@@ -86,11 +96,13 @@ def _digest(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> str:
     return h.hexdigest()
 
 
-def _moments_tensors(prefix: str, moments: Moments) -> dict[str, NDArray[Any]]:
+def moments_tensors(prefix: str, moments: Moments) -> dict[str, NDArray[Any]]:
+    """The tensors of ``moments``, named ``prefix.class_counts`` etc."""
     return {f"{prefix}.{name}": np.ascontiguousarray(a) for name, a in moments.arrays().items()}
 
 
-def _moments_from(prefix: str, tensors: dict[str, NDArray[Any]], classes: list[Any], dim: int) -> Moments:
+def moments_from_tensors(prefix: str, tensors: dict[str, NDArray[Any]], classes: list[Any], dim: int) -> Moments:
+    """The Moments stored by :func:`moments_tensors`; raises ``ValueError``/``KeyError`` if malformed."""
     gram = tensors[f"{prefix}.gram"]
     if gram.ndim != 2 or np.any(np.tril(gram, -1)):
         raise ValueError(f"{prefix} Gram is not upper triangular")
@@ -118,10 +130,10 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         "samples.id_offsets": ids_offsets,
         "samples.subjects": subjects_data,
         "samples.subject_offsets": subjects_offsets,
-        **_moments_tensors("embedding", model.embedding_moments),
+        **moments_tensors("embedding", model.embedding_moments),
     }
     if model.feature_moments is not None:
-        tensors.update(_moments_tensors("features", model.feature_moments))
+        tensors.update(moments_tensors("features", model.feature_moments))
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -131,7 +143,16 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         "next_auto_id": model.next_auto_id,
         "certificate": model.certificate(),
     }
-    manifest["digest"] = _digest(manifest, tensors)
+    write_container(path, manifest, tensors)
+
+
+def write_container(path: str | os.PathLike[str], manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> None:
+    """Write tensors and a manifest (plus its digest) as one safetensors file, atomically.
+
+    A temporary file in the same directory is written, synced and renamed over ``path``,
+    so a crash leaves either the old file or the new one, never a mix.
+    """
+    manifest = {**manifest, "digest": manifest_digest(manifest, tensors)}
     blob = safetensors_save(tensors, metadata={"erasable": json.dumps(manifest, sort_keys=True)})
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.", suffix=".tmp")
@@ -148,31 +169,33 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         raise
 
 
-def _read_manifest(blob: bytes) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+def read_container(
+    path: str | os.PathLike[str], kind: str = FORMAT, version: int = FORMAT_VERSION
+) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+    """The manifest (digest removed) and tensors of a file of format ``kind``, digest verified."""
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"Cannot read {path}: {exc.strerror}") from exc
     try:
         tensors = safetensors_load(blob)
         header_len = int.from_bytes(blob[:8], "little")
         header = json.loads(blob[8 : 8 + header_len])
         manifest = json.loads(header["__metadata__"]["erasable"])
     except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"Not a readable erasable model file: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ModelFileError("Not an erasable model file (format marker missing).")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(f"Unsupported model file version {manifest.get('format_version')!r}.")
+        raise ModelFileError(f"Not a readable {kind} file: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != kind:
+        raise ModelFileError(f"{path} is not an {kind} file (format marker missing).")
+    if manifest.get("format_version") != version:
+        raise ModelFileError(f"Unsupported {kind} file version {manifest.get('format_version')!r}.")
+    if manifest.pop("digest", None) != manifest_digest(manifest, tensors):
+        raise ModelFileError(f"{kind} file digest mismatch: the file is corrupted or was modified.")
     return manifest, tensors
 
 
 def load_model(path: str | os.PathLike[str]) -> Model:
     """Read and verify a model file; raise :class:`ModelFileError` if anything is off."""
-    try:
-        blob = Path(path).read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"Cannot read model file {path}: {exc.strerror}") from exc
-    manifest, tensors = _read_manifest(blob)
-    recorded = manifest.pop("digest", None)
-    if recorded != _digest(manifest, tensors):
-        raise ModelFileError("Model file digest mismatch: the file is corrupted or was modified.")
+    manifest, tensors = read_container(path)
     try:
         model = _build(manifest, tensors)
     except (KeyError, ValueError, TypeError) as exc:
@@ -186,9 +209,9 @@ def _build(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> Model:
     config = ModelConfig.from_dict(manifest["config"])
     model = Model(config)
     classes = canonical_labels(manifest["classes"]).tolist() if manifest["classes"] else []
-    model.embedding_moments = _moments_from("embedding", tensors, classes, config.input_dim)
+    model.embedding_moments = moments_from_tensors("embedding", tensors, classes, config.input_dim)
     if model.feature_moments is not None:
-        model.feature_moments = _moments_from("features", tensors, classes, model.feature_map.output_dim)
+        model.feature_moments = moments_from_tensors("features", tensors, classes, model.feature_map.output_dim)
     ids = _unpack_strings(tensors["samples.ids"], tensors["samples.id_offsets"])
     subjects = _unpack_strings(tensors["samples.subjects"], tensors["samples.subject_offsets"])
     label_index = tensors["samples.labels"]

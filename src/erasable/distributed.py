@@ -1,0 +1,521 @@
+"""Fitting and forgetting on a Dask cluster: exact map-reduce over partitioned data.
+
+A model's state is a sum of integer statistics, so fitting is a map-reduce: each worker
+reads one shard, quantizes it with the model's scale, computes its features and partial
+:class:`~erasable.moments.Moments`, and returns them with the registry rows (ids,
+subjects, labels, e_q int16). The partial statistics are added pairwise on the cluster
+(a tree reduction) and the driver adds the total to the model. Integer sums are exact, so
+the result is **bit-identical** to the in-process :meth:`Model.learn` on the same samples,
+whatever the partitioning, the number of workers or the order in which tasks finish.
+
+Shards are files of a directory (searched recursively) or of a glob, local or any
+`fsspec <https://filesystem-spec.readthedocs.io>`_ URL, read by the workers themselves:
+
+* ``.npz`` -- arrays under the keys named by :class:`ShardColumns` (never unpickled);
+* ``.npy`` -- the vectors; labels, ids and subjects in siblings ``<stem>.<key>.npy``;
+* ``.parquet`` -- a list column of vectors, label, id and subject columns (needs pyarrow);
+* ``.csv`` -- label, id and subject columns; every other column is a vector component,
+  in file order (needs pyarrow).
+
+Shards without an id column get ids ``"<shard url>:<row>"``, stable and unique.
+
+The cluster: a :class:`distributed.Client` you pass, a scheduler address, or by default
+a ``LocalCluster`` of worker processes started for the call and closed after it. Failed
+partitions are retried (``retries``), then reported together by name in a
+:class:`PartitionError`; the model is changed only if every partition succeeded.
+
+The statistics part needs neither Dask nor a cluster:
+
+>>> import numpy as np
+>>> from erasable.model import Model, ModelConfig
+>>> model = Model(ModelConfig(input_dim=2, scale_bits=8))
+>>> q = model.quantize(np.array([[0.5, 0.25], [0.25, 0.5]]))
+>>> part = statistics_of(model, q, np.array(["a", "b"]))
+>>> total = part + statistics_of(model, q[:1], np.array(["a"]))
+>>> total.embedding.class_counts.tolist()
+[2, 1]
+
+Fitting from shards (``pip install 'erasable[distributed]'``)::
+
+    from erasable import distributed
+    model = distributed.fit(config, "s3://bucket/embeddings/*.parquet", n_workers=8,
+                            columns=distributed.ShardColumns(ids="id", subjects="user"))
+    distributed.forget(model, subjects=["alice"])
+"""
+
+from __future__ import annotations
+
+import io
+import operator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from erasable.datasets import DatasetError
+from erasable.model import CHUNK_ROWS, ForgetReceipt, Model, ModelConfig
+from erasable.moments import Moments, canonical_labels
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+SHARD_SUFFIXES = (".npz", ".npy", ".parquet", ".csv")
+
+__all__ = [
+    "SHARD_SUFFIXES",
+    "PartitionError",
+    "PartitionProgress",
+    "PartitionRows",
+    "ShardColumns",
+    "ShardData",
+    "Statistics",
+    "fit",
+    "forget",
+    "list_shards",
+    "model_statistics",
+    "partial_fit",
+    "read_shard",
+    "statistics_of",
+]
+
+
+# -- statistics ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """The two Moments of a model: of the quantized embeddings, and of the features (``None``
+    under the identity feature map). Adding is exact and order independent."""
+
+    embedding: Moments
+    features: Moments | None
+
+    def __add__(self, other: Statistics) -> Statistics:
+        return self._combine(other, operator.add)
+
+    def __sub__(self, other: Statistics) -> Statistics:
+        return self._combine(other, operator.sub)
+
+    def _combine(self, other: Statistics, op: Callable[[Moments, Moments], Moments]) -> Statistics:
+        if (self.features is None) != (other.features is None):
+            raise ValueError("Cannot combine statistics with and without feature Moments.")
+        features = None if self.features is None or other.features is None else op(self.features, other.features)
+        return Statistics(op(self.embedding, other.embedding), features)
+
+    def equals(self, other: Statistics) -> bool:
+        """Exact equality of both Moments."""
+        if (self.features is None) != (other.features is None):
+            return False
+        same_features = self.features is None or other.features is None or self.features.equals(other.features)
+        return self.embedding.equals(other.embedding) and same_features
+
+
+def _row_chunks(quantized: NDArray[np.int16], labels: NDArray[np.generic]) -> Iterator[tuple[NDArray[Any], Any]]:
+    for start in range(0, quantized.shape[0], CHUNK_ROWS):
+        yield quantized[start : start + CHUNK_ROWS], labels[start : start + CHUNK_ROWS]
+
+
+def statistics_of(model: Model, quantized: NDArray[np.int16], labels: NDArray[np.generic]) -> Statistics:
+    """Statistics of quantized samples under ``model``'s feature map (the model is not changed)."""
+    embedding = Moments.from_batches(_row_chunks(quantized, labels), dim=model.config.input_dim)
+    if model.feature_moments is None:
+        return Statistics(embedding, None)
+    feature_batches = ((model.features(q), y) for q, y in _row_chunks(quantized, labels))
+    return Statistics(embedding, Moments.from_batches(feature_batches, dim=model.feature_map.output_dim))
+
+
+def model_statistics(model: Model) -> Statistics:
+    """The statistics a model holds now."""
+    return Statistics(model.embedding_moments, model.feature_moments)
+
+
+def _set_statistics(model: Model, statistics: Statistics) -> None:
+    """Swap in precomputed statistics; cached heads are dropped and derived again when needed."""
+    # Core gap: Model has no public method for this (model_file._build assigns the same way).
+    model.embedding_moments, model.feature_moments = statistics.embedding, statistics.features
+    model._heads.clear()
+
+
+# -- reading shards ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShardColumns:
+    """Where a shard keeps vectors, labels, ids and subjects (NPZ keys, NPY sibling suffixes,
+    Parquet / CSV column names). ``ids=None``: ids are generated; ``subjects=None``: none."""
+
+    vectors: str = "X"
+    labels: str = "y"
+    ids: str | None = None
+    subjects: str | None = None
+
+    def siblings(self) -> list[str]:
+        """Keys stored beside NPY vectors, as ``<stem>.<key>.npy``."""
+        return [k for k in (self.labels, self.ids, self.subjects) if k is not None]
+
+
+@dataclass(frozen=True)
+class ShardData:
+    """The content of one shard."""
+
+    vectors: NDArray[Any]
+    labels: NDArray[Any]
+    ids: list[str]
+    subjects: list[str | None]
+
+
+def _filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
+    from fsspec.core import url_to_fs
+
+    return url_to_fs(url, **(storage_options or {}))
+
+
+def list_shards(
+    source: str, columns: ShardColumns | None = None, storage_options: dict[str, Any] | None = None
+) -> list[str]:
+    """Sorted URLs of the shards of a directory (recursively) or a glob.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("b.npz", "a.npy", "a.y.npy", "notes.txt"):
+    ...     _ = (d / name).write_bytes(b"")
+    >>> [url.rsplit("/", 1)[1] for url in list_shards(str(d))]
+    ['a.npy', 'b.npz']
+    """
+    columns = columns or ShardColumns()
+    fs, path = _filesystem(source, storage_options)
+    found = fs.find(path) if fs.isdir(path) else fs.glob(path)
+    sibling_suffixes = tuple(f".{key}.npy" for key in columns.siblings())
+    shards = sorted(
+        fs.unstrip_protocol(p) for p in found if p.lower().endswith(SHARD_SUFFIXES) and not p.endswith(sibling_suffixes)
+    )
+    if not shards:
+        raise DatasetError(f"No shards ({', '.join(SHARD_SUFFIXES)}) found at {source}.")
+    return shards
+
+
+def _read_bytes(url: str, storage_options: dict[str, Any] | None) -> bytes:
+    import fsspec
+
+    with fsspec.open(url, "rb", **(storage_options or {})) as handle:
+        data: bytes = handle.read()
+    return data
+
+
+def _npy(url: str, storage_options: dict[str, Any] | None) -> NDArray[Any]:
+    return np.load(io.BytesIO(_read_bytes(url, storage_options)), allow_pickle=False)
+
+
+def _read_npz(url: str, columns: ShardColumns, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    keys = [k for k in (columns.vectors, columns.labels, columns.ids, columns.subjects) if k is not None]
+    with np.load(io.BytesIO(_read_bytes(url, storage_options)), allow_pickle=False) as archive:
+        missing = [k for k in keys if k not in archive.files]
+        if missing:
+            raise DatasetError(f"no array {missing[0]!r}; it holds {archive.files}")
+        return {key: archive[key] for key in keys}
+
+
+def _read_npy(url: str, columns: ShardColumns, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    stem = url[: -len(".npy")]
+    arrays = {columns.vectors: _npy(url, storage_options)}
+    arrays.update({key: _npy(f"{stem}.{key}.npy", storage_options) for key in columns.siblings()})
+    return arrays
+
+
+def _read_table(url: str, columns: ShardColumns, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    data = io.BytesIO(_read_bytes(url, storage_options))
+    text_columns = {k: pa.string() for k in (columns.ids, columns.subjects) if k is not None}
+    if url.lower().endswith(".parquet"):
+        table = pq.read_table(data)
+        vectors = np.array(table.column(columns.vectors).to_pylist(), dtype=np.float64)
+    else:
+        table = pacsv.read_csv(data, convert_options=pacsv.ConvertOptions(column_types=text_columns))
+        named = {columns.labels, *text_columns}
+        components = [name for name in table.column_names if name not in named]
+        vectors = np.column_stack([table.column(name).to_numpy() for name in components]).astype(np.float64)
+    out: dict[str, Any] = {columns.vectors: vectors}
+    for key in columns.siblings():
+        if key not in table.column_names:
+            raise DatasetError(f"no column {key!r}; it has {table.column_names}")
+        out[key] = np.array(table.column(key).to_pylist(), dtype=None if key == columns.labels else object)
+    return out
+
+
+def _strings(arrays: dict[str, Any], key: str | None) -> list[str | None] | None:
+    """The column ``key`` as optional strings (empty = none), or ``None`` if no column is named."""
+    if key is None:
+        return None
+    return [None if v is None or v == "" else str(v) for v in np.asarray(arrays[key]).tolist()]
+
+
+def _shard_data(url: str, arrays: dict[str, Any], columns: ShardColumns) -> ShardData:
+    vectors = np.asarray(arrays[columns.vectors])
+    labels = canonical_labels(arrays[columns.labels])
+    if vectors.ndim != 2 or vectors.shape[0] != labels.shape[0]:
+        raise DatasetError(f"vectors of shape {vectors.shape} for {labels.shape[0]} labels")
+    ids = _strings(arrays, columns.ids)
+    subjects = _strings(arrays, columns.subjects)
+    for name, values in (("ids", ids), ("subjects", subjects)):
+        if values is not None and len(values) != labels.shape[0]:
+            raise DatasetError(f"{len(values)} {name} for {labels.shape[0]} labels")
+    if ids is not None and None in ids:
+        raise DatasetError("an id is missing")
+    return ShardData(
+        vectors=vectors,
+        labels=labels,
+        ids=[f"{url}:{row}" for row in range(labels.shape[0])] if ids is None else [str(i) for i in ids],
+        subjects=[None] * labels.shape[0] if subjects is None else subjects,
+    )
+
+
+def read_shard(
+    url: str, columns: ShardColumns | None = None, storage_options: dict[str, Any] | None = None
+) -> ShardData:
+    """Vectors, labels, ids and subjects of one shard; :class:`DatasetError` names the shard.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "part.npz"
+    >>> np.savez(path, X=np.eye(2), y=np.array(["a", "b"]))
+    >>> shard = read_shard(str(path))
+    >>> shard.labels.tolist(), shard.ids[1].endswith("part.npz:1")
+    (['a', 'b'], True)
+    """
+    columns = columns or ShardColumns()
+    readers = {"npz": _read_npz, "npy": _read_npy, "parquet": _read_table, "csv": _read_table}
+    try:
+        arrays = readers[url.lower().rsplit(".", 1)[-1]](url, columns, storage_options)
+        return _shard_data(url, arrays, columns)
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise DatasetError(f"{url}: {exc}") from exc
+
+
+# -- the map and the reduce ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartitionRows:
+    """The registry rows of one partition: what the model's ledger keeps per sample."""
+
+    name: str
+    ids: list[str]
+    subjects: list[str | None]
+    labels: NDArray[Any]
+    quantized: NDArray[np.int16]
+
+
+@dataclass(frozen=True)
+class _PartitionResult:
+    rows: PartitionRows
+    statistics: Statistics
+
+
+@dataclass(frozen=True)
+class PartitionProgress:
+    """Reported after each partition: its name and rows, how many are done out of how many."""
+
+    name: str
+    rows: int
+    done: int
+    total: int
+    failed: bool
+
+
+class PartitionError(RuntimeError):
+    """Partitions that failed after their retries, by name; the model was not changed."""
+
+    def __init__(self, failures: dict[str, BaseException]) -> None:
+        self.failures = failures
+        lines = "\n".join(f"  {name}: {type(exc).__name__}: {exc}" for name, exc in sorted(failures.items()))
+        super().__init__(f"{len(failures)} partition(s) failed:\n{lines}")
+
+
+def _fit_partition(
+    config: ModelConfig, url: str, columns: ShardColumns, storage_options: dict[str, Any] | None
+) -> _PartitionResult:
+    """The map task: read, quantize, accumulate one shard (runs on a worker)."""
+    model = Model(config)
+    shard = read_shard(url, columns, storage_options)
+    quantized = model.quantize(shard.vectors)
+    rows = PartitionRows(url, shard.ids, shard.subjects, shard.labels, quantized)
+    return _PartitionResult(rows, statistics_of(model, quantized, shard.labels))
+
+
+def _rows_statistics(config: ModelConfig, quantized: NDArray[np.int16], labels: NDArray[Any]) -> Statistics:
+    """The map task of a forget: statistics of registry rows (runs on a worker)."""
+    return statistics_of(Model(config), quantized, labels)
+
+
+def _tree_reduce(client: Client, futures: list[Future]) -> Future:
+    """Add futures pairwise on the cluster, level by level: depth log2(n)."""
+    while len(futures) > 1:
+        paired = [
+            client.submit(operator.add, a, b, pure=False) for a, b in zip(futures[::2], futures[1::2], strict=False)
+        ]
+        futures = paired + futures[len(paired) * 2 :]
+    return futures[0]
+
+
+@contextmanager
+def _connected(client: Client | str | None, n_workers: int) -> Iterator[Client]:
+    """The given client, a client of the scheduler at that address, or a fresh LocalCluster's."""
+    from distributed import Client, LocalCluster
+
+    if isinstance(client, Client):
+        yield client
+    elif isinstance(client, str):
+        with Client(client) as connected:
+            yield connected
+    else:
+        with (
+            LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+            Client(cluster) as connected,
+        ):
+            yield connected
+
+
+def _gather_rows(
+    futures: dict[str, Future], progress: Callable[[PartitionProgress], None] | None
+) -> dict[str, PartitionRows]:
+    """Registry rows of every partition as they complete, reporting each; failures raise together."""
+    from distributed import as_completed
+
+    name_of = {future.key: name for name, future in futures.items()}
+    rows: dict[str, PartitionRows] = {}
+    failures: dict[str, BaseException] = {}
+    for done, future in enumerate(as_completed(list(futures.values())), start=1):
+        name = name_of[future.key]
+        if future.status == "error":
+            failures[name] = future.exception()
+        else:
+            rows[name] = future.result()
+        if progress:
+            count = len(rows[name].ids) if name in rows else 0
+            progress(PartitionProgress(name, count, done, len(futures), name in failures))
+    if failures:
+        raise PartitionError(failures)
+    return rows
+
+
+def _absorb(model: Model, parts: list[PartitionRows], total: Statistics) -> None:
+    """Add the reduced statistics and the registry rows to ``model``, all or nothing."""
+    ids = [i for part in parts for i in part.ids]
+    model.registry.check_new_ids(ids)
+    new = model_statistics(model) + total
+    subjects = [s for part in parts for s in part.subjects]
+    labels = [label for part in parts for label in part.labels.tolist()]
+    quantized = np.concatenate([part.quantized for part in parts])
+    _set_statistics(model, new)
+    model.registry.append(ids, subjects, labels, quantized)
+
+
+def partial_fit(
+    model: Model,
+    source: str | Sequence[str],
+    *,
+    client: Client | str | None = None,
+    n_workers: int = 2,
+    columns: ShardColumns | None = None,
+    storage_options: dict[str, Any] | None = None,
+    retries: int = 2,
+    progress: Callable[[PartitionProgress], None] | None = None,
+) -> Model:
+    """Add the samples of every shard of ``source`` (a directory, glob or list of URLs) to ``model``.
+
+    The certificate afterwards equals that of ``model.learn`` on all the samples in one
+    process. Returns ``model``, changed in place; on any failure it is left as it was.
+    """
+    columns = columns or ShardColumns()
+    urls = list_shards(source, columns, storage_options) if isinstance(source, str) else sorted(source)
+    with _connected(client, n_workers) as connected:
+        results = [
+            connected.submit(_fit_partition, model.config, url, columns, storage_options, pure=False, retries=retries)
+            for url in urls
+        ]
+        rows = {
+            url: connected.submit(operator.attrgetter("rows"), r, pure=False)
+            for url, r in zip(urls, results, strict=True)
+        }
+        parts = _gather_rows(rows, progress)
+        statistics = [connected.submit(operator.attrgetter("statistics"), r, pure=False) for r in results]
+        total = _tree_reduce(connected, statistics).result()
+    _absorb(model, [parts[url] for url in urls], total)
+    return model
+
+
+def fit(config: ModelConfig, source: str | Sequence[str], **options: Any) -> Model:
+    """A new model fitted on every shard of ``source``; ``options`` as for :func:`partial_fit`."""
+    return partial_fit(Model(config), source, **options)
+
+
+# -- forgetting ------------------------------------------------------------------------------------
+
+
+def _rows_to_forget(model: Model, ids: ArrayLike | None, subjects: Sequence[str] | str | None) -> NDArray[np.intp]:
+    if (ids is None) == (subjects is None):
+        raise ValueError("Name exactly one of: ids or subjects.")
+    if subjects is not None:
+        wanted = [subjects] if isinstance(subjects, str) else list(subjects)
+        if not wanted:
+            raise ValueError("Empty forget request: no subjects given.")
+        return model.registry.rows_for_subjects(wanted)
+    id_list = [str(i) for i in np.asarray(ids, dtype=object).ravel().tolist()]
+    if not id_list:
+        raise ValueError("Empty forget request: no ids given.")
+    return model.registry.rows_for_ids(id_list)
+
+
+def _removed_statistics(
+    model: Model, quantized: NDArray[np.int16], labels: NDArray[Any], client: Client | str | None, block_rows: int
+) -> Statistics:
+    if client is None:
+        return statistics_of(model, quantized, labels)
+    with _connected(client, n_workers=1) as connected:
+        blocks = [
+            connected.submit(
+                _rows_statistics, model.config, quantized[s : s + block_rows], labels[s : s + block_rows], pure=False
+            )
+            for s in range(0, quantized.shape[0], block_rows)
+        ]
+        removed: Statistics = _tree_reduce(connected, blocks).result()
+    return removed
+
+
+def forget(
+    model: Model,
+    *,
+    ids: ArrayLike | None = None,
+    subjects: Sequence[str] | str | None = None,
+    client: Client | str | None = None,
+    block_rows: int = 65536,
+) -> ForgetReceipt:
+    """Remove the samples named by ``ids`` or ``subjects``, wherever they came from.
+
+    Only the named rows are read from the registry (an index lookup for ids, a scan of the
+    subject column for subjects). Their statistics are computed in blocks of ``block_rows``
+    on the cluster when ``client`` is given (a Client or a scheduler address), else in this
+    process, and subtracted. The certificate afterwards equals that of ``model.refit()``.
+
+    >>> from erasable.model import ModelConfig
+    >>> model = Model(ModelConfig(input_dim=2, scale_bits=8))
+    >>> model.learn(np.eye(2) / 2, ["a", "b"], ids=["1", "2"], subjects=["ann", "bob"])
+    >>> receipt = forget(model, subjects="bob")
+    >>> receipt.ids, receipt.certificate_after == model.refit().certificate()
+    (('2',), True)
+    """
+    rows = _rows_to_forget(model, ids, subjects)
+    before = model.certificate()
+    quantized = np.asarray(model.registry.embeddings[rows])
+    labels = canonical_labels([model.registry.labels[r] for r in rows])
+    removed = _removed_statistics(model, quantized, labels, client, block_rows)
+    after = model_statistics(model) - removed
+    removed_ids = tuple(model.registry.ids[r] for r in rows)
+    _set_statistics(model, after)
+    model.registry.remove_rows(rows)
+    return ForgetReceipt(ids=removed_ids, certificate_before=before, certificate_after=model.certificate())

@@ -39,6 +39,7 @@ __all__ = [
     "exact_matmul",
     "exact_transpose_matmul",
     "gram_plus_rows",
+    "max_abs",
     "quantize",
 ]
 
@@ -74,8 +75,9 @@ def quantize(x: ArrayLike, scale_bits: int, *, saturate: bool = False) -> NDArra
     return scaled.astype(np.int16)
 
 
-def _max_abs(a: NDArray[np.number]) -> float:
-    return float(np.abs(a).max()) if a.size else 0.0
+def max_abs(a: NDArray[np.number]) -> float:
+    """``max |a|`` without the temporary of ``np.abs`` (0 for an empty array)."""
+    return max(float(a.max()), -float(a.min())) if a.size else 0.0
 
 
 def _rows_per_exact_chunk(bound_a: float, bound_b: float) -> int:
@@ -84,10 +86,13 @@ def _rows_per_exact_chunk(bound_a: float, bound_b: float) -> int:
     return max(1, int((FLOAT64_EXACT - 1) // per_row))
 
 
-def exact_transpose_matmul(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.int64]:
+def exact_transpose_matmul(
+    a: NDArray[np.floating], b: NDArray[np.floating], bound_b: float | None = None
+) -> NDArray[np.int64]:
     """Exact ``a.T @ b`` for integer-valued float arrays, returned as int64.
 
     The rows are split into chunks whose partial sums provably stay below 2**53.
+    ``bound_b``, when the caller already knows ``max |b|``, saves a pass over ``b``.
 
     >>> a = np.array([[1.0, 2.0], [3.0, 4.0]])
     >>> exact_transpose_matmul(a, np.eye(2))
@@ -97,7 +102,7 @@ def exact_transpose_matmul(a: NDArray[np.floating], b: NDArray[np.floating]) -> 
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"Row counts differ: {a.shape[0]} and {b.shape[0]}.")
     out = np.zeros((a.shape[1], b.shape[1]), dtype=np.int64)
-    step = _rows_per_exact_chunk(_max_abs(a), _max_abs(b))
+    step = _rows_per_exact_chunk(max_abs(a), max_abs(b) if bound_b is None else bound_b)
     for start in range(0, a.shape[0], step):
         part = a[start : start + step].T @ b[start : start + step]
         out += part.astype(np.int64)
@@ -115,7 +120,7 @@ def exact_matmul(a: NDArray[np.number], b: NDArray[np.number]) -> NDArray[np.flo
     >>> exact_matmul(np.array([[3, -2]], dtype=np.int16), np.array([[1.0], [1.0]]))
     array([[1.]], dtype=float32)
     """
-    bound = a.shape[1] * _max_abs(a) * _max_abs(b)
+    bound = a.shape[1] * max_abs(a) * max_abs(b)
     if bound < FLOAT32_EXACT:
         return a.astype(np.float32, copy=False) @ b.astype(np.float32, copy=False)
     if bound < FLOAT64_EXACT:
@@ -144,11 +149,14 @@ class GramAccumulator:
         self._rows_per_flush = _rows_per_exact_chunk(INT16_MAX + 1, INT16_MAX + 1)
         self._total: NDArray[np.int64] | None = None
 
-    def add(self, rows: NDArray[np.floating]) -> None:
-        """Add ``rows.T @ rows``; ``rows`` is (n, dim), integer valued, within int16 range."""
+    def add(self, rows: NDArray[np.floating], bound: float | None = None) -> None:
+        """Add ``rows.T @ rows``; ``rows`` is (n, dim), integer valued, within int16 range.
+
+        ``bound``, when the caller already knows ``max |rows|``, saves a pass over them.
+        """
         if rows.ndim != 2 or rows.shape[1] != self.dim:
             raise ValueError(f"Expected rows of shape (n, {self.dim}), got {rows.shape}.")
-        if rows.size and _max_abs(rows) > INT16_MAX + 1:
+        if (max_abs(rows) if bound is None else bound) > INT16_MAX + 1:
             raise OverflowRiskError("Gram rows must lie in the int16 range to be summed exactly.")
         rows64 = np.ascontiguousarray(rows, dtype=np.float64)
         for start in range(0, rows64.shape[0], self._rows_per_flush):
@@ -192,7 +200,7 @@ def gram_plus_rows(
            [ 0, -3, -5],
            [ 0,  0, -8]])
     """
-    if rows.shape[0] * max(_max_abs(rows), 1.0) ** 2 >= FLOAT64_EXACT:
+    if rows.shape[0] * max(max_abs(rows), 1.0) ** 2 >= FLOAT64_EXACT:
         raise OverflowRiskError("Too many rows for an exact single-pass Gram update.")
     dim = gram.shape[0]
     out = np.empty_like(gram)

@@ -117,12 +117,11 @@ class RandomReLU:
         if embeddings.ndim != 2 or embeddings.shape[1] != self.input_dim:
             raise ValueError(f"Expected embeddings of shape (n, {self.input_dim}), got {embeddings.shape}.")
         z = exact_matmul(embeddings, self._projection)  # float32 where exact: less memory traffic
-        np.maximum(z, 0.0, out=z)
         if self.shift:
             z *= 0.5**self.shift  # exact: a power of two
             np.floor(z, out=z)
-        np.minimum(z, INT16_MAX, out=z)
-        return z.astype(np.float64, copy=False)
+        # ReLU, saturation and the conversion to float64 in one pass (floor commutes with ReLU).
+        return np.clip(z, 0.0, INT16_MAX, out=np.empty(z.shape, dtype=np.float64))
 
     def transform(self, embeddings: NDArray[np.int16]) -> NDArray[np.int16]:
         return self.transform_float(embeddings).astype(np.int16)

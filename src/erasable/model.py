@@ -43,8 +43,10 @@ from erasable.moments import Label, Moments, MomentsMismatchError, canonical_lab
 HeadKind = Literal["ridge", "prototype", "gaussian"]
 HEAD_KINDS: tuple[HeadKind, ...] = ("ridge", "prototype", "gaussian")
 CERTIFICATE_DOMAIN = b"erasable-certificate-v1\0"
-#: Rows encoded, quantized and accumulated at a time: bounds memory, feeds progress bars.
+#: Rows quantized, mapped and accumulated at a time: bounds memory, feeds progress bars.
 CHUNK_ROWS = 4096
+#: Bytes of float64 features accumulated at a time: large chunks keep ``dsyrk`` efficient.
+FEATURE_CHUNK_BYTES = 2**28
 #: Batches up to this size update the Gram matrices in one pass instead of accumulating their own.
 SMALL_BATCH = 256
 
@@ -239,10 +241,12 @@ class Model:
                 progress(quantized.shape[0])
             return embedding, features
 
+        step = max(CHUNK_ROWS, FEATURE_CHUNK_BYTES // (8 * self.feature_map.output_dim))
+
         def feature_batches() -> Iterator[tuple[NDArray[np.float64], NDArray[np.generic]]]:
-            for start in range(0, quantized.shape[0], CHUNK_ROWS):
-                chunk = quantized[start : start + CHUNK_ROWS]
-                yield self.features(chunk), labels[start : start + CHUNK_ROWS]
+            for start in range(0, quantized.shape[0], step):
+                chunk = quantized[start : start + step]
+                yield self.features(chunk), labels[start : start + step]
                 if progress:
                     progress(chunk.shape[0])
 

@@ -34,7 +34,13 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from erasable.exact import GramAccumulator, check_accumulator_range, exact_transpose_matmul, gram_plus_rows
+from erasable.exact import (
+    GramAccumulator,
+    check_accumulator_range,
+    exact_transpose_matmul,
+    gram_plus_rows,
+    max_abs,
+)
 
 Label = int | str
 
@@ -88,14 +94,14 @@ def _batch(vectors: ArrayLike, labels: ArrayLike, dim: int) -> tuple[NDArray[np.
 
 
 def _class_sums(
-    rows: NDArray[np.float64], y: NDArray[np.generic]
+    rows: NDArray[np.float64], y: NDArray[np.generic], bound: float | None = None
 ) -> tuple[list[Label], NDArray[np.int64], NDArray[np.int64]]:
     """Sorted labels of a batch, their counts and their exact row sums."""
     classes, inverse = np.unique(y, return_inverse=True)
     one_hot = np.zeros((rows.shape[0], classes.size), dtype=np.float64)
     one_hot[np.arange(rows.shape[0]), inverse] = 1.0
     counts = np.bincount(inverse, minlength=classes.size).astype(np.int64)
-    return classes.tolist(), counts, exact_transpose_matmul(one_hot, rows)
+    return classes.tolist(), counts, exact_transpose_matmul(one_hot, rows, bound)
 
 
 def _label_kind(classes: Sequence[Label]) -> str | None:
@@ -162,8 +168,9 @@ class Moments:
             rows, y = _batch(vectors, labels, dim)
             total += rows.shape[0]
             check_accumulator_range(total)
-            gram.add(rows)
-            for label, count, row_sum in zip(*_class_sums(rows, y), strict=True):
+            bound = max_abs(rows)
+            gram.add(rows, bound)
+            for label, count, row_sum in zip(*_class_sums(rows, y, bound), strict=True):
                 previous_count, previous_sum = per_class.get(label, (0, np.zeros(dim, dtype=np.int64)))
                 per_class[label] = (previous_count + int(count), previous_sum + row_sum)
         classes = tuple(sorted(per_class))

@@ -307,8 +307,21 @@ def test_raw_text_end_to_end(tmp_path: Path) -> None:
     model, cache = tmp_path / "m.erasable", tmp_path / "cache"
     learned = runner.invoke(
         app,
-        ["learn", str(model), str(table), "--encoder", "text", "--label-column", "category", "--id-column", "id",
-         "--width", "32", "--cache-dir", str(cache)],
+        [
+            "learn",
+            str(model),
+            str(table),
+            "--encoder",
+            "text",
+            "--label-column",
+            "category",
+            "--id-column",
+            "id",
+            "--width",
+            "32",
+            "--cache-dir",
+            str(cache),
+        ],
     )
     assert learned.exit_code == 0, learned.output
     assert any(cache.iterdir())

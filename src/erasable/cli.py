@@ -478,6 +478,28 @@ def _read_raw(path: Path, columns: Columns, text_column: str, labels_path: Path 
     return data
 
 
+def _queries(
+    model: Model,
+    data_path: Path | None,
+    texts: list[str] | None,
+    columns: Columns,
+    split: str | None,
+    text_column: str,
+    cache_dir: Path | None,
+) -> VectorData:
+    """The vectors to predict: read from DATA, or raw inputs (DATA or --text) embedded by the model."""
+    if (data_path is None) == (texts is None):
+        raise CliError("Give DATA or --text (not both).")
+    if model.config.encoder is None:
+        if data_path is None:
+            raise CliError("This model takes vectors: give a DATA file, not --text.")
+        data = read_vectors(data_path, columns=columns, split=split)
+    else:
+        data = _embedded(model, _raw_queries(data_path, texts, columns, text_column), cache_dir)
+    _check_dimension(model, data, data_path or Path("--text"))
+    return data
+
+
 def _raw_queries(path: Path | None, texts: list[str] | None, columns: Columns, text_column: str) -> Dataset:
     """Raw inputs to predict: texts given on the command line, one image file, or a data file."""
     if texts is not None:
@@ -625,15 +647,7 @@ def predict(
     with _user_errors():
         model = load_model(model_path)
         columns = Columns(label_column, id_column, subject_column)
-        if (data_path is None) == (texts is None):
-            raise CliError("Give DATA or --text (not both).")
-        if model.config.encoder is None:
-            if data_path is None:
-                raise CliError("This model takes vectors: give a DATA file, not --text.")
-            data = read_vectors(data_path, columns=columns, split=split)
-        else:
-            data = _embedded(model, _raw_queries(data_path, texts, columns, text_column), cache_dir)
-        _check_dimension(model, data, data_path or Path("--text"))
+        data = _queries(model, data_path, texts, columns, split, text_column, cache_dir)
         if 0 < len(model.classes) < top_k:
             raise CliError(f"--top-k {top_k} but the model has {len(model.classes)} classes.")
         header, rows = _predictions(model, data, head, proba, top_k)
@@ -671,6 +685,47 @@ def _predictions(
                 row += [classes[c], float(scores[i, c])] if proba else [classes[c]]
             rows.append([*row, float(ood)])
     return header, rows
+
+
+# -- explain ---------------------------------------------------------------------------------
+
+
+@app.command()
+def explain(
+    model_path: ModelArg,
+    data_path: Annotated[
+        Path | None,
+        typer.Argument(metavar="[DATA]", help="Vectors (.npz/.npy/.csv); for a model with an encoder, raw inputs."),
+    ] = None,
+    texts: Annotated[
+        list[str] | None, typer.Option("--text", help="A text to explain (repeatable; text models).")
+    ] = None,
+    k: Annotated[int, typer.Option(min=1, help="Neighbours shown per input.")] = 10,
+    id_column: IdColumn = None,
+    split: SplitOption = None,
+    text_column: TextColumnOption = "text",
+    cache_dir: CacheDir = None,
+) -> None:
+    """Show why: the memory's prediction for each input and the learned samples that voted for it.
+
+    For each input: the predicted label, then its k nearest learned samples (ledger id,
+    label, cosine similarity, voting weight). Needs the extra ``memory`` (faiss).
+
+    Example: erasable explain model.erasable --text "my card was declined" --k 5
+    """
+    with _user_errors():
+        model = load_model(model_path)
+        data = _queries(model, data_path, texts, Columns(id=id_column), split, text_column, cache_dir)
+        memory = model.memory()
+        vectors = model.head_inputs(data.vectors, "memory")
+        predictions = memory.predict(vectors)
+        evidence = memory.explain(vectors, k)
+    ids = data.ids if data.ids is not None else [str(i) for i in range(len(predictions))]
+    for query, prediction, neighbours in zip(ids, predictions, evidence, strict=True):
+        table = Table("rank", "id", "label", "similarity", "weight", title=f"{query}: predicted {prediction}")
+        for rank, n in enumerate(neighbours, start=1):
+            table.add_row(str(rank), escape(n.id), escape(str(n.label)), f"{n.similarity:.4f}", f"{n.weight:.4f}")
+        console.print(table)
 
 
 # -- certify and info --------------------------------------------------------------------------

@@ -43,9 +43,9 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    head : {"ridge", "prototype", "gaussian"}, default="ridge"
-        Ridge regression on the features (analytic learning), nearest class mean, or
-        shared-covariance Gaussian (LDA).
+    head : {"ridge", "prototype", "gaussian", "memory"}, default="ridge"
+        Ridge regression on the features (analytic learning), nearest class mean,
+        shared-covariance Gaussian (LDA), or k-nearest-neighbour memory (extra ``memory``).
     feature_map : {"random_relu", "identity"}, default="random_relu"
         Features for the ridge head: a seeded ±1 projection with ReLU (the ACIL buffer),
         or the quantized embeddings themselves.

@@ -28,7 +28,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -38,10 +38,13 @@ from erasable.exact import quantize
 from erasable.features import Identity, RandomReLU, feature_map_from_config
 from erasable.heads import GaussianHead, Head, PrototypeHead, RidgeHead
 from erasable.ledger import SampleRegistry
+
+if TYPE_CHECKING:
+    from erasable.heads.memory import MemoryHead
 from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels
 
-HeadKind = Literal["ridge", "prototype", "gaussian"]
-HEAD_KINDS: tuple[HeadKind, ...] = ("ridge", "prototype", "gaussian")
+HeadKind = Literal["ridge", "prototype", "gaussian", "memory"]
+HEAD_KINDS: tuple[HeadKind, ...] = ("ridge", "prototype", "gaussian", "memory")
 CERTIFICATE_DOMAIN = b"erasable-certificate-v1\0"
 #: Rows quantized, mapped and accumulated at a time: bounds memory, feeds progress bars.
 CHUNK_ROWS = 4096
@@ -149,6 +152,7 @@ class Model:
         )
         self.next_auto_id = 0
         self._heads: dict[HeadKind, Head] = {}
+        self._memory: MemoryHead | None = None  # not derived from the Moments: kept in step by _commit
         self._encoder: Encoder | None = None
 
     # -- state ----------------------------------------------------------------------------
@@ -304,7 +308,7 @@ class Model:
     ) -> None:
         self.registry.check_new_ids(ids)
         embedding, features = self._moments_after(quantized, labels, +1, progress)
-        self._commit(embedding, features, quantized, labels, +1)
+        self._commit(embedding, features, quantized, labels, ids, +1)
         self.registry.append(ids, subjects, labels.tolist(), quantized)
 
     def _auto_ids(self, n: int) -> tuple[list[str], int]:
@@ -354,7 +358,7 @@ class Model:
         y = canonical_labels([self.registry.labels[r] for r in rows])
         embedding, features = self._moments_after(quantized, y, -1)
         removed = tuple(self.registry.ids[r] for r in rows)
-        self._commit(embedding, features, quantized, y, -1)
+        self._commit(embedding, features, quantized, y, removed, -1)
         self.registry.remove_rows(rows)
         return ForgetReceipt(ids=removed, certificate_before=before, certificate_after=self.certificate())
 
@@ -366,6 +370,7 @@ class Model:
             differing = sorted(k for k, v in self.config.to_dict().items() if other.config.to_dict().get(k) != v)
             raise MomentsMismatchError(f"Cannot merge models with different configs (differ in {differing}).")
         self.registry.check_new_ids(other.registry.ids)
+        self._memory = None
         new_embedding = self.embedding_moments + other.embedding_moments
         new_features = None
         if self.feature_moments is not None and other.feature_moments is not None:
@@ -383,17 +388,26 @@ class Model:
         features: Moments | None,
         quantized: NDArray[np.int16],
         labels: NDArray[np.generic],
+        ids: Sequence[str],
         sign: int,
     ) -> None:
         """Swap in new statistics and bring the cached heads along.
 
         The ridge head follows a small change by a Woodbury update (no refit); a change of
         rank above a quarter of the feature width, or accumulated updates beyond half of it,
-        drop it for a canonical recomputation at the next prediction. The other heads are
-        cheap and are simply recomputed.
+        drop it for a canonical recomputation at the next prediction. The memory adds or
+        physically removes the samples' vectors. The other heads are cheap and are simply
+        recomputed.
         """
         ridge = self._heads.get("ridge")
         self._heads.clear()
+        if self._memory is not None:
+            if embedding.count == 0:
+                self._memory = None
+            elif sign > 0:
+                self._memory.add(ids, quantized, labels)
+            else:
+                self._memory.remove(ids)
         ridge_moments = features if features is not None else embedding
         if isinstance(ridge, RidgeHead) and ridge_moments.count > 0:
             width = ridge_moments.dim
@@ -412,6 +426,8 @@ class Model:
             raise ValueError(f"Unknown head {kind!r}; choose from {HEAD_KINDS}.")
         if self.count == 0:
             raise ValueError("The model has no samples: learn something first.")
+        if kind == "memory":
+            return self.memory()
         if kind not in self._heads:
             self._heads[kind] = self._derive(kind)
         return self._heads[kind]
@@ -422,6 +438,14 @@ class Model:
         if kind == "prototype":
             return PrototypeHead.from_moments(self.embedding_moments, metric=self.config.metric)
         return GaussianHead.from_moments(self.embedding_moments, shrinkage=self.config.shrinkage)
+
+    def memory(self) -> MemoryHead:
+        """The k-nearest-neighbour memory of the live samples (needs the extra ``memory``: faiss)."""
+        if self._memory is None:
+            from erasable.heads.memory import MemoryHead  # imported here: faiss is optional
+
+            self._memory = MemoryHead.from_registry(self.registry)
+        return self._memory
 
     def refresh(self) -> None:
         """Recompute every cached head canonically from the statistics."""

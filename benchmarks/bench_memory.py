@@ -1,0 +1,380 @@
+"""Visual-memory benchmarks (issue 4), all in one run.
+
+* accuracy -- memory (voting chosen by leave-one-out), ridge (random ReLU features, GCV
+              alpha) and their hybrid (mixing weight chosen on a 10% validation split of
+              the training set) on BANKING77 (shared MiniLM embeddings) and Fashion-MNIST
+              (raw pixels, unit-normalized);
+* pruning  -- test accuracy of the memory after hard pruning (leave-one-out wrong, or
+              misleading samples removed) and soft pruning (reliability weights);
+* scale    -- erasable's memory against raw FAISS in the same run, on 384-d vectors made
+              by replicating BANKING77 embeddings with small noise: add throughput, search
+              queries/s (k=10), delete latency, memory footprint per vector. Flat index at
+              100k vectors, IVF (the automatic choice) at 1M.
+
+Timings are medians over repeats (the machine is shared and noisy). Prints Markdown tables
+and writes them to ``benchmarks/results/memory.md``.
+
+    python benchmarks/bench_memory.py [--repeats 3] [--sizes 100000 1000000] [--skip-accuracy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import faiss as _faiss
+import numpy as np
+
+from erasable.estimator import ErasableClassifier
+from erasable.exact import quantize
+from erasable.heads.hybrid import align, choose_weight, mix
+from erasable.heads.memory import IVF_THRESHOLD, MemoryHead, unit_rows
+from erasable.memory_analysis import hard_prune, soft_prune
+from erasable.model import Model
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SCALE_BITS = 13
+T = TypeVar("T")
+#: FAISS's bundled stubs cover little of its SWIG API.
+faiss: Any = _faiss
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX array (MNIST format, gzipped): magic 0 0 dtype ndim, big-endian dims, data."""
+    raw = gzip.decompress(path.read_bytes())
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def load_banking77() -> dict[str, np.ndarray]:
+    with np.load(DATA / "banking77" / "all-MiniLM-L6-v2.npz") as data:
+        return {key: data[key] for key in ("X_train", "y_train", "X_test", "y_test")}
+
+
+def load_fashion_mnist() -> dict[str, np.ndarray]:
+    folder = DATA / "fashion-mnist"
+    images = {split: read_idx(folder / f"{split}-images-idx3-ubyte.gz") for split in ("train", "t10k")}
+    labels = {split: read_idx(folder / f"{split}-labels-idx1-ubyte.gz") for split in ("train", "t10k")}
+    return {
+        "X_train": unit(images["train"].reshape(len(images["train"]), -1)),
+        "y_train": labels["train"].astype(np.int64),
+        "X_test": unit(images["t10k"].reshape(len(images["t10k"]), -1)),
+        "y_test": labels["t10k"].astype(np.int64),
+    }
+
+
+# -- accuracy, hybrid, pruning -------------------------------------------------------------------------
+
+
+class Heads:
+    """A memory and a ridge model on the same training samples."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, width: int) -> None:
+        self.model = Model(ErasableClassifier(width=width, scale_bits=SCALE_BITS)._config(x.shape[1]))
+        self.model.learn(x, y)
+        self.memory = MemoryHead.from_registry(self.model.registry)
+
+    def probabilities(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Memory and ridge probabilities, both over the model's classes."""
+        queries = self.model.quantize(x, saturate=True).astype(np.float64)
+        p_memory = align(self.memory.predict_proba(queries), self.memory.classes, self.model.classes)
+        return p_memory, self.model.predict_proba(x, "ridge")
+
+
+def accuracy(p: np.ndarray, classes: tuple, y: np.ndarray) -> float:
+    return float(np.mean(np.asarray(classes)[p.argmax(axis=1)] == y))
+
+
+def bench_accuracy(name: str, data: dict[str, np.ndarray], width: int) -> tuple[str, Heads]:
+    x, y = data["X_train"], data["y_train"]
+    order = np.random.default_rng(0).permutation(len(y))
+    validation, fit = order[: len(y) // 10], order[len(y) // 10 :]
+    log(f"{name}: hybrid weight on a validation split")
+    split = Heads(x[fit], y[fit], width)
+    p_memory, p_ridge = split.probabilities(x[validation])
+    truth = np.searchsorted(np.asarray(split.model.classes), y[validation])
+    weight, _ = choose_weight(p_memory, p_ridge, truth)
+    log(f"{name}: full training set")
+    heads = Heads(x, y, width)
+    p_memory, p_ridge = heads.probabilities(data["X_test"])
+    classes = heads.model.classes
+    results = {
+        "memory": accuracy(p_memory, classes, data["y_test"]),
+        "ridge": accuracy(p_ridge, classes, data["y_test"]),
+        "hybrid": accuracy(mix(p_memory, p_ridge, weight), classes, data["y_test"]),
+    }
+    best_single = max(results["memory"], results["ridge"])
+    rows = [[head, f"{acc:.4f}"] for head, acc in results.items()]
+    title = (
+        f"{name}: test accuracy (n_train={len(y)}, memory voting {heads.memory.voting}, "
+        f"ridge D={width}, hybrid weight on memory {weight:.2f}: "
+        f"{'beats' if results['hybrid'] > best_single else 'does not beat'} both)"
+    )
+    return table(title, ["head", "accuracy"], rows), heads
+
+
+def bench_pruning(name: str, heads: Heads, data: dict[str, np.ndarray]) -> str:
+    registry = heads.model.registry
+    queries = heads.model.quantize(data["X_test"], saturate=True).astype(np.float64)
+
+    def test_accuracy(memory: MemoryHead) -> float:
+        return float(np.mean(memory.predict(queries) == data["y_test"]))
+
+    base = test_accuracy(heads.memory)
+    rows = [["none", str(len(registry)), heads.memory.voting.aggregation, f"{base:.4f}", "-"]]
+    for criterion in ("wrong", "misleading"):
+        log(f"{name}: hard pruning ({criterion})")
+        memory = MemoryHead.from_registry(registry)
+        memory.remove(hard_prune(memory, criterion))
+        acc = test_accuracy(memory)
+        rows.append([f"hard ({criterion})", str(len(memory)), str(memory.voting), f"{acc:.4f}", f"{acc - base:+.4f}"])
+    log(f"{name}: soft pruning")
+    memory = MemoryHead.from_registry(registry)
+    soft_prune(memory)
+    acc = test_accuracy(memory)
+    rows.append(["soft (reliability)", str(len(memory)), str(memory.voting), f"{acc:.4f}", f"{acc - base:+.4f}"])
+    rows[0][2] = str(heads.memory.voting)
+    return table(f"{name}: memory pruning", ["pruning", "memory size", "voting (LOO)", "test accuracy", "change"], rows)
+
+
+# -- scale against raw FAISS ---------------------------------------------------------------------------
+
+
+def replicated(base: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` unit vectors: real embeddings plus Gaussian noise (sigma 0.02 per coordinate)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, base.shape[1]), dtype=np.float32)
+    for start in range(0, n, 65536):
+        stop = min(n, start + 65536)
+        block = base[rng.integers(0, len(base), stop - start)] + rng.normal(0, 0.02, (stop - start, base.shape[1]))
+        out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def raw_index(e_q: np.ndarray, kind: str) -> Any:
+    """What a FAISS user would build for cosine search over the same stored embeddings: convert and
+    normalize (``faiss.normalize_L2``), then a flat index, or an IVF with erasable's parameters."""
+    vectors = e_q.astype(np.float32)
+    faiss.normalize_L2(vectors)
+    if kind == "flat":
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
+        return index
+    nlist = int(np.clip(2 ** round(np.log2(np.sqrt(len(vectors)))), 1, 4096))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(vectors.shape[1]), vectors.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.niter = 10
+    sample = np.unique(np.linspace(0, len(vectors) - 1, min(len(vectors), 40 * nlist)).astype(np.int64))
+    index.train(vectors[sample])
+    index.nprobe = 16
+    index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
+    return index
+
+
+def timed_builds(build: Callable[[], T], repeats: int) -> tuple[T, float]:
+    """The last of ``repeats`` builds and their median time; each build replaces the previous one."""
+    built, times = None, []
+    for _ in range(repeats):
+        built = None  # free the previous build first
+        start = time.perf_counter()
+        built = build()
+        times.append(time.perf_counter() - start)
+    assert built is not None
+    return built, statistics.median(times)
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def footprint(memory: MemoryHead) -> float:
+    """Bytes per vector held by the memory: index, arrays, id strings, list and dictionary."""
+    ids = memory._ids
+    strings = sum(sys.getsizeof(i) for i in ids.tolist()) + ids.nbytes + sys.getsizeof(memory._key_of)
+    return (memory.nbytes() + strings) / len(memory)
+
+
+def delete_latencies(memory: MemoryHead, raw: Any, repeats: int, rng: np.random.Generator) -> list[float]:
+    """Median seconds to delete 1 and 100 samples from the memory and from raw FAISS."""
+    results = []
+    trained = set(memory._store.trained_on.tolist()) if memory.index_type == "ivf" else set()
+    for size in (1, 100):
+        ours, theirs = [], []
+        for _ in range(repeats):
+            rows = rng.choice(len(memory), size, replace=False)
+            rows = np.array([r for r in rows if int(memory._keys[r]) not in trained])
+            ids = [memory._ids[r] for r in rows]
+            # raw FAISS ids: positions (flat, compacted like the memory's rows) or the original numbers (IVF)
+            positions = rows.astype(np.int64) if memory.index_type == "flat" else memory._keys[rows]
+            start = time.perf_counter()
+            memory.remove(ids)
+            ours.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            raw.remove_ids(positions)
+            theirs.append(time.perf_counter() - start)
+        results += [statistics.median(ours), statistics.median(theirs)]
+    return results
+
+
+def retrain_latency(memory: MemoryHead) -> float:
+    """Seconds to forget one sample the IVF centroids were computed from (the index is rebuilt)."""
+    key = int(memory._store.trained_on[len(memory._store.trained_on) // 2])
+    row = int(np.searchsorted(memory._keys, key))
+    start = time.perf_counter()
+    memory.remove([memory._ids[row]])
+    return time.perf_counter() - start
+
+
+def bench_scale_one(base: np.ndarray, n: int, repeats: int) -> tuple[list[str], list[str]]:
+    kind = "ivf" if n > IVF_THRESHOLD else "flat"
+    log(f"scale n={n} ({kind})")
+    vectors = replicated(base, n, seed=n)
+    e_q = quantize(vectors, SCALE_BITS)
+    del vectors
+    ids = [f"id{i}" for i in range(n)]
+    labels = np.random.default_rng(1).integers(0, 77, n)
+    queries_q = quantize(replicated(base, 1000, seed=7), SCALE_BITS).astype(np.float64)
+    queries = unit_rows(queries_q)
+    add_repeats = repeats if n <= IVF_THRESHOLD else 1
+
+    before = rss_bytes()
+    memory, ours_add = timed_builds(lambda: MemoryHead.from_samples(ids, e_q, labels), add_repeats)
+    rss_ours = (rss_bytes() - before) / n
+    raw, raw_add = timed_builds(lambda: raw_index(e_q, kind), add_repeats)
+    raw_search = median_time(lambda: raw.search(queries, 10), repeats)
+    ours_search = median_time(lambda: memory.search(queries_q, 10), repeats)
+    voting_time = median_time(lambda: memory.voting, 1)
+    ours_predict = median_time(lambda: memory.predict(queries_q), repeats)
+    recall = float(
+        np.mean(
+            [
+                len(set(a) & set(b)) / 10
+                for a, b in zip(raw.search(queries, 10)[1], memory.search(queries_q, 10)[1], strict=True)
+            ]
+        )
+    )
+    per_vector = footprint(memory)
+    raw_bytes = (raw.ntotal * raw.code_size + (8 * raw.ntotal if kind == "ivf" else 0)) / n
+    deletes = delete_latencies(memory, raw, repeats, np.random.default_rng(2))
+    retrain = f"{retrain_latency(memory):.2f} s" if kind == "ivf" else "-"
+    row = [
+        f"{n:,}",
+        kind,
+        f"{n / ours_add:,.0f} / {n / raw_add:,.0f} ({ours_add / raw_add:.2f}x)",
+        f"{1000 / ours_search:,.0f} / {1000 / raw_search:,.0f} ({ours_search / raw_search:.2f}x)",
+        f"{1000 / ours_predict:,.0f}",
+        f"{deletes[0] * 1e3:.2f} / {deletes[1] * 1e3:.2f} ms ({deletes[0] / deletes[1]:.2f}x)",
+        f"{deletes[2] * 1e3:.1f} / {deletes[3] * 1e3:.1f} ms ({deletes[2] / deletes[3]:.2f}x)",
+        retrain,
+    ]
+    memory_row = [
+        f"{n:,}",
+        kind,
+        f"{per_vector:,.0f}",
+        f"{raw_bytes:,.0f}",
+        f"{rss_ours:,.0f}",
+        f"{recall:.3f}",
+        f"{voting_time:.1f} s",
+    ]
+    return row, memory_row
+
+
+def bench_scale(base: np.ndarray, sizes: list[int], repeats: int) -> str:
+    rows, memory_rows = [], []
+    for n in sizes:
+        row, memory_row = bench_scale_one(base, n, repeats)
+        rows.append(row)
+        memory_rows.append(memory_row)
+    speed = table(
+        "Scale: erasable memory / raw FAISS (384-d; ratio = erasable time / FAISS time, target <= 1.2)",
+        [
+            "vectors",
+            "index",
+            "add vectors/s",
+            "search q/s (k=10)",
+            "predict q/s",
+            "delete 1",
+            "delete 100",
+            "forget a centroid sample",
+        ],
+        rows,
+    )
+    space = table(
+        "Memory per vector (bytes) and search agreement",
+        [
+            "vectors",
+            "index",
+            "erasable (accounted)",
+            "raw FAISS index",
+            "erasable (RSS growth)",
+            "top-10 agreement with raw",
+            "voting selection (LOO)",
+        ],
+        memory_rows,
+    )
+    return speed + "\n" + space
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--width", type=int, default=2048, help="random ReLU features of the ridge head")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "memory.md")
+    args = parser.parse_args()
+
+    sections = []
+    banking77 = load_banking77()
+    if not args.skip_accuracy:
+        for name, loader in (("BANKING77", lambda: banking77), ("Fashion-MNIST", load_fashion_mnist)):
+            data = loader()
+            accuracy_table, heads = bench_accuracy(name, data, args.width)
+            sections += [accuracy_table, bench_pruning(name, heads, data)]
+            print("\n".join(sections[-2:]), flush=True)
+    sections.append(bench_scale(banking77["X_train"].astype(np.float32), args.sizes, args.repeats))
+    print(sections[-1], flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    header = f"## Visual memory (faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads)\n\n"
+    args.out.write_text(header + "\n".join(sections))
+
+
+if __name__ == "__main__":
+    main()

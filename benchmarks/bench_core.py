@@ -17,33 +17,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from scipy.linalg import blas
 
+from common import BANKING77, ROOT, median_time, table
 from erasable.estimator import ErasableClassifier
 from erasable.heads import RidgeHead
 from erasable.model import Model
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "banking77" / "all-MiniLM-L6-v2.npz"
-
-
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> str:
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def bench_ingest(x: np.ndarray, y: np.ndarray, width: int, repeats: int) -> str:
@@ -187,7 +169,7 @@ def bench_baseline(data: dict[str, np.ndarray], width: int, repeats: int) -> str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=BANKING77)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--width", type=int, default=4096)
     args = parser.parse_args()

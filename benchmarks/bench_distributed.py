@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ import numpy as np
 from distributed import Client, LocalCluster
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from common import median_time, table
 from erasable import distributed
 from erasable.distributed import ShardColumns, statistics_of
 from erasable.features import shift_for_unit_norm
@@ -49,21 +49,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "banking77" / "all-MiniLM-L6-v2.npz"
 COLUMNS = ShardColumns(vectors="X", labels="y", ids="ids")
 SHARDS = 8
-
-
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> str:
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def load(path: Path, samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import faiss as _faiss
 import numpy as np
 
+from common import median_time, table
 from erasable.estimator import ErasableClassifier
 from erasable.exact import quantize
 from erasable.heads.hybrid import align, choose_weight, mix
@@ -44,21 +45,6 @@ SCALE_BITS = 13
 T = TypeVar("T")
 #: FAISS's bundled stubs cover little of its SWIG API.
 faiss: Any = _faiss
-
-
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> str:
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def log(message: str) -> None:

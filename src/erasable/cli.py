@@ -367,6 +367,11 @@ SubjectColumn = Annotated[str | None, typer.Option(help="CSV column holding subj
 SplitOption = Annotated[str | None, typer.Option(help="NPZ: read X_SPLIT, y_SPLIT, ... instead of X, y, ...")]
 TextColumnOption = Annotated[str, typer.Option(help="Raw inputs: the table column holding the texts.")]
 LabelsPath = Annotated[Path | None, typer.Option(help="Raw inputs: the IDX file of labels for an IDX file of items.")]
+QueryData = Annotated[
+    Path | None,
+    typer.Argument(metavar="[DATA]", help="Vectors (.npz/.npy/.csv); for a model with an encoder, raw inputs."),
+]
+QueryTexts = Annotated[list[str] | None, typer.Option("--text", help="A text to query (repeatable; text models).")]
 CacheDir = Annotated[Path | None, typer.Option(help="Raw inputs: directory of an on-disk embedding cache.")]
 
 
@@ -616,13 +621,8 @@ def _forget_request(
 @app.command()
 def predict(
     model_path: ModelArg,
-    data_path: Annotated[
-        Path | None,
-        typer.Argument(metavar="[DATA]", help="Vectors (.npz/.npy/.csv); for a model with an encoder, raw inputs."),
-    ] = None,
-    texts: Annotated[
-        list[str] | None, typer.Option("--text", help="A text to classify (repeatable; text models).")
-    ] = None,
+    data_path: QueryData = None,
+    texts: QueryTexts = None,
     output: Annotated[Path | None, typer.Option(help="Write the predictions to this CSV file.")] = None,
     proba: Annotated[bool, typer.Option("--proba", help="Add the probability of each predicted label.")] = False,
     head: Annotated[HeadKind | None, typer.Option(help="Head to use.", show_default="the model's")] = None,
@@ -693,13 +693,8 @@ def _predictions(
 @app.command()
 def explain(
     model_path: ModelArg,
-    data_path: Annotated[
-        Path | None,
-        typer.Argument(metavar="[DATA]", help="Vectors (.npz/.npy/.csv); for a model with an encoder, raw inputs."),
-    ] = None,
-    texts: Annotated[
-        list[str] | None, typer.Option("--text", help="A text to explain (repeatable; text models).")
-    ] = None,
+    data_path: QueryData = None,
+    texts: QueryTexts = None,
     k: Annotated[int, typer.Option(min=1, help="Neighbours shown per input.")] = 10,
     id_column: IdColumn = None,
     split: SplitOption = None,

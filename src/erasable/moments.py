@@ -239,7 +239,10 @@ class Moments:
             raise TypeError(f"Cannot combine Moments with {type(other).__name__}.")
         if other.dim != self.dim:
             raise MomentsMismatchError(f"Dimensions differ: {self.dim} and {other.dim}.")
-        gram = self.gram + other.gram if sign > 0 else self.gram - other.gram
+        if sign > 0 and self.count == 0:
+            gram = other.gram  # adding to nothing: share the (immutable) array instead of adding zeros
+        else:
+            gram = self.gram + other.gram if sign > 0 else self.gram - other.gram
         return self._combine(other.classes, other.class_counts, other.class_sums, sign, gram)
 
     def __add__(self, other: Moments) -> Moments:

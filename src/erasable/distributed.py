@@ -518,4 +518,4 @@ def forget(
     removed_ids = tuple(model.registry.ids[r] for r in rows)
     _set_statistics(model, after)
     model.registry.remove_rows(rows)
-    return ForgetReceipt(ids=removed_ids, certificate_before=before, certificate_after=model.certificate())
+    return ForgetReceipt(ids=removed_ids, certificate_before=before, state_after=model.state)

@@ -27,6 +27,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -53,7 +54,7 @@ FEATURE_CHUNK_BYTES = 2**28
 #: Batches up to this size update the Gram matrices in one pass instead of accumulating their own.
 SMALL_BATCH = 256
 
-__all__ = ["HEAD_KINDS", "ForgetReceipt", "Model", "ModelConfig"]
+__all__ = ["HEAD_KINDS", "ForgetReceipt", "Model", "ModelConfig", "certificate_of"]
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,30 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ForgetReceipt:
-    """What a forget request did: the ids removed and the certificates around it."""
+    """What a forget request did: the ids removed and the certificates around it.
+
+    ``certificate_after`` is computed when first read: hashing the statistics of a wide
+    model takes tens of milliseconds, which a request need not wait for. ``state_after``
+    refers to the statistics after the request (immutable), never to those before it.
+    """
 
     ids: tuple[str, ...]
     certificate_before: str
-    certificate_after: str
+    state_after: tuple[ModelConfig, Moments, Moments | None] = field(repr=False, compare=False)
+
+    @cached_property
+    def certificate_after(self) -> str:
+        return certificate_of(*self.state_after)
+
+
+def certificate_of(config: ModelConfig, embedding: Moments, features: Moments | None) -> str:
+    """SHA-256 of the canonical config and statistics: equal iff the states are equal."""
+    h = hashlib.sha256(CERTIFICATE_DOMAIN)
+    h.update(config.canonical_json())
+    h.update(b"\0embedding\0" + embedding.digest().encode())
+    if features is not None:
+        h.update(b"\0features\0" + features.digest().encode())
+    return h.hexdigest()
 
 
 def _as_id_list(ids: ArrayLike | None) -> list[str] | None:
@@ -182,12 +202,12 @@ class Model:
 
     def certificate(self) -> str:
         """SHA-256 of the canonical config and statistics: equal iff the states are equal."""
-        h = hashlib.sha256(CERTIFICATE_DOMAIN)
-        h.update(self.config.canonical_json())
-        h.update(b"\0embedding\0" + self.embedding_moments.digest().encode())
-        if self.feature_moments is not None:
-            h.update(b"\0features\0" + self.feature_moments.digest().encode())
-        return h.hexdigest()
+        return certificate_of(self.config, self.embedding_moments, self.feature_moments)
+
+    @property
+    def state(self) -> tuple[ModelConfig, Moments, Moments | None]:
+        """The configuration and statistics: what the certificate covers."""
+        return self.config, self.embedding_moments, self.feature_moments
 
     # -- raw inputs --------------------------------------------------------------------------
 
@@ -360,7 +380,7 @@ class Model:
         removed = tuple(self.registry.ids[r] for r in rows)
         self._commit(embedding, features, quantized, y, removed, -1)
         self.registry.remove_rows(rows)
-        return ForgetReceipt(ids=removed, certificate_before=before, certificate_after=self.certificate())
+        return ForgetReceipt(ids=removed, certificate_before=before, state_after=self.state)
 
     def merge(self, other: Model) -> None:
         """Add all of ``other``'s samples (configs must match, ids must not collide)."""

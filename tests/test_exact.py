@@ -79,6 +79,17 @@ def test_transpose_matmul_is_exact(a: np.ndarray, k: int, seed: int) -> None:
     assert np.array_equal(exact_transpose_matmul(a.astype(np.float64), b.astype(np.float64)), a.T @ b)
 
 
+@given(st.integers(1, 3000), st.integers(0, 2**31))
+@settings(max_examples=20, deadline=None)
+def test_float32_class_sums_are_exact(n: int, seed: int) -> None:
+    """float32 rows are summed in blocks of 511 rows, each exact below 2**24."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, INT16_MAX + 1, size=(n, 3))
+    one_hot = np.eye(2)[rng.integers(0, 2, n)]
+    result = exact_transpose_matmul(one_hot, rows.astype(np.float32))
+    assert np.array_equal(result, one_hot.T.astype(np.int64) @ rows)
+
+
 @given(int16_matrices, st.integers(0, 2**31))
 @settings(max_examples=60, deadline=None)
 def test_projection_is_exact_in_float32_or_float64(a: np.ndarray, seed: int) -> None:

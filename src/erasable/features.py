@@ -38,8 +38,8 @@ class FeatureMap(Protocol):
 
     def transform(self, embeddings: NDArray[np.int16]) -> NDArray[np.int16]: ...
 
-    def transform_float(self, embeddings: NDArray[np.int16]) -> NDArray[np.float64]:
-        """The same integers as :meth:`transform`, as float64 ready for BLAS."""
+    def transform_float(self, embeddings: NDArray[np.int16]) -> NDArray[np.floating]:
+        """The same integers as :meth:`transform`, as float32 or float64 ready for BLAS."""
         ...
 
     def config(self) -> dict[str, Any]: ...
@@ -113,15 +113,16 @@ class RandomReLU:
     def output_dim(self) -> int:
         return self.width
 
-    def transform_float(self, embeddings: NDArray[np.int16]) -> NDArray[np.float64]:
+    def transform_float(self, embeddings: NDArray[np.int16]) -> NDArray[np.floating]:
         if embeddings.ndim != 2 or embeddings.shape[1] != self.input_dim:
             raise ValueError(f"Expected embeddings of shape (n, {self.input_dim}), got {embeddings.shape}.")
         z = exact_matmul(embeddings, self._projection)  # float32 where exact: less memory traffic
         if self.shift:
             z *= 0.5**self.shift  # exact: a power of two
             np.floor(z, out=z)
-        # ReLU, saturation and the conversion to float64 in one pass (floor commutes with ReLU).
-        return np.clip(z, 0.0, INT16_MAX, out=np.empty(z.shape, dtype=np.float64))
+        # ReLU and saturation in one pass (floor commutes with ReLU). The result stays in the
+        # float type of the product: float32 holds these integers exactly, at half the traffic.
+        return np.clip(z, 0.0, INT16_MAX, out=z)
 
     def transform(self, embeddings: NDArray[np.int16]) -> NDArray[np.int16]:
         return self.transform_float(embeddings).astype(np.int16)

@@ -260,17 +260,17 @@ class Model:
             embedding = self.embedding_moments.with_samples(quantized, labels, sign)
             features = None
             if self.feature_moments is not None:
-                features = self.feature_moments.with_samples(self.features(quantized), labels, sign)
+                features = self.feature_moments.with_samples(self.feature_map.transform_float(quantized), labels, sign)
             if progress:
                 progress(quantized.shape[0])
             return embedding, features
 
         step = max(CHUNK_ROWS, FEATURE_CHUNK_BYTES // (8 * self.feature_map.output_dim))
 
-        def feature_batches() -> Iterator[tuple[NDArray[np.float64], NDArray[np.generic]]]:
+        def feature_batches() -> Iterator[tuple[NDArray[np.floating], NDArray[np.generic]]]:
             for start in range(0, quantized.shape[0], step):
                 chunk = quantized[start : start + step]
-                yield self.features(chunk), labels[start : start + step]
+                yield self.feature_map.transform_float(chunk), labels[start : start + step]
                 if progress:
                     progress(chunk.shape[0])
 
@@ -285,7 +285,7 @@ class Model:
 
     def features(self, quantized: NDArray[np.int16]) -> NDArray[np.float64]:
         """Integer features (as float64) of quantized embeddings."""
-        return self.feature_map.transform_float(quantized)
+        return self.feature_map.transform_float(quantized).astype(np.float64, copy=False)
 
     # -- learn / forget / merge --------------------------------------------------------------
 

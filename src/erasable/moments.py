@@ -82,9 +82,12 @@ def canonical_labels(labels: ArrayLike) -> NDArray[np.generic]:
     raise ValueError(f"Unknown label type: labels must be all integers or all strings, got {array.dtype}.")
 
 
-def _batch(vectors: ArrayLike, labels: ArrayLike, dim: int) -> tuple[NDArray[np.float64], NDArray[np.generic]]:
-    """Validated float64 rows (n, dim) and canonical labels (n,) of one batch."""
-    rows = np.ascontiguousarray(vectors, dtype=np.float64)
+def _batch(vectors: ArrayLike, labels: ArrayLike, dim: int) -> tuple[NDArray[np.floating], NDArray[np.generic]]:
+    """Validated rows (n, dim) -- float32 kept as is, anything else as float64 -- and canonical labels."""
+    array = np.asarray(vectors)
+    rows: NDArray[np.floating] = np.ascontiguousarray(
+        array, dtype=np.float32 if array.dtype == np.float32 else np.float64
+    )
     y = canonical_labels(labels)
     if rows.ndim != 2 or rows.shape[1] != dim:
         raise ValueError(f"Expected vectors of shape (n, {dim}), got {rows.shape}.")
@@ -94,7 +97,7 @@ def _batch(vectors: ArrayLike, labels: ArrayLike, dim: int) -> tuple[NDArray[np.
 
 
 def _class_sums(
-    rows: NDArray[np.float64], y: NDArray[np.generic], bound: float | None = None
+    rows: NDArray[np.floating], y: NDArray[np.generic], bound: float | None = None
 ) -> tuple[list[Label], NDArray[np.int64], NDArray[np.int64]]:
     """Sorted labels of a batch, their counts and their exact row sums."""
     classes, inverse = np.unique(y, return_inverse=True)

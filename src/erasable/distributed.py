@@ -132,13 +132,6 @@ def model_statistics(model: Model) -> Statistics:
     return Statistics(model.embedding_moments, model.feature_moments)
 
 
-def _set_statistics(model: Model, statistics: Statistics) -> None:
-    """Swap in precomputed statistics; cached heads are dropped and derived again when needed."""
-    # Core gap: Model has no public method for this (model_file._build assigns the same way).
-    model.embedding_moments, model.feature_moments = statistics.embedding, statistics.features
-    model._heads.clear()
-
-
 # -- reading shards ------------------------------------------------------------------------------
 
 
@@ -411,7 +404,7 @@ def _absorb(model: Model, parts: list[PartitionRows], total: Statistics) -> None
     subjects = [s for part in parts for s in part.subjects]
     labels = [label for part in parts for label in part.labels.tolist()]
     quantized = np.concatenate([part.quantized for part in parts])
-    _set_statistics(model, new)
+    model.replace_statistics(new.embedding, new.features)
     model.registry.append(ids, subjects, labels, quantized)
 
 
@@ -516,6 +509,6 @@ def forget(
     removed = _removed_statistics(model, quantized, labels, client, block_rows)
     after = model_statistics(model) - removed
     removed_ids = tuple(model.registry.ids[r] for r in rows)
-    _set_statistics(model, after)
+    model.replace_statistics(after.embedding, after.features)
     model.registry.remove_rows(rows)
     return ForgetReceipt(ids=removed_ids, certificate_before=before, state_after=model.state)

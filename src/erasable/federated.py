@@ -76,7 +76,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from erasable import __version__
-from erasable.distributed import Statistics, _set_statistics, model_statistics
+from erasable.distributed import Statistics, model_statistics
 from erasable.exact import check_accumulator_range
 from erasable.features import Identity, feature_map_from_config
 from erasable.model import Model, ModelConfig
@@ -147,7 +147,7 @@ class ClientStatistics:
         """A model holding these statistics, to predict with. It has no sample registry:
         it forgets whole clients (subtract their export), not individual samples."""
         model = Model(self.config)
-        _set_statistics(model, self.statistics)
+        model.replace_statistics(self.statistics.embedding, self.statistics.features)
         return model
 
     def certificate(self) -> str:

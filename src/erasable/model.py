@@ -402,6 +402,18 @@ class Model:
         )
         self.next_auto_id = max(self.next_auto_id, other.next_auto_id)
 
+    def replace_statistics(self, embedding: Moments, features: Moments | None) -> None:
+        """Swap in statistics computed elsewhere (worker processes, a file) and drop every cached head.
+
+        The caller keeps :attr:`registry` consistent with them; :meth:`refit` and
+        :meth:`certificate` tell whether it did.
+        """
+        if (features is None) != (self.feature_moments is None):
+            raise ValueError("Feature statistics must be given exactly when the feature map is not the identity.")
+        self._heads.clear()
+        self._memory = None
+        self.embedding_moments, self.feature_moments = embedding, features
+
     def _commit(
         self,
         embedding: Moments,

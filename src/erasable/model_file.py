@@ -209,9 +209,11 @@ def _build(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> Model:
     config = ModelConfig.from_dict(manifest["config"])
     model = Model(config)
     classes = canonical_labels(manifest["classes"]).tolist() if manifest["classes"] else []
-    model.embedding_moments = moments_from_tensors("embedding", tensors, classes, config.input_dim)
+    embedding = moments_from_tensors("embedding", tensors, classes, config.input_dim)
+    features = None
     if model.feature_moments is not None:
-        model.feature_moments = moments_from_tensors("features", tensors, classes, model.feature_map.output_dim)
+        features = moments_from_tensors("features", tensors, classes, model.feature_map.output_dim)
+    model.replace_statistics(embedding, features)
     ids = _unpack_strings(tensors["samples.ids"], tensors["samples.id_offsets"])
     subjects = _unpack_strings(tensors["samples.subjects"], tensors["samples.subject_offsets"])
     label_index = tensors["samples.labels"]

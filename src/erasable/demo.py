@@ -120,20 +120,20 @@ def run(path: Path, console: Console) -> bool:
         clf.partial_fit(data.x_train[rows], data.y_train[rows], ids=ids[rows], subjects=list(subjects[rows]))
         clf.predict(data.x_test[:1])
         live |= rows
-        report(f"learn phase {phase}", time.perf_counter() - start, check=phase == data.phases)
+        report(f"phase {phase}", time.perf_counter() - start, check=phase == data.phases)
 
     start = time.perf_counter()
     clf.forget(subjects=["customer-1234"])
     clf.predict(data.x_test[:1])
     live[customer_rows] = False
-    report("forget a customer", time.perf_counter() - start, check=True)
+    report("forget customer", time.perf_counter() - start, check=True)
 
     doomed_class = str(class_groups[0][0])
     start = time.perf_counter()
     clf.forget(ids=ids[live & (data.y_train == doomed_class)])
     clf.predict(data.x_test[:1])
     live &= data.y_train != doomed_class
-    report("forget a class", time.perf_counter() - start, check=True)
+    report("forget class", time.perf_counter() - start, check=True)
 
     _, refit_seconds = refit_certificate(data, live, ids)
     console.print(table)

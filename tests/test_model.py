@@ -134,3 +134,12 @@ def test_large_forgets_fall_back_to_canonical_recompute(small_model: Model) -> N
     small_model.head()
     small_model.forget(ids=[f"s{i}" for i in range(20)])  # rank 22 > 24 // 4
     assert small_model.head().rank_since_refresh == 0
+
+
+def test_forgotten_embeddings_leave_no_trace_in_the_registry_buffer(small_model: Model) -> None:
+    rows = small_model.registry.rows_for_ids(["s3", "s59"])
+    doomed = [small_model.registry.embeddings[r].tobytes() for r in rows]
+    small_model.forget(ids=["s3", "s59"])
+    buffer = small_model.registry._buffer.tobytes()  # including spare capacity
+    assert all(vector not in buffer for vector in doomed)
+    assert small_model.certificate() == small_model.refit().certificate()

@@ -2,7 +2,11 @@
 
 The registry is what makes forgetting by id or subject possible (and what a certificate
 can be re-derived from): it keeps the quantized embedding of every live sample and nothing
-of forgotten ones -- removal compacts the arrays, so no deleted row lingers in memory.
+of forgotten ones. The embeddings live in a buffer that grows by doubling (appends cost
+O(batch)); a removed row is filled with the last live row and the vacated tail is zeroed
+(removals cost O(removed)), so no forgotten vector lingers even in spare capacity. Row
+order is therefore not insertion order; nothing depends on it (the statistics are sums,
+model files sort by id).
 
 >>> import numpy as np
 >>> reg = SampleRegistry(dim=2)
@@ -35,14 +39,14 @@ class UnknownSampleError(KeyError):
 
 
 class SampleRegistry:
-    """Live samples, in insertion order, with an index from id to row."""
+    """Live samples with an index from id to row."""
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self.ids: list[str] = []
         self.subjects: list[str | None] = []
         self.labels: list[Label] = []
-        self._embeddings = np.zeros((0, dim), dtype=np.int16)
+        self._buffer = np.zeros((0, dim), dtype=np.int16)  # rows beyond len(self) are zero
         self._row_of: dict[str, int] = {}
 
     def __len__(self) -> int:
@@ -54,7 +58,7 @@ class SampleRegistry:
     @property
     def embeddings(self) -> NDArray[np.int16]:
         """The quantized embeddings of the live samples (read-only view)."""
-        view = self._embeddings.view()
+        view = self._buffer[: len(self.ids)]
         view.setflags(write=False)
         return view
 
@@ -77,11 +81,16 @@ class SampleRegistry:
         """Add samples; the caller has validated them (see :meth:`check_new_ids`)."""
         if not len(ids) == len(subjects) == len(labels) == embeddings.shape[0]:
             raise ValueError("ids, subjects, labels and embeddings must have the same length.")
-        start = len(self.ids)
+        start, stop = len(self.ids), len(self.ids) + len(ids)
+        if stop > self._buffer.shape[0]:
+            grown = np.zeros((max(stop, 2 * self._buffer.shape[0]), self.dim), dtype=np.int16)
+            grown[:start] = self._buffer[:start]
+            self._buffer.fill(0)  # the old buffer is garbage now: leave nothing in it
+            self._buffer = grown
+        self._buffer[start:stop] = embeddings
         self.ids.extend(ids)
         self.subjects.extend(subjects)
         self.labels.extend(labels)
-        self._embeddings = np.concatenate([self._embeddings, embeddings.astype(np.int16)])
         self._row_of.update((sample_id, start + i) for i, sample_id in enumerate(ids))
 
     def rows_for_ids(self, ids: Iterable[str]) -> NDArray[np.intp]:
@@ -111,7 +120,7 @@ class SampleRegistry:
             key = (row.tobytes(), label)
             wanted[key] = wanted.get(key, 0) + 1
         rows = []
-        for row, (vector, label) in enumerate(zip(self._embeddings, self.labels, strict=True)):
+        for row, (vector, label) in enumerate(zip(self.embeddings, self.labels, strict=True)):
             key = (vector.tobytes(), label)
             if wanted.get(key, 0) > 0:
                 wanted[key] -= 1
@@ -122,20 +131,23 @@ class SampleRegistry:
         return np.array(sorted(rows), dtype=np.intp)
 
     def remove_rows(self, rows: NDArray[np.intp]) -> None:
-        """Remove rows physically: the arrays are compacted, the index rebuilt."""
-        keep = np.ones(len(self.ids), dtype=bool)
-        keep[rows] = False
-        self.ids = [i for i, k in zip(self.ids, keep, strict=True) if k]
-        self.subjects = [s for s, k in zip(self.subjects, keep, strict=True) if k]
-        self.labels = [label for label, k in zip(self.labels, keep, strict=True) if k]
-        self._embeddings = self._embeddings[keep]
-        self._row_of = {sample_id: row for row, sample_id in enumerate(self.ids)}
+        """Remove rows physically: each hole takes the last live row; the vacated rows are zeroed."""
+        for row in sorted(set(rows.tolist()), reverse=True):
+            last = len(self.ids) - 1
+            del self._row_of[self.ids[row]]
+            if row != last:
+                self.ids[row], self.subjects[row], self.labels[row] = (
+                    self.ids[last],
+                    self.subjects[last],
+                    self.labels[last],
+                )
+                self._buffer[row] = self._buffer[last]
+                self._row_of[self.ids[row]] = row
+            self._buffer[last] = 0
+            self.ids.pop()
+            self.subjects.pop()
+            self.labels.pop()
 
     def remove(self, ids: Iterable[str]) -> None:
         """Remove samples by id."""
         self.remove_rows(self.rows_for_ids(ids))
-
-    def copy(self) -> SampleRegistry:
-        clone = SampleRegistry(self.dim)
-        clone.append(self.ids, self.subjects, self.labels, self._embeddings)
-        return clone

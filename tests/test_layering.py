@@ -15,7 +15,7 @@ LAYERS: list[set[str]] = [
     {"heads"},
     {"memory_analysis"},
     {"ledger"},
-    {"encoders", "datasets"},
+    {"encoders", "datasets", "vector_files"},
     {"model"},
     {"model_file"},
     {"estimator"},

@@ -168,7 +168,10 @@ def text_encoder() -> Any:
 
 @needs_text
 def test_text_identity_hashes_the_packaged_model(text_encoder: Any) -> None:
-    assert text_encoder.identity == make_identity("all-MiniLM-L6-v2", "0.1.0", sha256_tree(text_encoder.model_dir))
+    expected_version = f"0.1.0+batch{text_encoder.batch_size}"
+    assert text_encoder.identity == make_identity(
+        "all-MiniLM-L6-v2", expected_version, sha256_tree(text_encoder.model_dir)
+    )
     with pytest.raises(TypeError, match="input 1 is int"):
         text_encoder.encode(["fine", 3])
 

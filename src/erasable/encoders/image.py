@@ -10,6 +10,10 @@ resized to ``image_size`` (bicubic, antialiased), pixels in 0..255 are normalize
 ``(x - 127) / 128`` -- not with the ImageNet mean and std of the non-lite models. Grey
 images (e.g. 28x28 Fashion-MNIST) are replicated to three channels.
 
+Every forward pass has exactly ``batch_size`` images (a short batch is filled with copies
+of its last image): the same image then gets the same embedding whatever it is batched
+with, which is what makes learning in phases equal to learning at once.
+
 Inputs are numpy arrays -- ``(h, w)`` grey, ``(h, w, 3)`` RGB or ``(h, w, 4)`` RGBA, uint8
 in 0..255 or float in 0..1 -- or :class:`pathlib.Path` image files; a batch may also be
 one array ``(n, h, w[, c])``.
@@ -126,7 +130,8 @@ class ImageEncoder:
         self.image_size = image_size
         self.batch_size = batch_size
         self.weights = efficientnet_lite0_weights()
-        version = f"{metadata.version(WEIGHTS_PACKAGE)}+{image_size}px"
+        # Image size and batch size shape every forward pass, hence the last bits of the embedding.
+        version = f"{metadata.version(WEIGHTS_PACKAGE)}+{image_size}px+batch{batch_size}"
         self.identity = make_identity(self.name, version, sha256_file(self.weights))
         self._module: EfficientNet | None = None
 
@@ -159,7 +164,11 @@ class ImageEncoder:
         with torch.inference_mode():
             for start in range(0, len(batch), self.batch_size):
                 inputs = self.preprocess(batch[start : start + self.batch_size])
-                parts.append(self.module.extract_features(inputs).mean(dim=(2, 3)))
+                rows = inputs.shape[0]
+                # Every forward pass has batch_size rows, so an image's embedding does not
+                # depend on how many others it is batched with (kernels round by shape).
+                filled = torch.cat([inputs, inputs[-1:].expand(self.batch_size - rows, -1, -1, -1)])
+                parts.append(self.module.extract_features(filled).mean(dim=(2, 3))[:rows])
         return torch.cat(parts) if parts else torch.zeros((0, self.dim))
 
     def encode(self, batch: Batch) -> NDArray[np.float32]:

@@ -159,3 +159,20 @@ def test_shard_errors_name_the_shard(tmp_path: Path) -> None:
         distributed.read_shard(str(tmp_path / "q.npz"))
     with pytest.raises(DatasetError, match="No shards"):
         distributed.list_shards(str(tmp_path / "*.csv"))
+
+
+def test_workers_encode_raw_text_bit_identically(client: Client, tmp_path: Path) -> None:
+    """Each worker embeds its shard's texts; batch-invariant encoders keep the fit exact."""
+    pytest.importorskip("sentence_transformers", reason="the text extra is not installed")
+    from erasable.estimator import ErasableClassifier
+
+    texts = [f"{verb} my {thing}" for verb in ("block", "top up", "find", "close") for thing in ("card", "account")]
+    labels = [t.split(" my ")[0] for t in texts]
+    for part, rows in enumerate((slice(0, 3), slice(3, 8))):
+        table = pa.table({"X": texts[rows], "y": labels[rows], "id": [f"t{i}" for i in range(8)][rows]})
+        pq.write_table(table, tmp_path / f"part{part}.parquet")
+    config = ErasableClassifier(encoder="text", width=32)._config()
+    model = distributed.fit(config, str(tmp_path), client=client, columns=ShardColumns(ids="id"))
+    reference = Model(config)
+    reference.learn(reference.embed(texts), labels, ids=[f"t{i}" for i in range(8)])
+    assert model.certificate() == reference.certificate()

@@ -17,6 +17,9 @@ Shards are files of a directory (searched recursively) or of a glob, local or an
 * ``.csv`` -- label, id and subject columns; every other column is a vector component,
   in file order (needs pyarrow).
 
+For a model with an encoder, the workers encode too: the ``vectors`` column of a Parquet or
+CSV shard then holds the raw texts.
+
 Shards without an id column get ids ``"<shard url>:<row>"``, stable and unique.
 
 The cluster: a :class:`distributed.Client` you pass, a scheduler address, or by default
@@ -218,16 +221,24 @@ def _read_npy(url: str, columns: ShardColumns, storage_options: dict[str, Any] |
     return arrays
 
 
-def _read_table(url: str, columns: ShardColumns, storage_options: dict[str, Any] | None) -> dict[str, Any]:
+def _read_table(
+    url: str, columns: ShardColumns, storage_options: dict[str, Any] | None, raw: bool = False
+) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     data = io.BytesIO(_read_bytes(url, storage_options))
     text_columns = {k: pa.string() for k in (columns.ids, columns.subjects) if k is not None}
+    if raw:  # the "vectors" column holds the raw inputs (texts) for the model's encoder
+        text_columns[columns.vectors] = pa.string()
     if url.lower().endswith(".parquet"):
         table = pq.read_table(data)
-        vectors = np.array(table.column(columns.vectors).to_pylist(), dtype=np.float64)
+        column = table.column(columns.vectors).to_pylist()
+        vectors = column if raw else np.array(column, dtype=np.float64)
+    elif raw:
+        table = pacsv.read_csv(data, convert_options=pacsv.ConvertOptions(column_types=text_columns))
+        vectors = table.column(columns.vectors).to_pylist()
     else:
         table = pacsv.read_csv(data, convert_options=pacsv.ConvertOptions(column_types=text_columns))
         named = {columns.labels, *text_columns}
@@ -248,10 +259,13 @@ def _strings(arrays: dict[str, Any], key: str | None) -> list[str | None] | None
     return [None if v is None or v == "" else str(v) for v in np.asarray(arrays[key]).tolist()]
 
 
-def _shard_data(url: str, arrays: dict[str, Any], columns: ShardColumns) -> ShardData:
-    vectors = np.asarray(arrays[columns.vectors])
+def _shard_data(url: str, arrays: dict[str, Any], columns: ShardColumns, raw: bool = False) -> ShardData:
+    vectors = arrays[columns.vectors] if raw else np.asarray(arrays[columns.vectors])
     labels = canonical_labels(arrays[columns.labels])
-    if vectors.ndim != 2 or vectors.shape[0] != labels.shape[0]:
+    if raw:
+        if len(vectors) != labels.shape[0] or not all(isinstance(v, str) for v in vectors):
+            raise DatasetError(f"{len(vectors)} raw inputs (texts expected) for {labels.shape[0]} labels")
+    elif vectors.ndim != 2 or vectors.shape[0] != labels.shape[0]:
         raise DatasetError(f"vectors of shape {vectors.shape} for {labels.shape[0]} labels")
     ids = _strings(arrays, columns.ids)
     subjects = _strings(arrays, columns.subjects)
@@ -269,9 +283,15 @@ def _shard_data(url: str, arrays: dict[str, Any], columns: ShardColumns) -> Shar
 
 
 def read_shard(
-    url: str, columns: ShardColumns | None = None, storage_options: dict[str, Any] | None = None
+    url: str,
+    columns: ShardColumns | None = None,
+    storage_options: dict[str, Any] | None = None,
+    raw: bool = False,
 ) -> ShardData:
     """Vectors, labels, ids and subjects of one shard; :class:`DatasetError` names the shard.
+
+    With ``raw``, the ``vectors`` column of a Parquet or CSV shard holds raw texts instead,
+    returned as a list for the model's encoder.
 
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "part.npz"
@@ -281,10 +301,15 @@ def read_shard(
     (['a', 'b'], True)
     """
     columns = columns or ShardColumns()
-    readers = {"npz": _read_npz, "npy": _read_npy, "parquet": _read_table, "csv": _read_table}
+    suffix = url.lower().rsplit(".", 1)[-1]
     try:
-        arrays = readers[url.lower().rsplit(".", 1)[-1]](url, columns, storage_options)
-        return _shard_data(url, arrays, columns)
+        if suffix in ("parquet", "csv"):
+            arrays = _read_table(url, columns, storage_options, raw)
+        elif raw:
+            raise DatasetError("raw inputs need a Parquet or CSV shard with a text column")
+        else:
+            arrays = {"npz": _read_npz, "npy": _read_npy}[suffix](url, columns, storage_options)
+        return _shard_data(url, arrays, columns, raw)
     except (OSError, ValueError, KeyError, EOFError) as exc:
         raise DatasetError(f"{url}: {exc}") from exc
 
@@ -332,10 +357,15 @@ class PartitionError(RuntimeError):
 def _fit_partition(
     config: ModelConfig, url: str, columns: ShardColumns, storage_options: dict[str, Any] | None
 ) -> _PartitionResult:
-    """The map task: read, quantize, accumulate one shard (runs on a worker)."""
+    """The map task: read, encode (a model with an encoder), quantize, accumulate one shard (on a worker).
+
+    Encoders embed each input in a tensor of fixed shape, so a worker's embeddings are
+    those the driver would compute: the result stays bit-identical to the in-process fit.
+    """
     model = Model(config)
-    shard = read_shard(url, columns, storage_options)
-    quantized = model.quantize(shard.vectors)
+    raw = config.encoder is not None
+    shard = read_shard(url, columns, storage_options, raw)
+    quantized = model.quantize(model.embed(shard.vectors) if raw else shard.vectors)
     rows = PartitionRows(url, shard.ids, shard.subjects, shard.labels, quantized)
     return _PartitionResult(rows, statistics_of(model, quantized, shard.labels))
 

@@ -59,7 +59,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from erasable.datasets import DatasetError
-from erasable.model import CHUNK_ROWS, ForgetReceipt, Model, ModelConfig
+from erasable.model import ForgetReceipt, Model, ModelConfig
 from erasable.moments import Moments, canonical_labels
 
 if TYPE_CHECKING:
@@ -116,18 +116,9 @@ class Statistics:
         return self.embedding.equals(other.embedding) and same_features
 
 
-def _row_chunks(quantized: NDArray[np.int16], labels: NDArray[np.generic]) -> Iterator[tuple[NDArray[Any], Any]]:
-    for start in range(0, quantized.shape[0], CHUNK_ROWS):
-        yield quantized[start : start + CHUNK_ROWS], labels[start : start + CHUNK_ROWS]
-
-
 def statistics_of(model: Model, quantized: NDArray[np.int16], labels: NDArray[np.generic]) -> Statistics:
     """Statistics of quantized samples under ``model``'s feature map (the model is not changed)."""
-    embedding = Moments.from_batches(_row_chunks(quantized, labels), dim=model.config.input_dim)
-    if model.feature_moments is None:
-        return Statistics(embedding, None)
-    feature_batches = ((model.features(q), y) for q, y in _row_chunks(quantized, labels))
-    return Statistics(embedding, Moments.from_batches(feature_batches, dim=model.feature_map.output_dim))
+    return Statistics(*model.batch_statistics(quantized, labels))
 
 
 def model_statistics(model: Model) -> Statistics:

@@ -244,27 +244,22 @@ class Model:
             raise ValueError("Empty batch: at least one sample is required.")
         return quantize(array, self.config.scale_bits, saturate=saturate)
 
-    def _moments_after(
+    def batch_statistics(
         self,
         quantized: NDArray[np.int16],
         labels: NDArray[np.generic],
-        sign: int,
         progress: Callable[[int], None] | None = None,
     ) -> tuple[Moments, Moments | None]:
-        """The statistics after adding (``sign=+1``) or removing (``-1``) a batch.
+        """The Moments of a batch alone: of its embeddings and, unless the map is the identity, its features.
 
-        A small batch updates the Gram matrices in one pass; a large one accumulates its
-        own Moments chunk by chunk (bounded memory, near-SYRK speed) and adds them.
+        The features are computed and accumulated chunk by chunk (bounded memory, near the
+        speed of ``dsyrk``); the model itself is not changed.
         """
-        if quantized.shape[0] <= SMALL_BATCH:
-            embedding = self.embedding_moments.with_samples(quantized, labels, sign)
-            features = None
-            if self.feature_moments is not None:
-                features = self.feature_moments.with_samples(self.feature_map.transform_float(quantized), labels, sign)
+        embedding = Moments.from_samples(quantized, labels)
+        if self.feature_moments is None:
             if progress:
                 progress(quantized.shape[0])
-            return embedding, features
-
+            return embedding, None
         step = max(CHUNK_ROWS, FEATURE_CHUNK_BYTES // (8 * self.feature_map.output_dim))
 
         def feature_batches() -> Iterator[tuple[NDArray[np.floating], NDArray[np.generic]]]:
@@ -274,14 +269,36 @@ class Model:
                 if progress:
                     progress(chunk.shape[0])
 
-        combine = Moments.__add__ if sign > 0 else Moments.__sub__
-        embedding = combine(self.embedding_moments, Moments.from_samples(quantized, labels))
-        if self.feature_moments is None:
+        return embedding, Moments.from_batches(feature_batches(), dim=self.feature_map.output_dim)
+
+    def _moments_after(
+        self,
+        quantized: NDArray[np.int16],
+        labels: NDArray[np.generic],
+        sign: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[Moments, Moments | None, NDArray[np.floating] | None]:
+        """The statistics after adding (``sign=+1``) or removing (``-1``) a batch.
+
+        A small batch updates the Gram matrices in one pass, and its feature rows are
+        returned too (the ridge head's low-rank update needs them); a large batch has its own
+        :meth:`batch_statistics` added or subtracted, and no rows are returned.
+        """
+        if quantized.shape[0] <= SMALL_BATCH:
+            embedding = self.embedding_moments.with_samples(quantized, labels, sign)
+            features, rows = None, None
+            if self.feature_moments is not None:
+                rows = self.feature_map.transform_float(quantized)
+                features = self.feature_moments.with_samples(rows, labels, sign)
             if progress:
                 progress(quantized.shape[0])
-            return embedding, None
-        batch = Moments.from_batches(feature_batches(), dim=self.feature_map.output_dim)
-        return embedding, combine(self.feature_moments, batch)
+            return embedding, features, rows
+        combine = Moments.__add__ if sign > 0 else Moments.__sub__
+        embedding, features = self.batch_statistics(quantized, labels, progress)
+        new_embedding = combine(self.embedding_moments, embedding)
+        if features is None or self.feature_moments is None:
+            return new_embedding, None, None
+        return new_embedding, combine(self.feature_moments, features), None
 
     def features(self, quantized: NDArray[np.int16]) -> NDArray[np.float64]:
         """Integer features (as float64) of quantized embeddings."""
@@ -327,8 +344,7 @@ class Model:
         progress: Callable[[int], None] | None = None,
     ) -> None:
         self.registry.check_new_ids(ids)
-        embedding, features = self._moments_after(quantized, labels, +1, progress)
-        self._commit(embedding, features, quantized, labels, ids, +1)
+        self._commit(*self._moments_after(quantized, labels, +1, progress), quantized, labels, ids, +1)
         self.registry.append(ids, subjects, labels.tolist(), quantized)
 
     def _auto_ids(self, n: int) -> tuple[list[str], int]:
@@ -376,9 +392,8 @@ class Model:
         before = self.certificate()
         quantized = np.asarray(self.registry.embeddings[rows])
         y = canonical_labels([self.registry.labels[r] for r in rows])
-        embedding, features = self._moments_after(quantized, y, -1)
         removed = tuple(self.registry.ids[r] for r in rows)
-        self._commit(embedding, features, quantized, y, removed, -1)
+        self._commit(*self._moments_after(quantized, y, -1), quantized, y, removed, -1)
         self.registry.remove_rows(rows)
         return ForgetReceipt(ids=removed, certificate_before=before, state_after=self.state)
 
@@ -418,6 +433,7 @@ class Model:
         self,
         embedding: Moments,
         features: Moments | None,
+        feature_rows: NDArray[np.floating] | None,
         quantized: NDArray[np.int16],
         labels: NDArray[np.generic],
         ids: Sequence[str],
@@ -445,7 +461,12 @@ class Model:
             width = ridge_moments.dim
             rank = quantized.shape[0] + 1
             if rank <= width // 4 and ridge.rank_since_refresh + rank <= width // 2:
-                rows = self.features(quantized) if features is not None else quantized.astype(np.float64)
+                if features is None:
+                    rows = quantized.astype(np.float64)
+                elif feature_rows is not None:
+                    rows = feature_rows.astype(np.float64)
+                else:
+                    rows = self.features(quantized)
                 self._heads["ridge"] = ridge.updated(rows, labels.tolist(), sign, ridge_moments)
         self.embedding_moments, self.feature_moments = embedding, features
 

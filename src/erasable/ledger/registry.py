@@ -13,7 +13,7 @@ model files sort by id).
 >>> reg.append(["a", "b"], [None, "alice"], [0, 1], np.array([[1, 2], [3, 4]], dtype=np.int16))
 >>> reg.rows_for_subjects(["alice"]).tolist()
 [1]
->>> reg.remove(["a"])
+>>> reg.remove_rows(reg.rows_for_ids(["a"]))
 >>> reg.ids
 ['b']
 """
@@ -147,7 +147,3 @@ class SampleRegistry:
             self.ids.pop()
             self.subjects.pop()
             self.labels.pop()
-
-    def remove(self, ids: Iterable[str]) -> None:
-        """Remove samples by id."""
-        self.remove_rows(self.rows_for_ids(ids))

@@ -8,29 +8,42 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "erasable"
 
 # Bottom to top. A new module must be placed here, which is the point: say where it belongs.
+# A package is one component, unless its modules are named ("ledger.store"): the ledger's
+# in-memory registry sits under the model, its durable store (which persists models) above.
 LAYERS: list[set[str]] = [
     {"exact"},
     {"moments"},
     {"features"},
     {"heads"},
     {"memory_analysis"},
-    {"ledger"},
+    {"ledger", "ledger.registry", "ledger.chain"},
     {"encoders", "datasets", "vector_files"},
     {"model"},
     {"model_file"},
     {"estimator"},
     {"distributed"},
     {"federated"},
+    {"ledger.schema"},
+    {"ledger.store"},
+    {"ledger.keys"},
+    {"audit"},
+    {"service"},
     {"cli", "demo"},
     {"__init__"},
 ]
 LAYER_OF = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
 
+def placed(parts: list[str]) -> str:
+    """The layer name of a module path: ``ledger.store`` if that is placed, else the package ``ledger``."""
+    qualified = ".".join(parts[:2])
+    return qualified if qualified in LAYER_OF else parts[0]
+
+
 def component(path: Path) -> str:
-    """The first path component under the package: ``heads`` for heads/ridge.py."""
+    """The component of a file: ``heads`` for heads/ridge.py, ``ledger.store`` for ledger/store.py."""
     relative = path.relative_to(PACKAGE)
-    return relative.parts[0].removesuffix(".py")
+    return placed([part.removesuffix(".py") for part in relative.parts])
 
 
 def imported_components(path: Path) -> set[str]:
@@ -39,11 +52,11 @@ def imported_components(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("erasable"):
             parts = node.module.split(".")
             if len(parts) > 1:
-                found.add(parts[1])
+                found.add(placed(parts[1:]))
             else:  # from erasable import x
                 found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("erasable."))
+            found.update(placed(a.name.split(".")[1:]) for a in node.names if a.name.startswith("erasable."))
     return found
 
 

@@ -54,7 +54,7 @@ FEATURE_CHUNK_BYTES = 2**28
 #: Batches up to this size update the Gram matrices in one pass instead of accumulating their own.
 SMALL_BATCH = 256
 
-__all__ = ["HEAD_KINDS", "ForgetReceipt", "Model", "ModelConfig", "certificate_of"]
+__all__ = ["HEAD_KINDS", "Change", "ForgetReceipt", "Model", "ModelConfig", "certificate_of"]
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,39 @@ class ForgetReceipt:
     ids: tuple[str, ...]
     certificate_before: str
     state_after: tuple[ModelConfig, Moments, Moments | None] = field(repr=False, compare=False)
+
+    @cached_property
+    def certificate_after(self) -> str:
+        return certificate_of(*self.state_after)
+
+
+@dataclass(frozen=True, eq=False)
+class Change:
+    """A learn (``sign=+1``) or forget (``-1``) computed against a model but not yet applied.
+
+    :meth:`Model.plan_learn` and :meth:`Model.plan_forget` make one without touching the
+    model, and :meth:`Model.apply` applies it. A durable ledger persists a change (its
+    samples, its event, the statistics after it) in one transaction between the two, so a
+    failure to persist leaves the model exactly as it was. A change applies only to the
+    state it was planned against.
+    """
+
+    sign: int
+    ids: tuple[str, ...]
+    subjects: tuple[str | None, ...]
+    labels: NDArray[np.generic] = field(repr=False)
+    quantized: NDArray[np.int16] = field(repr=False)
+    #: Registry rows of the samples a forget removes (``None`` for a learn).
+    rows: NDArray[np.intp] | None = field(repr=False)
+    next_auto_id: int
+    state_before: tuple[ModelConfig, Moments, Moments | None] = field(repr=False)
+    state_after: tuple[ModelConfig, Moments, Moments | None] = field(repr=False)
+    #: The batch's feature rows when they were computed anyway (small batches): the ridge update reuses them.
+    feature_rows: NDArray[np.floating] | None = field(default=None, repr=False)
+
+    @cached_property
+    def certificate_before(self) -> str:
+        return certificate_of(*self.state_before)
 
     @cached_property
     def certificate_after(self) -> str:
@@ -316,6 +349,18 @@ class Model:
         progress: Callable[[int], None] | None = None,
     ) -> None:
         """Add samples. ``ids`` default to consecutive integers; all must be new."""
+        self.apply(self.plan_learn(embeddings, labels, ids=ids, subjects=subjects, progress=progress))
+
+    def plan_learn(
+        self,
+        embeddings: ArrayLike,
+        labels: ArrayLike,
+        *,
+        ids: ArrayLike | None = None,
+        subjects: Sequence[str | None] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Change:
+        """Validate a batch and compute the statistics after learning it, without changing the model."""
         quantized = self.quantize(embeddings)
         y = canonical_labels(labels)
         n = quantized.shape[0]
@@ -332,20 +377,53 @@ class Model:
         ]
         if len(subject_list) != n:
             raise ValueError(f"{n} embeddings but {len(subject_list)} subjects.")
-        self._learn_quantized(quantized, y, id_list, subject_list, progress)
-        self.next_auto_id = next_auto_id
+        return self._plan(+1, quantized, y, id_list, subject_list, None, next_auto_id, progress)
 
-    def _learn_quantized(
+    def _plan(
         self,
+        sign: int,
         quantized: NDArray[np.int16],
         labels: NDArray[np.generic],
-        ids: list[str],
-        subjects: list[str | None],
+        ids: Sequence[str],
+        subjects: Sequence[str | None],
+        rows: NDArray[np.intp] | None,
+        next_auto_id: int,
         progress: Callable[[int], None] | None = None,
-    ) -> None:
-        self.registry.check_new_ids(ids)
-        self._commit(*self._moments_after(quantized, labels, +1, progress), quantized, labels, ids, +1)
-        self.registry.append(ids, subjects, labels.tolist(), quantized)
+    ) -> Change:
+        if sign > 0:
+            self.registry.check_new_ids(ids)
+        embedding, features, feature_rows = self._moments_after(quantized, labels, sign, progress)
+        return Change(
+            sign=sign,
+            ids=tuple(ids),
+            subjects=tuple(subjects),
+            labels=labels,
+            quantized=quantized,
+            rows=rows,
+            next_auto_id=next_auto_id,
+            state_before=self.state,
+            state_after=(self.config, embedding, features),
+            feature_rows=feature_rows,
+        )
+
+    def apply(self, change: Change) -> None:
+        """Apply a planned change: swap in its statistics, update the registry and the cached heads.
+
+        Raises ``ValueError`` if the model has changed since the change was planned.
+        """
+        _, before_embedding, before_features = change.state_before
+        if before_embedding is not self.embedding_moments or before_features is not self.feature_moments:
+            raise ValueError("The model changed after this change was planned: plan it again.")
+        _, embedding, features = change.state_after
+        self._commit(
+            embedding, features, change.feature_rows, change.quantized, change.labels, change.ids, change.sign
+        )
+        if change.sign > 0:
+            self.registry.append(change.ids, change.subjects, change.labels.tolist(), change.quantized)
+        else:
+            assert change.rows is not None
+            self.registry.remove_rows(change.rows)
+        self.next_auto_id = change.next_auto_id
 
     def _auto_ids(self, n: int) -> tuple[list[str], int]:
         """``n`` unused consecutive integer ids, and the next counter value."""
@@ -362,13 +440,29 @@ class Model:
         *,
         ids: ArrayLike | None = None,
         subjects: Sequence[str] | None = None,
+        classes: ArrayLike | None = None,
         embeddings: ArrayLike | None = None,
         labels: ArrayLike | None = None,
     ) -> ForgetReceipt:
-        """Remove samples named by ``ids``, by ``subjects``, or given as ``embeddings`` + ``labels``."""
-        given = [ids is not None, subjects is not None, embeddings is not None or labels is not None]
-        if sum(given) != 1:
-            raise ValueError("Name exactly one of: ids, subjects, or embeddings with labels.")
+        """Remove samples named by ``ids``, ``subjects`` or ``classes``, or given as ``embeddings`` + ``labels``."""
+        change = self.plan_forget(ids=ids, subjects=subjects, classes=classes, embeddings=embeddings, labels=labels)
+        receipt = ForgetReceipt(change.ids, change.certificate_before, change.state_after)
+        self.apply(change)
+        return receipt
+
+    def plan_forget(
+        self,
+        *,
+        ids: ArrayLike | None = None,
+        subjects: Sequence[str] | None = None,
+        classes: ArrayLike | None = None,
+        embeddings: ArrayLike | None = None,
+        labels: ArrayLike | None = None,
+    ) -> Change:
+        """Find the samples a forget request names and compute the statistics without them."""
+        by_samples = embeddings is not None or labels is not None
+        if sum([ids is not None, subjects is not None, classes is not None, by_samples]) != 1:
+            raise ValueError("Name exactly one of: ids, subjects, classes, or embeddings with labels.")
         if ids is not None:
             id_list = _as_id_list(ids) or []
             if not id_list:
@@ -380,6 +474,11 @@ class Model:
             if not subjects:
                 raise ValueError("Empty forget request: no subjects given.")
             rows = self.registry.rows_for_subjects(subjects)
+        elif classes is not None:
+            wanted_classes = canonical_labels(np.atleast_1d(np.asarray(classes, dtype=object)))
+            if not wanted_classes.size:
+                raise ValueError("Empty forget request: no classes given.")
+            rows = self.registry.rows_for_labels(wanted_classes.tolist())
         else:
             if embeddings is None or labels is None:
                 raise ValueError("Forgetting by samples needs both embeddings and labels.")
@@ -389,13 +488,11 @@ class Model:
                 raise ValueError("Different numbers of embeddings and labels.")
             rows = self.registry.rows_for_samples(quantized_request, wanted.tolist())
 
-        before = self.certificate()
-        quantized = np.asarray(self.registry.embeddings[rows])
+        quantized = np.array(self.registry.embeddings[rows])
         y = canonical_labels([self.registry.labels[r] for r in rows])
-        removed = tuple(self.registry.ids[r] for r in rows)
-        self._commit(*self._moments_after(quantized, y, -1), quantized, y, removed, -1)
-        self.registry.remove_rows(rows)
-        return ForgetReceipt(ids=removed, certificate_before=before, state_after=self.state)
+        removed = [self.registry.ids[r] for r in rows]
+        subjects_removed = [self.registry.subjects[r] for r in rows]
+        return self._plan(-1, quantized, y, removed, subjects_removed, rows, self.next_auto_id)
 
     def merge(self, other: Model) -> None:
         """Add all of ``other``'s samples (configs must match, ids must not collide)."""
@@ -537,11 +634,16 @@ class Model:
         """A new model fitted from scratch on the live samples of this one."""
         fresh = Model(self.config)
         if len(self.registry):
-            fresh._learn_quantized(
-                np.asarray(self.registry.embeddings),
-                canonical_labels(self.registry.labels),
-                list(self.registry.ids),
-                list(self.registry.subjects),
+            fresh.apply(
+                fresh._plan(
+                    +1,
+                    np.asarray(self.registry.embeddings),
+                    canonical_labels(self.registry.labels),
+                    list(self.registry.ids),
+                    list(self.registry.subjects),
+                    None,
+                    self.next_auto_id,
+                )
             )
         fresh.next_auto_id = self.next_auto_id
         return fresh

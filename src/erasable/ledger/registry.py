@@ -113,6 +113,15 @@ class SampleRegistry:
             raise UnknownSampleError(f"No live samples for subjects {missing[:5]}.")
         return np.array(rows, dtype=np.intp)
 
+    def rows_for_labels(self, labels: Iterable[Label]) -> NDArray[np.intp]:
+        """Rows of every live sample of the given classes; a class with none raises."""
+        wanted = set(labels)
+        rows = [row for row, label in enumerate(self.labels) if label in wanted]
+        missing = sorted(map(str, wanted - {self.labels[row] for row in rows}))
+        if missing:
+            raise UnknownSampleError(f"No live samples of classes {missing[:5]}.")
+        return np.array(rows, dtype=np.intp)
+
     def rows_for_samples(self, embeddings: NDArray[np.int16], labels: Sequence[Label]) -> NDArray[np.intp]:
         """Rows matching each (embedding, label) pair, one live sample per pair (multiset)."""
         wanted: dict[tuple[bytes, Label], int] = {}

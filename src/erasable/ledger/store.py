@@ -1,0 +1,480 @@
+"""The durable ledger: models, their live samples, statistics and hash-chained events in a database.
+
+SQLite by default (a file path: nothing to start) or PostgreSQL (a ``postgresql+psycopg://``
+URL), through SQLAlchemy Core with one schema (:mod:`erasable.ledger.schema`).
+
+A learn or forget reaches the store as a planned :class:`~erasable.model.Change`;
+:meth:`LedgerStore.commit` writes its samples (inserted or deleted), its event and the
+statistics after it in **one transaction**, guarded by the sequence number the caller
+planned against, and only then may the caller apply the change to its in-memory model. A
+crash at any point leaves the state of the last committed event; :meth:`LedgerStore.verify`
+proves it by checking the hash chain, that the statistics carry the last event's
+certificate, that a refit of the stored samples reproduces it, and that the live ids are
+exactly those learned and not forgotten according to the log.
+
+**Forgetting is physical.** SQLite runs with ``secure_delete`` (freed pages are zeroed) and
+the write-ahead log is checkpointed and truncated after every forget, so no file of the
+store keeps a forgotten embedding. PostgreSQL keeps deleted rows until ``VACUUM``, which
+runs after every forget; ``VACUUM`` makes the space reusable but PostgreSQL may keep old
+bytes in free space and WAL segments until they are overwritten or recycled:
+:meth:`LedgerStore.compact` runs ``VACUUM FULL`` and a ``CHECKPOINT``. Where erasure from
+the disk must be immediate, use SQLite (see docs/ledger.md).
+
+>>> import numpy as np, tempfile, os
+>>> from erasable.model import ModelConfig
+>>> store = LedgerStore(os.path.join(tempfile.mkdtemp(), "ledger.db"))
+>>> model = store.create_model("bank", ModelConfig(input_dim=2, scale_bits=8))
+>>> change = model.plan_learn(np.array([[0.5, 0.1], [0.1, 0.5]]), ["a", "b"], ids=["x", "y"], subjects=["c1", None])
+>>> event = store.commit("bank", change)
+>>> model.apply(change)
+>>> event.seq, store.verify("bank").ok
+(2, True)
+>>> store.load_model("bank").certificate() == model.certificate()
+True
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from safetensors.numpy import load as safetensors_load
+from safetensors.numpy import save as safetensors_save
+from sqlalchemy.engine import Connection, Engine
+
+from erasable.ledger.chain import ChainVerification, genesis, id_hashes, link, verify_chain
+from erasable.ledger.schema import api_keys, events, idempotency, migrate, models, samples, statistics
+from erasable.model import Change, Model, ModelConfig
+from erasable.model_file import moments_from_tensors, moments_tensors
+from erasable.moments import Moments, canonical_labels
+
+__all__ = [
+    "ConflictError",
+    "Event",
+    "IdempotencyError",
+    "LedgerError",
+    "LedgerStore",
+    "ModelExistsError",
+    "UnknownModelError",
+    "Verification",
+    "check_model_name",
+    "store_url",
+]
+
+#: Model names: letters, digits, ``_`` and ``-``, up to 64; nothing a path or a query could misread.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+#: Rows per statement when deleting by id (SQLite binds at most 32766 parameters).
+DELETE_CHUNK = 2000
+
+
+class LedgerError(ValueError):
+    """A request the ledger refuses (the store is unchanged)."""
+
+
+class UnknownModelError(LedgerError, KeyError):
+    """No model of that name in the store."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelExistsError(LedgerError):
+    """A model of that name exists already."""
+
+
+class ConflictError(LedgerError):
+    """The model changed since the change was planned (another writer committed first)."""
+
+
+class IdempotencyError(LedgerError):
+    """An idempotency key was reused with a different request."""
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if it is a valid model name, else :class:`LedgerError`."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise LedgerError(
+            f"Invalid model name {name!r}: use 1-64 letters, digits, '_' or '-', starting with a letter or digit."
+        )
+    return name
+
+
+def store_url(location: str | Path) -> str:
+    """A SQLAlchemy URL: URLs pass through, a path becomes a SQLite file URL."""
+    text = str(location)
+    if "://" in text:
+        return text
+    return f"sqlite:///{Path(text).expanduser().resolve()}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of a model's log: its body (what the hash covers) and its hash."""
+
+    seq: int
+    body: dict[str, Any]
+    hash: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What :meth:`LedgerStore.verify` found; ``ok`` iff every check passed."""
+
+    chain: ChainVerification
+    certificate_recorded: str
+    certificate_of_last_event: str
+    certificate_recomputed: str
+    live_ids_match_log: bool
+    statistics_at_last_event: bool
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.chain.ok
+            and self.statistics_at_last_event
+            and self.live_ids_match_log
+            and self.certificate_recorded == self.certificate_of_last_event == self.certificate_recomputed
+        )
+
+
+def _statistics_blob(model_state: tuple[ModelConfig, Moments, Moments | None]) -> bytes:
+    _, embedding, features = model_state
+    tensors = moments_tensors("embedding", embedding)
+    if features is not None:
+        tensors.update(moments_tensors("features", features))
+    classes = json.dumps(list(canonical_labels(list(embedding.classes)).tolist()) if embedding.classes else [])
+    return safetensors_save(tensors, metadata={"classes": classes})
+
+
+def _statistics_from_blob(blob: bytes, model: Model) -> tuple[Moments, Moments | None]:
+    tensors = safetensors_load(blob)
+    header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
+    classes = json.loads(header["__metadata__"]["classes"])
+    classes = canonical_labels(classes).tolist() if classes else []
+    embedding = moments_from_tensors("embedding", tensors, classes, model.config.input_dim)
+    features = None
+    if model.feature_moments is not None:
+        features = moments_from_tensors("features", tensors, classes, model.feature_map.output_dim)
+    return embedding, features
+
+
+def _label_json(label: Any) -> str:
+    return json.dumps(label.item() if isinstance(label, np.generic) else label)
+
+
+class LedgerStore:
+    """Models, samples, statistics and events in SQLite (a path) or PostgreSQL (a URL).
+
+    Thread-safe: writes are serialized by a lock (SQLite has one writer anyway), and every
+    write is guarded by the model's sequence number, so two processes sharing a database
+    cannot interleave: the second gets :class:`ConflictError` and must reload.
+    """
+
+    def __init__(self, location: str | Path) -> None:
+        self.url = store_url(location)
+        self.engine: Engine = sa.create_engine(self.url, future=True)
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            _configure_sqlite(self.engine)
+        elif self.dialect != "postgresql":
+            raise LedgerError(f"Unsupported database {self.dialect!r}: use a SQLite path or a PostgreSQL URL.")
+        self._write_lock = threading.Lock()
+        migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- models -------------------------------------------------------------------------
+
+    def create_model(self, name: str, config: ModelConfig) -> Model:
+        """Register a new, empty model; its log starts with a ``create`` event."""
+        check_model_name(name)
+        model = Model(config)
+        body = {
+            "seq": 1,
+            "kind": "create",
+            "time": _now(),
+            "config": config.to_dict(),
+            "certificate_after": model.certificate(),
+        }
+        event_hash = link(genesis(name), body)
+        with self._write_lock, self.engine.begin() as connection:
+            if connection.execute(sa.select(models.c.name).where(models.c.name == name)).first():
+                raise ModelExistsError(f"A model named {name!r} exists already.")
+            connection.execute(
+                sa.insert(models).values(
+                    name=name, config=config.canonical_json().decode(), salt=secrets.token_bytes(16), created_at=_now()
+                )
+            )
+            connection.execute(sa.insert(events).values(model=name, seq=1, body=json.dumps(body), hash=event_hash))
+            connection.execute(
+                sa.insert(statistics).values(
+                    model=name,
+                    seq=1,
+                    last_hash=event_hash,
+                    certificate=body["certificate_after"],
+                    next_auto_id=0,
+                    tensors=_statistics_blob(model.state),
+                )
+            )
+        return model
+
+    def model_names(self) -> list[str]:
+        with self.engine.connect() as connection:
+            return list(connection.execute(sa.select(models.c.name).order_by(models.c.name)).scalars())
+
+    def config(self, name: str) -> ModelConfig:
+        with self.engine.connect() as connection:
+            return ModelConfig.from_dict(json.loads(self._model_row(connection, name).config))
+
+    def delete_model(self, name: str) -> None:
+        """Delete a model with its samples, statistics, log and keys, and erase their bytes."""
+        with self._write_lock, self.engine.begin() as connection:
+            self._model_row(connection, name)
+            for table in (samples, events, statistics, idempotency):
+                connection.execute(sa.delete(table).where(table.c.model == name))
+            connection.execute(sa.delete(api_keys).where(api_keys.c.model == name))
+            connection.execute(sa.delete(models).where(models.c.name == name))
+        self.erase_residues()
+
+    def _model_row(self, connection: Connection, name: str) -> Any:
+        row = connection.execute(sa.select(models).where(models.c.name == check_model_name(name))).first()
+        if row is None:
+            raise UnknownModelError(f"No model named {name!r}.")
+        return row
+
+    def load_model(self, name: str) -> Model:
+        """The model as committed: its live samples and statistics (checked against the certificate)."""
+        return self.load(name)[0]
+
+    def load(self, name: str) -> tuple[Model, int]:
+        """The committed model and the sequence number of its last event, read in one transaction."""
+        with self.engine.begin() as connection:
+            row = self._model_row(connection, name)
+            model = Model(ModelConfig.from_dict(json.loads(row.config)))
+            stats = connection.execute(sa.select(statistics).where(statistics.c.model == name)).one()
+            ids, subjects, labels, vectors = [], [], [], []
+            query = sa.select(samples.c.id, samples.c.subject, samples.c.label, samples.c.embedding)
+            for sample in connection.execute(query.where(samples.c.model == name).order_by(samples.c.id)):
+                ids.append(sample.id)
+                subjects.append(sample.subject)
+                labels.append(json.loads(sample.label))
+                vectors.append(sample.embedding)
+        embedding, features = _statistics_from_blob(stats.tensors, model)
+        model.replace_statistics(embedding, features)
+        if ids:
+            matrix = np.frombuffer(b"".join(vectors), dtype="<i2").reshape(len(ids), model.config.input_dim)
+            model.registry.append(ids, subjects, canonical_labels(labels).tolist(), matrix.astype(np.int16))
+        model.next_auto_id = int(stats.next_auto_id)
+        if model.certificate() != stats.certificate:
+            raise LedgerError(f"The statistics of {name!r} do not match their certificate: the store is damaged.")
+        return model, int(stats.seq)
+
+    # -- changes --------------------------------------------------------------------------
+
+    def commit(
+        self,
+        name: str,
+        change: Change,
+        *,
+        expected_seq: int | None = None,
+        source: str | None = None,
+        request: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        request_digest: str = "",
+        response: dict[str, Any] | None = None,
+    ) -> Event:
+        """Persist a planned change in one transaction: samples, event, statistics (and idempotency record).
+
+        ``expected_seq`` (default: whatever is current) guards against a concurrent writer.
+        ``request`` is recorded in the event (how the forget named its samples, without ids);
+        ``response`` is what a retry with the same ``idempotency_key`` will be answered.
+        """
+        kind = "learn" if change.sign > 0 else "forget"
+        with self._write_lock, self.engine.begin() as connection:
+            row = self._model_row(connection, name)
+            query = sa.select(statistics.c.seq, statistics.c.last_hash).where(statistics.c.model == name)
+            if self.dialect == "postgresql":
+                query = query.with_for_update()
+            current = connection.execute(query).one()
+            if expected_seq is not None and current.seq != expected_seq:
+                raise ConflictError(f"Model {name!r} is at event {current.seq}, not {expected_seq}: reload it.")
+            seq = int(current.seq) + 1
+            time = _now()
+            if change.sign > 0:
+                self._insert_samples(connection, name, change, source, time)
+            else:
+                self._delete_samples(connection, name, change.ids)
+            body = {
+                "seq": seq,
+                "kind": kind,
+                "time": time,
+                "count": len(change.ids),
+                "ids": id_hashes(row.salt, change.ids),
+                "certificate_before": change.certificate_before,
+                "certificate_after": change.certificate_after,
+                **({"request": request} if request else {}),
+            }
+            event_hash = link(current.last_hash, body)
+            connection.execute(sa.insert(events).values(model=name, seq=seq, body=json.dumps(body), hash=event_hash))
+            if idempotency_key is not None:
+                connection.execute(
+                    sa.insert(idempotency).values(
+                        model=name,
+                        key=idempotency_key,
+                        request_digest=request_digest,
+                        response=json.dumps({**(response or {}), "seq": seq, "certificate": change.certificate_after}),
+                    )
+                )
+            updated = connection.execute(
+                sa.update(statistics)
+                .where(statistics.c.model == name, statistics.c.seq == current.seq)
+                .values(
+                    seq=seq,
+                    last_hash=event_hash,
+                    certificate=change.certificate_after,
+                    next_auto_id=change.next_auto_id,
+                    tensors=_statistics_blob(change.state_after),
+                )
+            )
+            if updated.rowcount != 1:
+                raise ConflictError(f"Model {name!r} changed during the commit: reload it.")
+        if change.sign < 0:
+            self.erase_residues()
+        return Event(seq, body, event_hash)
+
+    def _insert_samples(self, connection: Connection, name: str, change: Change, source: str | None, time: str) -> None:
+        vectors = np.ascontiguousarray(change.quantized, dtype="<i2")
+        rows = zip(change.ids, change.subjects, change.labels, strict=True)
+        connection.execute(
+            sa.insert(samples),
+            [
+                {
+                    "model": name,
+                    "id": sample_id,
+                    "subject": subject,
+                    "label": _label_json(label),
+                    "source": source,
+                    "created_at": time,
+                    "embedding": vectors[i].tobytes(),
+                }
+                for i, (sample_id, subject, label) in enumerate(rows)
+            ],
+        )
+
+    def _delete_samples(self, connection: Connection, name: str, ids: Sequence[str]) -> None:
+        deleted = 0
+        for start in range(0, len(ids), DELETE_CHUNK):
+            chunk = list(ids[start : start + DELETE_CHUNK])
+            result = connection.execute(sa.delete(samples).where(samples.c.model == name, samples.c.id.in_(chunk)))
+            deleted += result.rowcount
+        if deleted != len(ids):
+            raise ConflictError(f"Only {deleted} of {len(ids)} samples to forget are in the store: reload the model.")
+
+    def idempotent_response(self, name: str, key: str, request_digest: str) -> dict[str, Any] | None:
+        """The recorded response of an earlier request with this key, or ``None`` if the key is new."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(idempotency).where(idempotency.c.model == name, idempotency.c.key == key)
+            ).first()
+        if row is None:
+            return None
+        if row.request_digest != request_digest:
+            raise IdempotencyError(f"Idempotency key {key!r} was used before for a different request.")
+        response: dict[str, Any] = json.loads(row.response)
+        return response
+
+    def erase_residues(self) -> None:
+        """Remove the bytes of deleted rows from the store's files (see the module docstring)."""
+        if self.dialect == "sqlite":
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.exec_driver_sql("VACUUM samples")
+
+    def compact(self) -> None:
+        """Rewrite the whole store without free space: ``VACUUM`` (SQLite) or ``VACUUM FULL`` + ``CHECKPOINT``."""
+        if self.dialect == "sqlite":
+            statements = ["VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"]
+        else:
+            statements = ["VACUUM FULL", "CHECKPOINT"]
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for statement in statements:
+                connection.exec_driver_sql(statement)
+
+    # -- the log --------------------------------------------------------------------------
+
+    def events(self, name: str, *, after: int = 0, limit: int = 100) -> list[Event]:
+        """Up to ``limit`` events with sequence numbers above ``after``, in order."""
+        with self.engine.connect() as connection:
+            self._model_row(connection, name)
+            rows = connection.execute(
+                sa.select(events.c.seq, events.c.body, events.c.hash)
+                .where(events.c.model == name, events.c.seq > after)
+                .order_by(events.c.seq)
+                .limit(limit)
+            )
+            return [Event(int(r.seq), json.loads(r.body), r.hash) for r in rows]
+
+    def _all_events(self, name: str, batch: int = 1000) -> Iterator[Event]:
+        after = 0
+        while page := self.events(name, after=after, limit=batch):
+            yield from page
+            after = page[-1].seq
+
+    def verify(self, name: str) -> Verification:
+        """Recompute the model from the ledger and check it against the log (see the module docstring)."""
+        model, seq = self.load(name)
+        with self.engine.connect() as connection:
+            row = self._model_row(connection, name)
+            stats = connection.execute(sa.select(statistics).where(statistics.c.model == name)).one()
+        expected_ids: Counter[str] = Counter()
+        last_certificate = ""
+        pairs: list[tuple[dict[str, Any], str]] = []
+        for event in self._all_events(name):
+            pairs.append((event.body, event.hash))
+            last_certificate = event.body.get("certificate_after", "")
+            sign = {"learn": 1, "forget": -1}.get(event.body["kind"], 0)
+            for hashed in event.body.get("ids", []):
+                expected_ids[hashed] += sign
+        chain = verify_chain(name, pairs)
+        live = Counter(id_hashes(row.salt, model.registry.ids))
+        return Verification(
+            chain=chain,
+            certificate_recorded=stats.certificate,
+            certificate_of_last_event=last_certificate,
+            certificate_recomputed=model.refit().certificate(),
+            live_ids_match_log=+expected_ids == live and not -expected_ids,
+            statistics_at_last_event=chain.ok and stats.last_hash == chain.last_hash and seq == chain.events,
+        )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, full sync, zeroed frees, a busy timeout, and transactions that begin where SQLAlchemy says."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let the "begin" hook below open transactions
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "busy_timeout=30000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")

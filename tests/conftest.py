@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from erasable.model import Model, ModelConfig
+from tests.postgres_server import PostgresServer, PostgresUnavailable
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BANKING77 = SHARED_DATA / "banking77" / "all-MiniLM-L6-v2.npz"
@@ -45,3 +48,38 @@ def banking77() -> dict[str, np.ndarray]:
         pytest.skip(f"shared data not found at {BANKING77}")
     with np.load(BANKING77) as data:
         return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for this session (one per xdist worker), on a Unix socket only; removed after.
+
+    Skipped with the reason (and the server log tail) when the binaries are missing or the server fails to
+    start; with ``ERASABLE_REQUIRE_POSTGRES=1`` in the environment that is a failure instead.
+    """
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as error:
+        if os.environ.get("ERASABLE_REQUIRE_POSTGRES", "") not in ("", "0"):
+            pytest.fail(str(error), pytrace=False)
+        pytest.skip(str(error))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """SQLAlchemy URL of the session's database, e.g. ``postgresql+psycopg://postgres@/erasable?host=/tmp/…``."""
+    return postgres_server.url()
+
+
+@pytest.fixture
+def postgres_database_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, empty database for this test alone; dropped (connections and all) after it."""
+    name = postgres_server.create_database()
+    try:
+        yield postgres_server.url(name)
+    finally:
+        postgres_server.drop_database(name)

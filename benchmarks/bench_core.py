@@ -30,7 +30,7 @@ from erasable.model import Model
 
 def bench_ingest(x: np.ndarray, y: np.ndarray, width: int, repeats: int) -> str:
     clf = ErasableClassifier(width=width)
-    config = clf._config(x.shape[1])
+    config = clf.model_config(x.shape[1])
 
     def learn() -> None:
         Model(config).learn(x, y)

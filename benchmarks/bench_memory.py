@@ -91,7 +91,7 @@ class Heads:
     """A memory and a ridge model on the same training samples."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, width: int) -> None:
-        self.model = Model(ErasableClassifier(width=width, scale_bits=SCALE_BITS)._config(x.shape[1]))
+        self.model = Model(ErasableClassifier(width=width, scale_bits=SCALE_BITS).model_config(x.shape[1]))
         self.model.learn(x, y)
         self.memory = MemoryHead.from_registry(self.model.registry)
 

@@ -171,7 +171,7 @@ def test_workers_encode_raw_text_bit_identically(client: Client, tmp_path: Path)
     for part, rows in enumerate((slice(0, 3), slice(3, 8))):
         table = pa.table({"X": texts[rows], "y": labels[rows], "id": [f"t{i}" for i in range(8)][rows]})
         pq.write_table(table, tmp_path / f"part{part}.parquet")
-    config = ErasableClassifier(encoder="text", width=32)._config()
+    config = ErasableClassifier(encoder="text", width=32).model_config()
     model = distributed.fit(config, str(tmp_path), client=client, columns=ShardColumns(ids="id"))
     reference = Model(config)
     reference.learn(reference.embed(texts), labels, ids=[f"t{i}" for i in range(8)])

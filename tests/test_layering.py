@@ -29,7 +29,7 @@ LAYERS: list[set[str]] = [
     {"audit"},
     {"service"},
     {"cli", "demo"},
-    {"__init__"},
+    {"__init__", "__main__"},
 ]
 LAYER_OF = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 

@@ -113,7 +113,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
 
     # -- configuration -----------------------------------------------------------------------
 
-    def _config(self, input_dim: int | None = None) -> ModelConfig:
+    def model_config(self, input_dim: int | None = None) -> ModelConfig:
         """The model configuration these parameters describe, for inputs of ``input_dim``.
 
         With an encoder, the dimension is the encoder's and ``input_dim`` may be omitted.
@@ -178,7 +178,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         """Learn from scratch on ``X`` (vectors, or raw inputs with an encoder) and ``y``; ``ids`` default to 0..n-1."""
         model = self._encoding_model()
         X_checked, y_checked = self._validated(self._embedded(X, model), y, reset=True, incremental=False)
-        model = model or Model(self._config(X_checked.shape[1]))
+        model = model or Model(self.model_config(X_checked.shape[1]))
         model.learn(X_checked, y_checked, ids=ids, subjects=subjects)
         self.model_ = model
         return self
@@ -201,7 +201,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         X_checked, y_checked = self._validated(self._embedded(X, model), y, reset=first, incremental=True)
         if classes is not None and not np.isin(y_checked, np.asarray(classes)).all():
             raise ValueError("y contains labels that are not in `classes`.")
-        model = model or Model(self._config(X_checked.shape[1]))
+        model = model or Model(self.model_config(X_checked.shape[1]))
         model.learn(X_checked, y_checked, ids=ids, subjects=subjects)
         self.model_ = model
         return self
@@ -242,7 +242,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
 
     def _encoding_model(self) -> Model | None:
         """A new model whose encoder will embed the raw inputs; ``None`` for a model of vectors."""
-        return Model(self._config()) if self.encoder is not None else None
+        return Model(self.model_config()) if self.encoder is not None else None
 
     def _embedded(self, X: Any, model: Model | None) -> Any:
         """``X`` itself for a model of vectors; the encoder's embeddings of ``X`` otherwise."""
@@ -321,7 +321,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
             shrinkage=config.shrinkage,
             encoder=None if config.encoder is None else config.encoder["kind"],
         )
-        if estimator._config(config.input_dim) != config:
+        if estimator.model_config(config.input_dim) != config:
             raise ValueError("This model's configuration cannot be expressed by ErasableClassifier parameters.")
         estimator.model_ = model
         estimator.n_features_in_ = config.input_dim

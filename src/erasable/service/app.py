@@ -1,0 +1,390 @@
+"""The HTTP API: learn, forget, predict and verify over a durable ledger (FastAPI).
+
+Every route but ``/health`` and ``/metrics`` needs an API key (``Authorization: Bearer
+<token>``) with the route's scope on the model: ``predict``, ``learn``, ``forget`` or
+``admin`` (see :mod:`erasable.ledger.keys`). A request without a valid key gets 401, one
+without the scope 403, and neither changes anything. Bad input gets a 4xx with a message
+and changes nothing; the OpenAPI spec is at ``/openapi.json`` and ``/docs``.
+
+>>> import tempfile, os
+>>> from fastapi.testclient import TestClient
+>>> from erasable.ledger.keys import KeyRing
+>>> from erasable.ledger.store import LedgerStore
+>>> store = LedgerStore(os.path.join(tempfile.mkdtemp(), "ledger.db"))
+>>> token, _ = KeyRing(store).create(scopes=["admin"])
+>>> client = TestClient(create_app(store))
+>>> auth = {"Authorization": f"Bearer {token}"}
+>>> client.post("/v1/models", json={"name": "bank", "input_dim": 2}, headers=auth).status_code
+201
+>>> samples = [{"id": "1", "label": "a", "vector": [1, 0]}, {"id": "2", "label": "b", "vector": [0, 1]}]
+>>> client.post("/v1/models/bank/learn", json={"samples": samples}, headers=auth).json()["count"]
+2
+>>> answer = client.post("/v1/models/bank/predict", json={"vectors": [[0.9, 0.1]]}, headers=auth).json()
+>>> answer["predictions"][0]["label"]
+'a'
+>>> client.post("/v1/models/bank/forget", json={"ids": ["2"]}, headers=auth).json()["count"]
+1
+>>> client.get("/v1/models/bank/verify", headers=auth).json()["ok"]
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from numpy.typing import NDArray
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from erasable import __version__
+from erasable.estimator import ErasableClassifier
+from erasable.exact import OverflowRiskError
+from erasable.ledger import UnknownSampleError
+from erasable.ledger.chain import canonical_json
+from erasable.ledger.keys import ApiKey, KeyRing
+from erasable.ledger.store import (
+    ConflictError,
+    IdempotencyError,
+    LedgerError,
+    LedgerStore,
+    ModelExistsError,
+    UnknownModelError,
+)
+from erasable.service.metrics import ServiceMetrics
+from erasable.service.schemas import (
+    CreateModelRequest,
+    ForgetReceiptResponse,
+    ForgetRequest,
+    LearnRequest,
+    LearnResponse,
+    ModelInfo,
+    NeighbourOut,
+    Prediction,
+    PredictRequest,
+    PredictResponse,
+    ScoredLabel,
+)
+from erasable.service.served import ServedModel, ServedModels
+
+__all__ = ["DEFAULT_MAX_BODY", "create_app"]
+
+#: Largest request body accepted (bytes); larger ones get 413 before they are read.
+DEFAULT_MAX_BODY = 64 * 2**20
+
+#: Status code of each refusal: the request was understood and refused; nothing changed.
+ERROR_STATUS: list[tuple[type[Exception], int]] = [
+    (UnknownModelError, 404),
+    (UnknownSampleError, 404),
+    (ModelExistsError, 409),
+    (ConflictError, 409),
+    (IdempotencyError, 409),
+    (OverflowRiskError, 422),
+    (LedgerError, 422),
+    (ValueError, 422),
+]
+
+
+class BodyLimit:
+    """ASGI middleware: refuse bodies over ``limit`` bytes with 413, by their header or, if streamed, as read."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if declared.isdigit() and int(declared) <= self.limit:
+                await self.app(scope, receive, send)  # the server delivers no more than declared
+            else:
+                await self._refuse(scope, receive, send)
+            return
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return dict(await receive())
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await JSONResponse({"detail": f"Request body over {self.limit} bytes."}, status_code=413)(scope, receive, send)
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key made by `erasable keys create`.")
+
+
+def _caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiKey:
+    """The key of the request; 401 without a valid one."""
+    key = request.app.state.keys.authenticate(credentials.credentials) if credentials else None
+    if key is None:
+        raise HTTPException(401, "A valid API key is required (Authorization: Bearer <token>).")
+    assert isinstance(key, ApiKey)
+    return key
+
+
+Caller = Annotated[ApiKey, Depends(_caller)]
+
+
+def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
+    """The API over ``store``: models are loaded from it on first use and every change is committed to it."""
+    app = FastAPI(
+        title="erasable",
+        version=__version__,
+        description="Classification whose knowledge can be added and removed exactly, with certificates.",
+    )
+    served = ServedModels(store)
+    metrics = ServiceMetrics()
+    app.state.keys = KeyRing(store)
+
+    for error, status in ERROR_STATUS:
+        app.add_exception_handler(error, _handler(status))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        metrics.latency.labels(request.method, route).observe(time.perf_counter() - start)
+        return response
+
+    app.add_middleware(BodyLimit, limit=max_body)
+
+    def permit(key: ApiKey, scope: str, name: str | None = None) -> None:
+        if not key.allows(scope, name):
+            raise HTTPException(403, f"This key lacks the {scope!r} scope" + (f" on model {name!r}." if name else "."))
+
+    # -- service ----------------------------------------------------------------------------
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, str]:
+        """Liveness: the server answers and its ledger is reachable."""
+        store.model_names()
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", tags=["service"], response_class=Response)
+    def prometheus() -> Response:
+        """Prometheus metrics (text exposition format)."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- models -----------------------------------------------------------------------------
+
+    @app.post("/v1/models", status_code=201, tags=["models"])
+    def create_model(body: CreateModelRequest, key: Caller) -> ModelInfo:
+        """Create an empty model (``admin``): of vectors (``input_dim``) or of raw inputs (``encoder``)."""
+        permit(key, "admin", body.name)
+        params = body.model_dump(exclude={"name", "input_dim"})
+        config = ErasableClassifier(**params).model_config(body.input_dim)
+        slot = served.create(body.name, config)
+        return _info(slot)
+
+    @app.get("/v1/models", tags=["models"])
+    def list_models(key: Caller) -> list[str]:
+        """The names of the models this key may use."""
+        return [name for name in served.names() if key.model in ("*", name)]
+
+    @app.get("/v1/models/{name}", tags=["models"])
+    def model_info(name: str, key: Caller) -> ModelInfo:
+        """Sample count, classes, certificate and configuration of a model."""
+        permit(key, "predict", name)
+        slot = served.get(name)
+        with slot.reading():
+            return _info(slot)
+
+    @app.delete("/v1/models/{name}", status_code=204, tags=["models"])
+    def delete_model(name: str, key: Caller) -> Response:
+        """Delete a model, its samples, its log and its keys (``admin``); their bytes are erased."""
+        permit(key, "admin", name)
+        served.delete(name)
+        return Response(status_code=204)
+
+    # -- learn and forget -------------------------------------------------------------------
+
+    @app.post("/v1/models/{name}/learn", tags=["learning"])
+    def learn(
+        name: str,
+        body: LearnRequest,
+        key: Caller,
+        idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    ) -> LearnResponse:
+        """Learn a batch of samples (``learn``). Ids must be new; all or nothing.
+
+        With an ``Idempotency-Key`` header, a retry of the same request returns the first
+        response instead of learning twice; the same key with another request gets 409.
+        """
+        permit(key, "learn", name)
+        slot = served.get(name)
+        digest = hashlib.sha256(canonical_json(body.model_dump())).hexdigest()
+        if idempotency_key is not None and (done := store.idempotent_response(name, idempotency_key, digest)):
+            return LearnResponse(**done)
+        vectors = _embeddings(slot, [s.vector for s in body.samples], [s.text for s in body.samples])
+        labels = [s.label for s in body.samples]
+        if len({type(label) for label in labels}) > 1:
+            raise HTTPException(422, "Labels of one model are all strings or all integers.")
+        with slot.writing():
+            if idempotency_key is not None and (done := store.idempotent_response(name, idempotency_key, digest)):
+                return LearnResponse(**done)
+            change = slot.model.plan_learn(
+                vectors, labels, ids=[s.id for s in body.samples], subjects=[s.subject for s in body.samples]
+            )
+            event = slot.commit(
+                change,
+                source=body.source,
+                idempotency_key=idempotency_key,
+                request_digest=digest,
+                response={"count": len(change.ids)},
+            )
+        metrics.samples.labels(name).set(slot.model.count)
+        return LearnResponse(seq=event.seq, count=len(change.ids), certificate=change.certificate_after)
+
+    @app.post("/v1/models/{name}/forget", tags=["learning"])
+    def forget(name: str, body: ForgetRequest, key: Caller) -> ForgetReceiptResponse:
+        """Forget samples by ids, by subject or by class (``forget``), exactly and physically.
+
+        Returns the certificates before and after: ``certificate_after`` equals the
+        certificate of a model fitted from scratch on the remaining samples.
+        """
+        permit(key, "forget", name)
+        slot = served.get(name)
+        by = "ids" if body.ids is not None else "subjects" if body.subjects is not None else "classes"
+        with slot.writing():
+            change = slot.model.plan_forget(ids=body.ids, subjects=body.subjects, classes=body.classes)
+            request = {"by": by, **({"classes": body.classes} if body.classes is not None else {})}
+            event = slot.commit(change, request=request)
+        metrics.samples.labels(name).set(slot.model.count)
+        metrics.forgotten.labels(name).inc(len(change.ids))
+        return ForgetReceiptResponse(
+            seq=event.seq,
+            count=len(change.ids),
+            certificate_before=change.certificate_before,
+            certificate_after=change.certificate_after,
+        )
+
+    # -- predict ----------------------------------------------------------------------------
+
+    @app.post("/v1/models/{name}/predict", tags=["prediction"])
+    def predict(name: str, body: PredictRequest, key: Caller) -> PredictResponse:
+        """Labels, top-k probabilities and OOD scores (``predict``); neighbours from the memory on request.
+
+        All predictions of a request come from one committed state, named in the response.
+        """
+        permit(key, "predict", name)
+        slot = served.get(name)
+        vectors = _embeddings(slot, body.vectors, body.texts)
+        want_neighbours = body.neighbours or (slot.model.config.head == "memory") * 5
+        with slot.reading():
+            model = slot.model
+            if model.count == 0:
+                raise HTTPException(409, f"Model {name!r} has no samples yet: learn something first.")
+            probabilities = model.predict_proba(vectors)
+            ood = model.ood_score(vectors)
+            evidence = None
+            if want_neighbours:
+                evidence = model.memory().explain(model.head_inputs(vectors, "memory"), want_neighbours)
+            classes, seq, certificate = model.classes, slot.seq, model.certificate()
+        predictions = []
+        for i, row in enumerate(probabilities):
+            order = np.argsort(-row, kind="stable")[: body.top_k]
+            predictions.append(
+                Prediction(
+                    label=classes[int(order[0])],
+                    top=[ScoredLabel(label=classes[int(j)], probability=float(row[j])) for j in order],
+                    ood_score=float(ood[i]),
+                    neighbours=None if evidence is None else [NeighbourOut(**vars(n)) for n in evidence[i]],
+                )
+            )
+        return PredictResponse(seq=seq, certificate=certificate, predictions=predictions)
+
+    # -- audit ------------------------------------------------------------------------------
+
+    @app.get("/v1/models/{name}/verify", tags=["audit"])
+    def verify(name: str, key: Caller) -> dict[str, Any]:
+        """Recompute the model from the ledger and check the certificate chain (``admin``)."""
+        permit(key, "admin", name)
+        result = store.verify(name)
+        return {
+            "ok": result.ok,
+            "events": result.chain.events,
+            "chain_ok": result.chain.ok,
+            "chain_problem": result.chain.reason,
+            "certificate_recorded": result.certificate_recorded,
+            "certificate_of_last_event": result.certificate_of_last_event,
+            "certificate_recomputed": result.certificate_recomputed,
+            "live_ids_match_log": result.live_ids_match_log,
+        }
+
+    @app.get("/v1/models/{name}/events", tags=["audit"])
+    def list_events(
+        name: str,
+        key: Caller,
+        after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        """The hash-chained event log, a page at a time (``admin``): events with ``seq > after``."""
+        permit(key, "admin", name)
+        return [{"seq": e.seq, "hash": e.hash, "event": e.body} for e in store.events(name, after=after, limit=limit)]
+
+    return app
+
+
+def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    return handle
+
+
+def _info(slot: ServedModel) -> ModelInfo:
+    model = slot.model
+    return ModelInfo(
+        name=slot.name,
+        seq=slot.seq,
+        count=model.count,
+        classes=list(model.classes),
+        certificate=model.certificate(),
+        config=model.config.to_dict(),
+    )
+
+
+def _embeddings(slot: ServedModel, vectors: list[Any] | None, texts: list[Any] | None) -> NDArray[np.floating]:
+    """The embeddings of a request: its vectors, or its texts through the model's text encoder."""
+    config = slot.model.config
+    if vectors is not None and all(v is not None for v in vectors):
+        if config.encoder is not None:
+            raise HTTPException(422, "This model embeds raw inputs itself: send texts, not vectors.")
+        if any(len(v) != config.input_dim for v in vectors):
+            raise HTTPException(422, f"Every vector must have {config.input_dim} values.")
+        return np.asarray(vectors, dtype=np.float64)
+    if texts is None or any(t is None for t in texts):
+        raise HTTPException(422, "Give every sample a vector, or every sample a text.")
+    if config.encoder is None or config.encoder["kind"] != "text":
+        raise HTTPException(422, "This model takes vectors, not texts.")
+    return slot.model.embed(list(texts))

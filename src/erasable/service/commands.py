@@ -1,0 +1,130 @@
+"""Command-line entry points of the service: ``erasable serve``, ``erasable keys ...``, ``erasable ledger ...``.
+
+They are registered on the main ``erasable`` app in :mod:`erasable.cli`. Every command takes
+the ledger as ``--store`` (a SQLite path or a PostgreSQL URL), or from ``$ERASABLE_STORE`` so
+that a database password need not appear on a command line.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from erasable.ledger.keys import SCOPES, KeyRing
+from erasable.ledger.store import LedgerError, LedgerStore
+
+__all__ = ["keys_app", "ledger_app", "serve"]
+
+console = Console()
+
+StoreOption = Annotated[
+    str,
+    typer.Option(
+        "--store",
+        envvar="ERASABLE_STORE",
+        help="The ledger: a SQLite file (created if missing) or a postgresql+psycopg:// URL.",
+    ),
+]
+
+
+def _open(store: str) -> LedgerStore:
+    try:
+        return LedgerStore(store)
+    except Exception as exc:  # any driver error: say what could not be opened, without a traceback
+        console.print(f"[red]error:[/red] cannot open the ledger {store!r}: {exc}")
+        raise typer.Exit(2) from exc
+
+
+def serve(
+    store: StoreOption = "erasable.db",
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps the service local.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    max_body_mb: Annotated[int, typer.Option(min=1, help="Largest request body accepted, in MiB.")] = 64,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP service (FastAPI + uvicorn) over a ledger; OpenAPI docs at /docs.
+
+    Make a key first: erasable keys create --store erasable.db --scope admin
+
+    Example: erasable serve --store erasable.db --port 8000
+    """
+    import uvicorn
+
+    from erasable.service.app import create_app
+
+    app = create_app(_open(store), max_body=max_body_mb * 2**20)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+keys_app = typer.Typer(help="API keys: scoped, per model, stored hashed (a token is shown only when made).")
+
+
+@keys_app.command("create")
+def create_key(
+    store: StoreOption = "erasable.db",
+    scope: Annotated[list[str], typer.Option("--scope", help=f"One of {', '.join(SCOPES)}; repeat for more.")] = [],  # noqa: B006
+    model: Annotated[str, typer.Option(help="The model the key is for; '*' for every model.")] = "*",
+    description: Annotated[str, typer.Option(help="A note to recognize the key by.")] = "",
+) -> None:
+    """Make a key and print its token once.
+
+    Example: erasable keys create --store erasable.db --model bank --scope predict --scope learn
+    """
+    try:
+        token, key = KeyRing(_open(store)).create(model=model, scopes=scope, description=description)
+    except LedgerError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"key {key.key_id} for model {key.model!r}, scopes {', '.join(sorted(key.scopes))}")
+    print(token)
+
+
+@keys_app.command("list")
+def list_keys(store: StoreOption = "erasable.db") -> None:
+    """List the keys (ids, models, scopes; never secrets)."""
+    table = Table("key id", "model", "scopes", "created", "description")
+    for key in KeyRing(_open(store)).list():
+        table.add_row(key.key_id, key.model, ",".join(sorted(key.scopes)), key.created_at, key.description)
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def revoke_key(key_id: str, store: StoreOption = "erasable.db") -> None:
+    """Delete a key: requests with it get 401 from now on."""
+    try:
+        KeyRing(_open(store)).revoke(key_id)
+    except LedgerError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"revoked {key_id}")
+
+
+ledger_app = typer.Typer(help="Inspect and maintain a ledger.")
+
+
+@ledger_app.command("verify")
+def verify(model: str, store: StoreOption = "erasable.db") -> None:
+    """Check a model's hash chain and recompute its state from the stored samples; exit 1 if anything is off."""
+    try:
+        result = _open(store).verify(model)
+    except LedgerError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    chain = "ok" if result.chain.ok else f"BROKEN: {result.chain.reason}"
+    console.print(f"events: {result.chain.events}, chain {chain}")
+    console.print(f"certificate recorded:   {result.certificate_recorded}")
+    console.print(f"certificate recomputed: {result.certificate_recomputed}")
+    console.print(f"live ids match the log: {result.live_ids_match_log}")
+    console.print("[green]verified[/green]" if result.ok else "[red]verification failed[/red]")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@ledger_app.command("compact")
+def compact(store: StoreOption = "erasable.db") -> None:
+    """Rewrite the store without free space (VACUUM; on PostgreSQL VACUUM FULL + CHECKPOINT)."""
+    _open(store).compact()
+    console.print("compacted")

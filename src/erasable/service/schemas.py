@@ -1,0 +1,158 @@
+"""Request and response bodies of the HTTP API (pydantic): strict, bounded, documented in the OpenAPI spec.
+
+Unknown fields are refused, numbers must be finite, labels are strings or integers (never
+booleans), and every list and string has a bound, so a malformed or hostile request fails
+validation (422) before it reaches a model.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+
+__all__ = [
+    "CreateModelRequest",
+    "ForgetReceiptResponse",
+    "ForgetRequest",
+    "LearnRequest",
+    "LearnResponse",
+    "ModelInfo",
+    "PredictRequest",
+    "PredictResponse",
+    "Sample",
+]
+
+MAX_BATCH = 10_000
+MAX_DIM = 8192
+MAX_TEXT = 10_000
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Vector = Annotated[list[Finite], Field(min_length=1, max_length=MAX_DIM)]
+Label = StrictStr | StrictInt
+Text = Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT)]
+Identifier = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+ModelName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateModelRequest(Strict):
+    """A new model: vectors of ``input_dim``, or raw inputs through an ``encoder``."""
+
+    name: ModelName
+    input_dim: Annotated[int, Field(ge=1, le=MAX_DIM)] | None = None
+    encoder: Literal["text", "image"] | None = None
+    head: Literal["ridge", "prototype", "gaussian", "memory"] = "ridge"
+    feature_map: Literal["identity", "random_relu"] = "identity"
+    width: Annotated[int, Field(ge=1, le=16384)] = 4096
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    scale_bits: Annotated[int, Field(ge=0, le=15)] = 13
+    alpha: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _vectors_or_encoder(self) -> CreateModelRequest:
+        if (self.input_dim is None) == (self.encoder is None):
+            raise ValueError("give exactly one of input_dim (a model of vectors) or encoder (raw inputs)")
+        return self
+
+
+class Sample(Strict):
+    """One sample to learn: an id, a label, an optional subject, and a vector or a text."""
+
+    id: Identifier
+    label: Label
+    subject: Identifier | None = None
+    vector: Vector | None = None
+    text: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> Sample:
+        if (self.vector is None) == (self.text is None):
+            raise ValueError("give exactly one of vector or text")
+        return self
+
+
+class LearnRequest(Strict):
+    samples: Annotated[list[Sample], Field(min_length=1, max_length=MAX_BATCH)]
+    source: Identifier | None = None
+
+
+class LearnResponse(BaseModel):
+    seq: int
+    count: int
+    certificate: str
+
+
+class ForgetRequest(Strict):
+    """Exactly one of: sample ids, subjects (every sample of each), classes (every sample of each)."""
+
+    ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_BATCH)] | None = None
+    subjects: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_BATCH)] | None = None
+    classes: Annotated[list[Label], Field(min_length=1, max_length=MAX_BATCH)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ForgetRequest:
+        if sum(value is not None for value in (self.ids, self.subjects, self.classes)) != 1:
+            raise ValueError("give exactly one of ids, subjects or classes")
+        return self
+
+
+class ForgetReceiptResponse(BaseModel):
+    """Anyone can check ``certificate_after`` by refitting on the remaining samples (``/verify``)."""
+
+    seq: int
+    count: int
+    certificate_before: str
+    certificate_after: str
+
+
+class PredictRequest(Strict):
+    vectors: Annotated[list[Vector], Field(min_length=1, max_length=MAX_BATCH)] | None = None
+    texts: Annotated[list[Text], Field(min_length=1, max_length=1024)] | None = None
+    top_k: Annotated[int, Field(ge=1, le=100)] = 3
+    neighbours: Annotated[int, Field(ge=0, le=100)] = 0
+
+    @model_validator(mode="after")
+    def _one_input(self) -> PredictRequest:
+        if (self.vectors is None) == (self.texts is None):
+            raise ValueError("give exactly one of vectors or texts")
+        return self
+
+
+class ScoredLabel(BaseModel):
+    label: Label
+    probability: float
+
+
+class NeighbourOut(BaseModel):
+    id: str
+    label: Label
+    similarity: float
+    weight: float
+
+
+class Prediction(BaseModel):
+    label: Label
+    top: list[ScoredLabel]
+    ood_score: float
+    neighbours: list[NeighbourOut] | None = None
+
+
+class PredictResponse(BaseModel):
+    """Predictions made on one committed state, named by its sequence number and certificate."""
+
+    seq: int
+    certificate: str
+    predictions: list[Prediction]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    seq: int
+    count: int
+    classes: list[Label]
+    certificate: str
+    config: dict[str, Any]

@@ -1,0 +1,195 @@
+"""The HTTP API in process: scopes, bad input refused with nothing changed, idempotency, forgetting, evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from erasable.ledger.keys import KeyRing
+from erasable.ledger.store import LedgerStore
+from erasable.model import Model
+from tests.conftest import unit_rows
+
+DIM = 8
+
+
+class Api:
+    """A test client with keys of every scope."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        from erasable.service.app import create_app
+
+        self.store = store
+        self.client = TestClient(create_app(store, max_body=2**20))
+        ring = KeyRing(store)
+        self.tokens = {scope: ring.create(scopes=[scope])[0] for scope in ("predict", "learn", "forget", "admin")}
+
+    def call(self, method: str, path: str, scope: str = "admin", **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.tokens[scope]}", **kwargs.pop("headers", {})}
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def state(self, name: str = "m") -> tuple[int, str]:
+        info = self.call("GET", f"/v1/models/{name}").json()
+        return info["seq"], info["certificate"]
+
+
+def samples(rng: np.random.Generator, start: int, n: int, dim: int = DIM) -> list[dict[str, Any]]:
+    vectors = unit_rows(rng, n, dim)
+    return [
+        {"id": f"s{i}", "label": ["cat", "dog", "eel"][i % 3], "subject": f"u{i % 4}", "vector": v.tolist()}
+        for i, v in zip(range(start, start + n), vectors, strict=True)
+    ]
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    pytest.importorskip("fastapi")
+    store = LedgerStore(tmp_path / "ledger.db")
+    api = Api(store)
+    assert api.call("POST", "/v1/models", json={"name": "m", "input_dim": DIM, "head": "memory"}).status_code == 201
+    assert api.call("POST", "/v1/models/m/learn", "learn", json={"samples": samples(np.random.default_rng(0), 0, 30)})
+    yield api
+    store.close()
+
+
+def test_scopes_and_keys(api: Api) -> None:
+    before = api.state()
+    assert api.client.post("/v1/models/m/forget", json={"ids": ["s1"]}).status_code == 401
+    bad = {"Authorization": "Bearer erasable_0123456789abcdef_wrong"}
+    assert api.client.post("/v1/models/m/forget", json={"ids": ["s1"]}, headers=bad).status_code == 401
+    for scope, path, body in [
+        ("predict", "/v1/models/m/forget", {"ids": ["s1"]}),
+        ("learn", "/v1/models/m/forget", {"ids": ["s1"]}),
+        ("forget", "/v1/models/m/learn", {"samples": samples(np.random.default_rng(1), 100, 1)}),
+        ("predict", "/v1/models", {"name": "x", "input_dim": 2}),
+        ("learn", "/v1/models/m/predict", {"vectors": [[0.1] * DIM]}),
+    ]:
+        response = api.call("POST", path, scope, json=body)
+        assert response.status_code == 403, (scope, path)
+        assert "scope" in response.json()["detail"]
+    assert api.call("GET", "/v1/models/m/verify", "forget").status_code == 403
+    assert api.call("DELETE", "/v1/models/m", "learn").status_code == 403
+    assert api.state() == before
+
+    only_other, _ = KeyRing(api.store).create(model="other", scopes=["admin"])
+    other = {"Authorization": f"Bearer {only_other}"}
+    assert api.client.post("/v1/models/m/forget", json={"ids": ["s1"]}, headers=other).status_code == 403
+    assert api.client.get("/v1/models", headers=other).json() == []
+    assert api.state() == before
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/v1/models/m/learn", {"samples": [{"id": "n1", "label": "cat", "vector": [0.1] * (DIM - 1)}]}, 422),
+        ("/v1/models/m/learn", {"samples": [{"id": "n1", "label": "cat", "vector": [9.0] * DIM}]}, 422),
+        ("/v1/models/m/learn", {"samples": [{"id": "s1", "label": "cat", "vector": [0.1] * DIM}]}, 422),
+        ("/v1/models/m/learn", {"samples": [{"id": "n1", "label": "cat", "vector": [0.1] * DIM}] * 2}, 422),
+        ("/v1/models/m/learn", {"samples": [{"id": "n1", "label": True, "vector": [0.1] * DIM}]}, 422),
+        ("/v1/models/m/learn", {"samples": [{"id": "n1", "label": "a", "vector": [0.1] * DIM, "extra": 1}]}, 422),
+        ("/v1/models/m/learn", {"samples": [{"id": "n1", "label": "a", "text": "hello"}]}, 422),
+        ("/v1/models/m/learn", {"samples": [{"id": "n1", "label": 3, "vector": [0.1] * DIM}]}, 422),
+        ("/v1/models/m/learn", {"samples": []}, 422),
+        ("/v1/models/m/forget", {"ids": ["nope"]}, 404),
+        ("/v1/models/m/forget", {"ids": ["s1", "s1"]}, 422),
+        ("/v1/models/m/forget", {"subjects": ["nobody"]}, 404),
+        ("/v1/models/m/forget", {"ids": ["s1"], "classes": ["cat"]}, 422),
+        ("/v1/models/m/forget", {}, 422),
+        ("/v1/models/m/predict", {"vectors": [[0.1] * (DIM + 1)]}, 422),
+        ("/v1/models/m/predict", {"texts": ["this model takes vectors"]}, 422),
+        ("/v1/models/nope/predict", {"vectors": [[0.1] * DIM]}, 404),
+        ("/v1/models", {"name": "../etc", "input_dim": 2}, 422),
+        ("/v1/models", {"name": "m", "input_dim": 2}, 409),
+        ("/v1/models", {"name": "ok", "input_dim": 2, "encoder": "text"}, 422),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(api: Api, path: str, body: dict[str, Any], status: int) -> None:
+    before = api.state()
+    response = api.call("POST", path, json=body)
+    assert response.status_code == status, response.text
+    assert response.json()["detail"]
+    assert api.state() == before
+    assert api.store.verify("m").ok
+
+
+def test_malformed_non_finite_and_oversized_bodies(api: Api) -> None:
+    before = api.state()
+    for raw in [b"{not json", b'{"vectors": [[NaN' + b", 0.1" * (DIM - 1) + b"]]}", b'{"vectors": [[Infinity]]}']:
+        response = api.call("POST", "/v1/models/m/predict", content=raw, headers={"Content-Type": "application/json"})
+        assert response.status_code == 422
+    nan_sample = b'{"samples": [{"id": "n", "label": "a", "vector": [NaN' + b", 0.1" * (DIM - 1) + b"]}]}"
+    response = api.call("POST", "/v1/models/m/learn", content=nan_sample, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    huge = {"samples": samples(np.random.default_rng(2), 1000, 8000)}  # about 1.9 MiB > the 1 MiB limit
+    assert api.call("POST", "/v1/models/m/learn", json=huge).status_code == 413
+    assert api.call("GET", "/v1/models/m/events", params={"limit": 0}).status_code == 422
+    assert api.call("GET", "/v1/models/..%2F..%2Fetc/events").status_code in (404, 422)
+    assert api.state() == before
+
+
+def test_idempotent_learn(api: Api) -> None:
+    body = {"samples": samples(np.random.default_rng(3), 100, 5)}
+    key = {"Idempotency-Key": "batch-100"}
+    first = api.call("POST", "/v1/models/m/learn", "learn", json=body, headers=key).json()
+    again = api.call("POST", "/v1/models/m/learn", "learn", json=body, headers=key).json()
+    assert first == again and api.state()[0] == first["seq"]
+    other = {"samples": samples(np.random.default_rng(4), 200, 5)}
+    assert api.call("POST", "/v1/models/m/learn", "learn", json=other, headers=key).status_code == 409
+    assert api.state()[0] == first["seq"]
+
+
+def test_forget_returns_the_refit_certificate(api: Api) -> None:
+    rng = np.random.default_rng(0)
+    kept = [s for s in samples(rng, 0, 30) if s["subject"] != "u1" and s["label"] != "dog" and s["id"] != "s0"]
+    for body in ({"ids": ["s0"]}, {"subjects": ["u1"]}, {"classes": ["dog"]}):
+        receipt = api.call("POST", "/v1/models/m/forget", "forget", json=body).json()
+        assert receipt["certificate_before"] != receipt["certificate_after"]
+    reference = Model(api.store.config("m"))
+    reference.learn(
+        np.array([s["vector"] for s in kept]), [s["label"] for s in kept], ids=[s["id"] for s in kept]
+    )
+    assert receipt["certificate_after"] == reference.certificate() == api.state()[1]
+    verdict = api.call("GET", "/v1/models/m/verify").json()
+    assert verdict["ok"] and verdict["live_ids_match_log"] and verdict["events"] == 5
+    events = api.call("GET", "/v1/models/m/events", params={"after": 2, "limit": 2}).json()
+    assert [e["event"]["kind"] for e in events] == ["forget", "forget"]
+    assert all("s0" not in str(e) and "u1" not in str(e) for e in events)
+
+
+def test_predict_reports_state_and_evidence(api: Api) -> None:
+    query = samples(np.random.default_rng(0), 0, 3)
+    answer = api.call("POST", "/v1/models/m/predict", "predict", json={"vectors": [q["vector"] for q in query]})
+    body = answer.json()
+    assert answer.status_code == 200 and (body["seq"], body["certificate"]) == api.state()
+    first = body["predictions"][0]
+    assert first["label"] == "cat" and first["neighbours"][0]["id"] == "s0"  # a learned sample is its own neighbour
+    assert abs(first["neighbours"][0]["similarity"] - 1) < 1e-3
+    assert sum(t["probability"] for t in first["top"]) <= 1 + 1e-9 and np.isfinite(first["ood_score"])
+
+
+def test_delete_model_and_metrics(api: Api) -> None:
+    assert api.call("DELETE", "/v1/models/m").status_code == 204
+    assert api.call("GET", "/v1/models/m").status_code == 404
+    assert api.call("DELETE", "/v1/models/m").status_code == 404
+    metrics = api.client.get("/metrics").text
+    assert 'erasable_requests_total{method="DELETE",route="/v1/models/{name}",status="204"} 1.0' in metrics
+    assert api.client.get("/openapi.json").json()["info"]["title"] == "erasable"
+
+
+def test_streamed_body_over_the_limit_is_cut_off(api: Api) -> None:
+    before = api.state()
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies while reading
+        yield b'{"samples": ['
+        for i in range(40_000):
+            yield b'{"id": "x%d", "label": "cat", "vector": [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]},' % i
+        yield b"]}"
+
+    response = api.call("POST", "/v1/models/m/learn", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert api.state() == before

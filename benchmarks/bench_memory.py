@@ -227,7 +227,8 @@ def delete_latencies(memory: MemoryHead, raw: Any, repeats: int, rng: np.random.
             rows = rng.choice(len(memory), size, replace=False)
             rows = np.array([r for r in rows if int(memory._keys[r]) not in trained])
             ids = [memory._ids[r] for r in rows]
-            # raw FAISS ids: positions (flat, compacted like the memory's rows) or the original numbers (IVF)
+            # raw FAISS ids: positions (flat: which vectors go does not change the cost of its
+            # compaction) or the original numbers (IVF: the memory's keys stay with their vectors)
             positions = rows.astype(np.int64) if memory.index_type == "flat" else memory._keys[rows]
             start = time.perf_counter()
             memory.remove(ids)
@@ -242,7 +243,7 @@ def delete_latencies(memory: MemoryHead, raw: Any, repeats: int, rng: np.random.
 def retrain_latency(memory: MemoryHead) -> float:
     """Seconds to forget one sample the IVF centroids were computed from (the index is rebuilt)."""
     key = int(memory._store.trained_on[len(memory._store.trained_on) // 2])
-    row = int(np.searchsorted(memory._keys, key))
+    row = int(memory._row_of_key[key])
     start = time.perf_counter()
     memory.remove([memory._ids[row]])
     return time.perf_counter() - start

@@ -300,3 +300,17 @@ def test_banking77_memory_accuracy(banking77):
     head = MemoryHead.from_samples([str(i) for i in range(len(e_q))], e_q, banking77["y_train"], cv_queries=1000)
     test = quantize(banking77["X_test"][:1000], 13, saturate=True).astype(float)
     assert np.mean(head.predict(test) == banking77["y_test"][:1000]) > 0.88
+
+
+def test_removal_leaves_nothing_in_spare_capacity(rng):
+    """Removed rows are cut off the end of every array after the moves, and blanked there."""
+    ids, e_q, labels = clustered(rng, 60)
+    head = MemoryHead.from_samples(ids, e_q, labels, voting=Voting("plurality", 1))
+    forgotten = [ids[3], ids[10], ids[59]]
+    head.remove(forgotten)
+    assert len(head) == 57 and not set(forgotten) & set(head.ids)
+    assert all(x is None for x in head._ids.base[57:])
+    assert not head._sample_weights.base[57:].any() and not head._keys.base[57:].any()
+    storage = memory_module.faiss.rev_swig_ptr(head._store.index.get_xb(), 60 * 12).reshape(60, 12)  # its capacity
+    assert not storage[57:].any()
+    assert {n.id for row in head.explain(e_q.astype(float), 1) for n in row} == set(head.ids)

@@ -1,7 +1,7 @@
 """Visual memory: k-nearest-neighbour classification over the stored embeddings (FAISS).
 
-The memory holds one unit vector per live sample -- its quantized embedding ``e_q``
-normalized in float64 and stored as float32 -- with the sample's ledger id, label and a
+The memory holds one unit vector per live sample -- its quantized embedding ``e_q`` as
+float32, normalized by FAISS row by row -- with the sample's ledger id, label and a
 weight. A query is normalized the same way, its ``k`` most cosine-similar vectors are
 found by inner-product search, and they vote (:mod:`erasable.heads.voting`). Unlike the
 other heads it does not use the Moments: its exactness is "the forgotten vector is gone".
@@ -27,12 +27,14 @@ iterations) build 150k vectors in about 3 s and 1M in about 30 s, with top-10 re
 identical to FAISS's own IVF at 1M (benchmarks/bench_memory.py).
 
 **Ids.** FAISS ids are int64: the flat index uses row positions; the IVF index uses keys
-that increase with the row (so a row is found by binary search) and are renumbered 0..n-1
-whenever the memory is saved. A ledger id maps to its key through a dictionary.
+that stay with their vectors, and an array maps each key to its row. A ledger id maps to
+its key through a dictionary. Saving puts the rows in id order with keys 0..n-1.
 
-**Deletion is physical.** Before FAISS compacts its storage (``remove_ids``), the removed
-vectors are overwritten with zeros in place, so their bytes survive neither in the index
-nor in spare capacity FAISS keeps; the side arrays are compacted. The IVF centroids are
+**Deletion is physical, and O(removed).** The last rows move into the holes (in the flat
+index's storage too), and the rows cut off the end are overwritten with zeros before
+FAISS drops them; the IVF index's removed codes are zeroed before FAISS's ``remove_ids``
+moves its lists' last entries over them. So the bytes of a forgotten vector survive
+neither in the index nor in any spare capacity, and the side arrays are cut the same way. The IVF centroids are
 k-means means of a fixed sample of the memory (every ``n/(40 nlist)``-th row at training
 time): forgetting any of those samples retrains the index on the remaining vectors, so
 no centroid is derived from a forgotten sample (that costs a rebuild, ~30 s at 1M vectors,
@@ -121,11 +123,10 @@ class Neighbour:
 
 
 def unit_rows(vectors: ArrayLike) -> NDArray[np.float32]:
-    """Rows scaled to unit length in float64, then stored as float32 (zero rows stay zero).
+    """Rows as float32 scaled to unit length by FAISS (zero rows stay zero).
 
-    For integer-valued rows (quantized embeddings) the squared norms are exact, so a row
-    maps to the same float32 vector whatever batch it comes in. Rows are processed in
-    blocks, so the float64 intermediate stays small.
+    Each row is normalized on its own, so a vector maps to the same float32 row whatever
+    batch it comes in; it is exactly what a user of raw FAISS does for cosine search.
 
     >>> unit_rows(np.array([[3, 4], [0, 0]], dtype=np.int16)).tolist()
     [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
@@ -133,12 +134,35 @@ def unit_rows(vectors: ArrayLike) -> NDArray[np.float32]:
     array = np.asarray(vectors)
     if array.ndim != 2:
         raise ValueError(f"Expected a 2-d array of vectors, got shape {array.shape}.")
-    out = np.empty(array.shape, dtype=np.float32)
-    for start in range(0, array.shape[0], NORMALIZE_BLOCK):
-        rows = array[start : start + NORMALIZE_BLOCK].astype(np.float64)
-        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]
-        out[start : start + NORMALIZE_BLOCK] = np.divide(rows, np.where(norms > 0, norms, 1.0), out=rows)
+    out = np.array(array, dtype=np.float32, order="C", copy=True)
+    faiss.normalize_L2(out)
     return out
+
+
+def swap_plan(n: int, rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """How to remove ``rows`` from ``n`` rows in O(len(rows)): move ``sources[i]`` into ``targets[i]``, then cut.
+
+    The holes below ``n - len(rows)`` are filled with the surviving rows above it; what is
+    left beyond the cut is the removed and the moved-from rows.
+
+    >>> swap_plan(5, np.array([1, 4]))
+    (array([3]), array([1]))
+    """
+    keep = n - len(rows)
+    targets = rows[rows < keep]
+    tail = np.arange(keep, n, dtype=np.int64)
+    sources = tail[~np.isin(tail, rows)]
+    return sources, np.sort(targets)
+
+
+def _moved(array: NDArray[Any], sources: NDArray[np.int64], targets: NDArray[np.int64], keep: int, blank: Any) -> Any:
+    """``array`` with rows ``sources`` moved into ``targets`` and cut to ``keep`` rows, the cut-off rows blanked.
+
+    The result is a view (O(moved) work); the blanked rows beyond it hold nothing of the removed samples.
+    """
+    array[targets] = array[sources]
+    array[keep:] = blank
+    return array[:keep]
 
 
 # -- storage --------------------------------------------------------------------------------
@@ -162,7 +186,7 @@ class _FlatStore:
         self.index.add(vectors)
 
     def search(
-        self, queries: NDArray[np.float32], k: int, keys: NDArray[np.int64]
+        self, queries: NDArray[np.float32], k: int, row_of_key: NDArray[np.int64]
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         similarities, rows = self.index.search(queries, k)
         return similarities, rows
@@ -177,14 +201,19 @@ class _FlatStore:
     def all_vectors(self, keys: NDArray[np.int64]) -> NDArray[np.float32]:
         return self._storage().copy()
 
-    def remove(self, rows: NDArray[np.int64], keys: NDArray[np.int64]) -> None:
-        self._storage()[rows] = 0.0  # scrub: compaction may leave the last rows in spare capacity
-        self.index.remove_ids(rows)
+    def remove(
+        self, rows: NDArray[np.int64], keys: NDArray[np.int64], sources: NDArray[np.int64], targets: NDArray[np.int64]
+    ) -> None:
+        """Move the surviving tail rows into the holes, scrub the tail, then cut it off."""
+        storage, keep = self._storage(), self.index.ntotal - len(rows)
+        storage[targets] = storage[sources]
+        storage[keep:] = 0.0  # the removed and moved-from rows: FAISS keeps them as spare capacity
+        self.index.remove_ids(faiss.IDSelectorRange(keep, self.index.ntotal))
 
     def needs_retraining(self, rows: NDArray[np.int64], keys: NDArray[np.int64]) -> bool:
         return False
 
-    def renumber(self, keys: NDArray[np.int64]) -> None:
+    def renumber(self, row_of_key: NDArray[np.int64]) -> None:
         """Flat ids are already the rows."""
 
     def nbytes(self) -> int:
@@ -214,16 +243,16 @@ class _IVFStore:
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
         index.nprobe = nprobe
         index.add_with_ids(vectors, keys)
-        return cls(index, keys[sample].copy())
+        return cls(index, np.sort(keys[sample]))
 
     def add(self, vectors: NDArray[np.float32], keys: NDArray[np.int64]) -> None:
         self.index.add_with_ids(vectors, keys)
 
     def search(
-        self, queries: NDArray[np.float32], k: int, keys: NDArray[np.int64]
+        self, queries: NDArray[np.float32], k: int, row_of_key: NDArray[np.int64]
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         similarities, found = self.index.search(queries, k)
-        rows = np.where(found >= 0, np.searchsorted(keys, found), -1)
+        rows = np.where(found >= 0, row_of_key[np.maximum(found, 0)], -1)
         return similarities, rows
 
     def vectors(self, rows: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.float32]:
@@ -241,7 +270,10 @@ class _IVFStore:
         codes = faiss.rev_swig_ptr(lists.get_codes(list_no), size * lists.code_size)
         return codes.reshape(size, lists.code_size), faiss.rev_swig_ptr(lists.get_ids(list_no), size), offset
 
-    def remove(self, rows: NDArray[np.int64], keys: NDArray[np.int64]) -> None:
+    def remove(
+        self, rows: NDArray[np.int64], keys: NDArray[np.int64], sources: NDArray[np.int64], targets: NDArray[np.int64]
+    ) -> None:
+        """Scrub and remove the vectors by key (keys stay with their vectors: rows may move freely)."""
         removed = np.ascontiguousarray(keys[rows])
         for key in removed.tolist():
             codes, _, offset = self._entries(key)
@@ -253,15 +285,15 @@ class _IVFStore:
         found = np.minimum(np.searchsorted(self.trained_on, removed), len(self.trained_on) - 1)
         return bool((self.trained_on[found] == removed).any())
 
-    def renumber(self, keys: NDArray[np.int64]) -> None:
+    def renumber(self, row_of_key: NDArray[np.int64]) -> None:
         """Replace the keys by their rows (0..n-1), in the lists and in the direct map."""
         lists = self.index.invlists
         for list_no in range(lists.nlist):
             size = lists.list_size(list_no)
             if size:
                 ids = faiss.rev_swig_ptr(lists.get_ids(list_no), size)
-                ids[:] = np.searchsorted(keys, ids)
-        self.trained_on = np.searchsorted(keys, self.trained_on).astype(np.int64)
+                ids[:] = row_of_key[ids]
+        self.trained_on = np.sort(row_of_key[self.trained_on])
         self.index.set_direct_map_type(faiss.DirectMap.NoMap)
         self.index.set_direct_map_type(faiss.DirectMap.Hashtable)
 
@@ -303,7 +335,8 @@ class MemoryHead:
         self._ids: NDArray[np.object_] = np.zeros(0, dtype=object)  # str; filtered without copying strings
         self._labels: NDArray[Any] = np.zeros(0, dtype=np.int64)
         self._sample_weights = np.zeros(0, dtype=np.float64)
-        self._keys = np.zeros(0, dtype=np.int64)
+        self._keys = np.zeros(0, dtype=np.int64)  # FAISS id (IVF) of each row
+        self._row_of_key = np.zeros(0, dtype=np.int64)  # row of each key ever issued; -1 once removed
         self._key_of: dict[str, int] = {}
         self._next_key = 0
         self._class_weights: dict[Label, float] = {}
@@ -358,7 +391,8 @@ class MemoryHead:
 
     def nbytes(self) -> int:
         """Bytes held by the index and the per-sample arrays (ids and dictionary excluded)."""
-        return self._store.nbytes() + self._keys.nbytes + self._sample_weights.nbytes + self._labels.nbytes
+        arrays = (self._keys, self._row_of_key, self._sample_weights, self._labels)
+        return self._store.nbytes() + sum(a.nbytes for a in arrays)
 
     def rows_for_ids(self, ids: Iterable[str]) -> NDArray[np.int64]:
         """Rows of live ids; an unknown or repeated id raises."""
@@ -368,57 +402,72 @@ class MemoryHead:
             raise KeyError(f"Ids not in the memory: {unknown[:5]}.")
         if len(set(ids)) != len(ids):
             raise ValueError("The same id is named twice.")
-        wanted = np.array([self._key_of[i] for i in ids], dtype=np.int64)
-        return np.searchsorted(self._keys, wanted).astype(np.int64)
+        return self._row_of_key[np.array([self._key_of[i] for i in ids], dtype=np.int64)]
 
     # -- changes ----------------------------------------------------------------------------
 
     def add(self, ids: Sequence[str], e_q: NDArray[np.integer], labels: ArrayLike) -> None:
         """Add samples (new ids, their quantized embeddings and labels)."""
-        ids = [str(i) for i in ids]
+        ids = list(map(str, ids))
         vectors = unit_rows(e_q)
         y = canonical_labels(labels)
-        self._check_new(ids, vectors, y)
         keys = np.arange(self._next_key, self._next_key + len(ids), dtype=np.int64)
+        new_keys = dict(zip(ids, keys.tolist(), strict=False))
+        self._check_new(ids, new_keys, vectors, y)
         all_keys = np.concatenate([self._keys, keys])
         wanted = self._wanted_kind(len(self) + len(ids))
         if wanted != self._store.kind:
             self._store = self._build_store(wanted, np.vstack([self._store.all_vectors(self._keys), vectors]), all_keys)
         else:
             self._store.add(vectors, keys)
+        rows = np.arange(len(self), len(self) + len(ids), dtype=np.int64)
+        self._row_of_key = np.concatenate([self._row_of_key, rows])
         self._keys, self._next_key = all_keys, self._next_key + len(ids)
-        self._key_of.update(zip(ids, keys.tolist(), strict=True))
+        self._key_of.update(new_keys)
         self._ids = np.concatenate([self._ids, np.array(ids, dtype=object)])
         self._labels = np.concatenate([self._labels, y]) if len(self._labels) else y
         self._sample_weights = np.concatenate([self._sample_weights, np.ones(len(ids))])
         self._cache.clear()
 
-    def _check_new(self, ids: list[str], vectors: NDArray[np.float32], labels: NDArray[Any]) -> None:
+    def _check_new(
+        self, ids: list[str], new_keys: dict[str, int], vectors: NDArray[np.float32], labels: NDArray[Any]
+    ) -> None:
         if vectors.shape[1] != self.dim:
             raise ValueError(f"Expected vectors of dimension {self.dim}, got {vectors.shape[1]}.")
         if not len(ids) == vectors.shape[0] == labels.shape[0]:
             raise ValueError("ids, embeddings and labels must have the same length.")
-        if len(set(ids)) != len(ids) or not self._key_of.keys().isdisjoint(ids):
+        if len(new_keys) != len(ids) or not self._key_of.keys().isdisjoint(new_keys):
             raise ValueError("Ids must be new and distinct.")
         if len(self._labels) and len(labels) and self._labels.dtype.kind != labels.dtype.kind:
             raise ValueError("Labels must all be integers or all strings.")
 
     def remove(self, ids: Iterable[str]) -> None:
-        """Remove samples by id: their vectors leave the index and every array, now."""
+        """Remove samples by id: their vectors leave the index and every array, now.
+
+        The last rows move into the holes (as in the ledger's registry), so removing k
+        samples costs O(k) besides FAISS's own removal, and nothing of them stays behind,
+        not even in the arrays' spare capacity.
+        """
         rows = np.sort(self.rows_for_ids(ids))
         if not len(rows):
             return
-        kept_keys = np.delete(self._keys, rows)
-        wanted = self._wanted_kind(len(kept_keys))
-        if wanted != self._store.kind or self._store.needs_retraining(rows, self._keys):
-            remaining = np.delete(self._store.all_vectors(self._keys), rows, axis=0)
-            self._store = self._build_store(wanted, remaining, kept_keys)
-        else:
-            self._store.remove(rows, self._keys)
+        keep = len(self) - len(rows)
+        sources, targets = swap_plan(len(self), rows)
+        removed_keys, moved_keys = self._keys[rows], self._keys[sources]
         for row in rows.tolist():
             del self._key_of[self._ids[row]]
-        self._ids, self._labels = np.delete(self._ids, rows), np.delete(self._labels, rows)
-        self._keys, self._sample_weights = kept_keys, np.delete(self._sample_weights, rows)
+        wanted = self._wanted_kind(keep)
+        if wanted != self._store.kind or self._store.needs_retraining(rows, self._keys):
+            vectors = _moved(self._store.all_vectors(self._keys), sources, targets, keep, 0.0)
+            self._store = self._build_store(wanted, vectors, _moved(self._keys.copy(), sources, targets, keep, 0))
+        else:
+            self._store.remove(rows, self._keys, sources, targets)
+        self._ids = _moved(self._ids, sources, targets, keep, None)
+        self._labels = _moved(self._labels, sources, targets, keep, self._labels.dtype.type())
+        self._keys = _moved(self._keys, sources, targets, keep, 0)
+        self._sample_weights = _moved(self._sample_weights, sources, targets, keep, 0.0)
+        self._row_of_key[removed_keys] = -1
+        self._row_of_key[moved_keys] = targets
         self._cache.clear()
 
     def _wanted_kind(self, n: int) -> str:
@@ -475,7 +524,7 @@ class MemoryHead:
         """Similarities and rows (n, k') of the ``k' = min(k, len)`` nearest samples; row -1 = none."""
         if not len(self):
             raise ValueError("The memory is empty.")
-        return self._store.search(unit_rows(vectors), min(k, len(self)), self._keys)
+        return self._store.search(unit_rows(vectors), min(k, len(self)), self._row_of_key)
 
     def neighbour_weights(
         self, voting: Voting, similarities: NDArray[np.floating], rows: NDArray[np.int64]
@@ -510,15 +559,23 @@ class MemoryHead:
         """The ``k`` nearest other samples of memory rows ``rows`` (default: all), self left out."""
         rows = np.arange(len(self)) if rows is None else rows
         k = min(k, len(self) - 1)
-        similarities, found = self._store.search(self._store.vectors(rows, self._keys), k + 1, self._keys)
+        similarities, found = self._store.search(self._store.vectors(rows, self._keys), k + 1, self._row_of_key)
         is_self = found == rows[:, None]
         is_self[~is_self.any(axis=1), -1] = True  # self not retrieved (ties, IVF): drop the last
         keep = ~is_self
         return similarities[keep].reshape(len(rows), k), found[keep].reshape(len(rows), k)
 
     def cv_rows(self) -> NDArray[np.int64]:
-        """The memory rows used as leave-one-out queries: at most ``cv_queries``, evenly spaced."""
-        return np.unique(np.linspace(0, len(self) - 1, min(len(self), self.cv_queries)).astype(np.int64))
+        """The memory rows used as leave-one-out queries: at most ``cv_queries``, evenly spaced in id order.
+
+        Id order, not row order: rows move when samples are removed, and the choice must
+        depend on the live samples only.
+        """
+        if "cv_rows" not in self._cache:
+            picks = np.unique(np.linspace(0, len(self) - 1, min(len(self), self.cv_queries)).astype(np.int64))
+            self._cache["cv_rows"] = np.sort(np.argsort(self._ids.astype(str), kind="stable")[picks])
+        rows: NDArray[np.int64] = self._cache["cv_rows"]
+        return rows
 
     def _select_voting(self) -> Voting:
         if len(self) < 2:
@@ -565,12 +622,21 @@ class MemoryHead:
 
     # -- files ----------------------------------------------------------------------------------
 
-    def _renumber(self) -> None:
-        """Make the FAISS ids 0..n-1 in row order, so saved files do not depend on history."""
-        self._store.renumber(self._keys)
-        self._keys = np.arange(len(self), dtype=np.int64)
+    def _canonicalize(self) -> None:
+        """Put the rows in id order with FAISS ids 0..n-1, so saved files do not depend on history."""
+        order = np.argsort(self._ids.astype(str), kind="stable")
+        if isinstance(self._store, _FlatStore):
+            storage = self._store._storage()
+            storage[:] = storage[order]
+        else:
+            self._row_of_key[self._keys[order]] = np.arange(len(self))
+            self._store.renumber(self._row_of_key)
+        self._ids, self._labels = self._ids[order], self._labels[order]
+        self._sample_weights = self._sample_weights[order]
+        self._keys, self._row_of_key = np.arange(len(self), dtype=np.int64), np.arange(len(self), dtype=np.int64)
         self._key_of = dict(zip(self._ids.tolist(), range(len(self)), strict=True))
         self._next_key = len(self)
+        self._cache = {"voting": self._cache["voting"]} if "voting" in self._cache else {}  # order-free
 
     def _manifest(self) -> dict[str, Any]:
         voting = self.voting_override
@@ -594,7 +660,7 @@ class MemoryHead:
         """Write ``index.faiss`` (FAISS's own format) and ``memory.json`` into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self._renumber()
+        self._canonicalize()
         index_tmp, side_tmp = directory / f".{INDEX_FILE}.tmp", directory / f".{SIDE_FILE}.tmp"
         faiss.write_index(self._store.index, str(index_tmp))
         side_tmp.write_text(json.dumps(self._manifest(), separators=(",", ":")))
@@ -638,6 +704,7 @@ class MemoryHead:
         head._labels = canonical_labels(manifest["labels"]) if n else head._labels
         head._sample_weights = np.asarray(manifest["sample_weights"], dtype=np.float64).reshape(n)
         head._keys = np.arange(n, dtype=np.int64)
+        head._row_of_key = np.arange(n, dtype=np.int64)
         head._key_of = dict(zip(head._ids.tolist(), range(n), strict=True))
         head._next_key = n
         head._class_weights = {label: float(w) for label, w in manifest["class_weights"]}

@@ -47,7 +47,6 @@ from erasable import __version__
 from erasable.estimator import ErasableClassifier
 from erasable.exact import OverflowRiskError
 from erasable.ledger import UnknownSampleError
-from erasable.ledger.chain import canonical_json
 from erasable.ledger.keys import ApiKey, KeyRing
 from erasable.ledger.store import (
     ConflictError,
@@ -242,7 +241,7 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
         """
         permit(key, "learn", name)
         slot = served.get(name)
-        digest = hashlib.sha256(canonical_json(body.model_dump())).hexdigest()
+        digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest() if idempotency_key else ""
         if idempotency_key is not None and (done := store.idempotent_response(name, idempotency_key, digest)):
             return LearnResponse(**done)
         vectors = _embeddings(slot, [s.vector for s in body.samples], [s.text for s in body.samples])

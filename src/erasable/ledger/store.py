@@ -36,9 +36,11 @@ True
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -71,10 +73,14 @@ __all__ = [
     "store_url",
 ]
 
+log = logging.getLogger(__name__)
+
 #: Model names: letters, digits, ``_`` and ``-``, up to 64; nothing a path or a query could misread.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 #: Rows per statement when deleting by id (SQLite binds at most 32766 parameters).
 DELETE_CHUNK = 2000
+#: Tries to truncate SQLite's write-ahead log after a forget while readers hold it.
+CHECKPOINT_ATTEMPTS = 50
 
 
 class LedgerError(ValueError):
@@ -398,14 +404,24 @@ class LedgerStore:
         response: dict[str, Any] = json.loads(row.response)
         return response
 
-    def erase_residues(self) -> None:
-        """Remove the bytes of deleted rows from the store's files (see the module docstring)."""
+    def erase_residues(self) -> bool:
+        """Remove the bytes of deleted rows from the store's files (see the module docstring).
+
+        Returns ``False`` (and logs a warning) if SQLite's write-ahead log stayed busy: the
+        deleted rows are then erased at the next checkpoint, but are still in the WAL file.
+        """
         if self.dialect == "sqlite":
             with self.engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        else:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                connection.exec_driver_sql("VACUUM samples")
+                for attempt in range(CHECKPOINT_ATTEMPTS):  # a reader in the WAL blocks truncation: retry
+                    busy = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").scalar()
+                    if not busy:
+                        return True
+                    time.sleep(0.01 * (attempt + 1))
+            log.warning("The write-ahead log stayed busy: forgotten rows leave it at the next checkpoint.")
+            return False
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM samples")
+        return True
 
     def compact(self) -> None:
         """Rewrite the whole store without free space: ``VACUUM`` (SQLite) or ``VACUUM FULL`` + ``CHECKPOINT``."""

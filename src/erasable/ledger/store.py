@@ -360,7 +360,10 @@ class LedgerStore:
             if updated.rowcount != 1:
                 raise ConflictError(f"Model {name!r} changed during the commit: reload it.")
         if change.sign < 0:
-            self.erase_residues()
+            try:  # the change is committed: a failure here must not make the caller think otherwise
+                self.erase_residues()
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("Erasing the residues of a forget failed (%s); `erasable ledger compact` will.", exc)
         return Event(seq, body, event_hash)
 
     def _insert_samples(self, connection: Connection, name: str, change: Change, source: str | None, time: str) -> None:

@@ -77,6 +77,9 @@ __all__ = ["DEFAULT_MAX_BODY", "create_app"]
 #: Largest request body accepted (bytes); larger ones get 413 before they are read.
 DEFAULT_MAX_BODY = 64 * 2**20
 
+#: Neighbours returned with each prediction of a memory-head model when the request names no number.
+MEMORY_NEIGHBOURS = 5
+
 #: Status code of each refusal: the request was understood and refused; nothing changed.
 ERROR_STATUS: list[tuple[type[Exception], int]] = [
     (UnknownModelError, 404),
@@ -298,7 +301,7 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
         permit(key, "predict", name)
         slot = served.get(name)
         vectors = _embeddings(slot, body.vectors, body.texts)
-        want_neighbours = body.neighbours or (slot.model.config.head == "memory") * 5
+        want_neighbours = body.neighbours or (MEMORY_NEIGHBOURS if slot.model.config.head == "memory" else 0)
         with slot.reading():
             model = slot.model
             if model.count == 0:

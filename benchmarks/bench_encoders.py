@@ -18,18 +18,18 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from common import ROOT, SHARED_DATA, table
 from erasable.datasets import read_mnist_folder, read_table
 from erasable.encoders import ImageEncoder, TextEncoder, encode_batched
 from erasable.encoders.image import PIXEL_MEAN, PIXEL_STD
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 
 
 def timed(function: Callable[[], Any]) -> float:
@@ -118,17 +118,20 @@ def main() -> None:
         raise SystemExit(f"shared data not found at {DATA}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {args.repeats} repeats\n")
     rows = bench_text(args.text_n, args.repeats) + bench_image(args.image_n, args.repeats)
-    header = f"{'encoder':<46} {'items':>6} {'direct/s':>9} {'erasable/s':>11} {'ratio':>6} {'cached/s':>10}"
-    print(header)
-    print("-" * len(header))
-    for name, n, s in rows:
-        print(
-            f"{name:<46} {n:>6} {n / s['direct']:>9.1f} {n / s['erasable']:>11.1f} "
-            f"{s['direct'] / s['erasable']:>6.2f} {n / s['cached']:>10.0f}"
-        )
-    print("\nratio = erasable throughput / direct throughput (1.00 = no overhead; above 0.90 meets the target)")
-    image_row = rows[-1]
-    print(f"image encode time per 1,000 images (erasable): {1000 * image_row[2]['erasable'] / image_row[1]:.0f} s")
+    report = table(
+        f"Encoders: erasable's wrapper vs the library called directly (torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, medians of {args.repeats})",
+        ["encoder", "items", "direct items/s", "erasable items/s", "ratio (target >= 0.90)", "cached items/s"],
+        [
+            [name, str(n), f"{n / s['direct']:.1f}", f"{n / s['erasable']:.1f}", f"{s['direct'] / s['erasable']:.2f}",
+             f"{n / s['cached']:.0f}"]
+            for name, n, s in rows
+        ],
+    )
+    _, images, image_seconds = rows[-1]
+    report += f"\nImage encode time per 1,000 images (erasable): {1000 * image_seconds['erasable'] / images:.0f} s\n"
+    print(report)
+    (ROOT / "benchmarks" / "results" / "encoders.md").write_text(report)
     if args.reproduce:
         print()
         reproduce()

@@ -1,6 +1,7 @@
-"""The command line: ``erasable learn | forget | predict | certify | info``.
+"""The command line: ``erasable learn | forget | predict | explain | certify | info | audit``, and the
+service's ``serve | keys | ledger`` (see :mod:`erasable.service.commands`).
 
-Every command works on one model file (see :mod:`erasable.model_file`), which is only
+Every model command works on one model file (see :mod:`erasable.model_file`), which is only
 ever replaced whole, after the command succeeded: a failing command leaves it unchanged.
 User errors (missing or corrupted files, malformed data, unknown ids) print one red line
 on stderr and exit with code 2; ``certify`` exits with 1 when the certificates differ.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,6 +34,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from erasable import __version__
+from erasable.audit.report import audit_forget, audit_forgotten
+from erasable.audit.unlearning import LabelledSet
 from erasable.datasets import (
     IMAGE_SUFFIXES,
     TABLE_SUFFIXES,
@@ -44,8 +48,10 @@ from erasable.datasets import (
 from erasable.encoders import EmbeddingCache
 from erasable.estimator import ErasableClassifier
 from erasable.ledger import UnknownSampleError
+from erasable.ledger.store import LedgerStore
 from erasable.model import CHUNK_ROWS, HeadKind, Model
 from erasable.model_file import load_model, save_model
+from erasable.service.commands import keys_app, ledger_app, serve
 from erasable.vector_files import Columns, DataError, VectorData, read_vectors
 
 __all__ = ["app"]
@@ -101,6 +107,9 @@ def _summary(model: Model) -> None:
 
 
 ModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help="Model file, e.g. model.erasable.")]
+LedgerModelArg = Annotated[
+    Path, typer.Argument(metavar="MODEL", help="Model file, or with --store the name of a model in the ledger.")
+]
 DataArg = Annotated[Path, typer.Argument(metavar="DATA", help="Vectors: .npz, .npy or .csv.")]
 LabelColumn = Annotated[str, typer.Option("--label-column", "--labels", help="CSV column holding the labels.")]
 IdColumn = Annotated[str | None, typer.Option(help="CSV column holding sample ids.")]
@@ -191,12 +200,12 @@ def learn(
 def _open_or_create(path: Path, existing: Model | None, options: dict[str, Any], dim: int | None) -> Model:
     """The ``existing`` model at ``path``, or a new one configured by ``options`` for ``dim``-d inputs."""
     if existing is None:
-        model = Model(ErasableClassifier(**options)._config(dim))
+        model = Model(ErasableClassifier(**options).model_config(dim))
     else:
         model = existing
         if options:
             params = {**ErasableClassifier.from_model(model).get_params(), **options}
-            wanted = ErasableClassifier(**params)._config(model.config.input_dim).to_dict()
+            wanted = ErasableClassifier(**params).model_config(model.config.input_dim).to_dict()
             differing = [f"{k} is {v}, not {wanted[k]}" for k, v in model.config.to_dict().items() if wanted[k] != v]
             if differing:
                 raise CliError(
@@ -528,6 +537,89 @@ def _bytes(n: int) -> str:
             break
         size, unit = size / 1024, larger
     return f"{size:.1f} {unit}"
+
+
+# -- audit -------------------------------------------------------------------------------------
+
+
+@app.command()
+def audit(
+    model_path: LedgerModelArg,
+    test_path: Annotated[Path, typer.Option("--test", help="Labelled test vectors (.npz/.npy/.csv).")],
+    out: Annotated[Path, typer.Option(help="Directory to write report.md, report.html and the PNG plots to.")],
+    ids: Annotated[list[str] | None, typer.Option("--id", help="Id of a sample to forget (repeatable).")] = None,
+    ids_file: Annotated[Path | None, typer.Option(help="Text file of ids to forget, one per line.")] = None,
+    subjects: Annotated[
+        list[str] | None, typer.Option("--subject", help="Forget every sample of this subject (repeatable).")
+    ] = None,
+    forgotten: Annotated[
+        Path | None,
+        typer.Option(help="Labelled vectors of samples MODEL has already forgotten: audit that forget request."),
+    ] = None,
+    heldout: Annotated[
+        Path | None, typer.Option(help="Labelled held-out vectors for the membership attack (default: --test).")
+    ] = None,
+    label_column: LabelColumn = "label",
+    split: SplitOption = None,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out and retained samples drawn.")] = 0,
+    store: Annotated[
+        str | None,
+        typer.Option(help="A ledger (SQLite path or PostgreSQL URL): MODEL is then the name of a model in it."),
+    ] = None,
+) -> None:
+    """Audit a forget request against a refit from scratch; MODEL itself is not changed.
+
+    Serves the request (--id, --ids-file or --subject) on a copy of MODEL, or, with
+    --forgotten, takes MODEL as already having forgotten those samples. Then refits from
+    scratch and reports: forget-, retained- and test-set accuracy, the membership-inference
+    AUC of the forgotten samples against held-out ones, the divergence of the predictions,
+    the certificates and the times. With --store, MODEL is read from the ledger and the
+    ledger is verified too (hash chain, statistics, refit, live ids against the log).
+    Exits with 1 when the certificates differ or the ledger does not verify.
+
+    Example: erasable audit model.erasable --subject alice --test test.npz --split test --out audit/
+
+    Example: erasable audit bank --store models.db --forgotten forgotten.npz --test test.npz --out audit/
+    """
+    with _user_errors():
+        ledger = None if store is None else LedgerStore(store)
+        model = load_model(model_path) if ledger is None else ledger.load_model(str(model_path))
+        columns = Columns(label_column)
+
+        def labelled(path: Path) -> LabelledSet:
+            data = read_vectors(path, columns=columns, split=split, need_labels=True)
+            _check_dimension(model, data, path)
+            assert data.labels is not None, "read with need_labels=True"
+            return LabelledSet(data.vectors, data.labels)
+
+        test, pool = labelled(test_path), None if heldout is None else labelled(heldout)
+        if forgotten is not None:
+            if any(x is not None for x in (ids, ids_file, subjects)):
+                raise CliError("Give either a forget request (--id, --ids-file, --subject) or --forgotten, not both.")
+            report = audit_forgotten(model, labelled(forgotten), test=test, heldout=pool, seed=seed)
+        else:
+            id_list, subject_list = _forget_request(ids, ids_file, subjects)
+            report = audit_forget(model, ids=id_list, subjects=subject_list, test=test, heldout=pool, seed=seed)
+        if ledger is not None:
+            verification = ledger.verify(str(model_path))
+            report = replace(report, chain_verified=verification.ok, chain_events=verification.chain.events)
+        paths = report.write(out)
+    table = Table("metric", "served model", "refit from scratch")
+    for row in report.metric_rows():
+        table.add_row(*(escape(cell) for cell in row))
+    console.print(table)
+    _say("divergence (served vs refit)", f"{report.divergence.disagreement:.4%} of test labels differ")
+    _say("verdict", report.verdict())
+    _say("report", ", ".join(str(p) for p in paths))
+    if not report.certificates_equal or report.chain_verified is False:
+        raise typer.Exit(1)
+
+
+# -- the service: serve, keys, ledger (defined in erasable.service.commands) -------------------
+
+app.command()(serve)
+app.add_typer(keys_app, name="keys")
+app.add_typer(ledger_app, name="ledger")
 
 
 # -- version -----------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ def folded(benchmark: Benchmark) -> str:
     if not path.exists():
         return f"_No results yet: run `python benchmarks/{benchmark.script}`._"
     text = re.sub(r"\]\((?!https?:|/|benchmarks/)([^)]+\.png)\)", r"](benchmarks/results/\1)", path.read_text())
+    text = re.sub(r"^(#{1,3}) ", lambda m: "#" * (len(m.group(1)) + 3) + " ", text, flags=re.MULTILINE)  # under ###
     summary = f"{benchmark.title}: all tables (benchmarks/results/{benchmark.name}.md)"
     return f"<details><summary>{summary}</summary>\n\n{text.strip()}\n\n</details>"
 

@@ -19,7 +19,7 @@ def test_rewrite_readme_replaces_only_marked_blocks(tmp_path: Path, monkeypatch:
     assert run_all.rewrite_readme(readme) == ["core", "memory"]
     text = readme.read_text()
     assert text.startswith("intro\n<!-- results:core -->\n<details>") and "stale" not in text
-    assert "| 1 |" in text and "](benchmarks/results/core.png)" in text
+    assert "| 1 |" in text and "](benchmarks/results/core.png)" in text and "\n###### Core\n" in text
     assert "middle\n" in text and text.endswith("<!-- /results:memory -->\nend\n")
     assert "No results yet" in text  # memory.md does not exist here
     assert run_all.rewrite_readme(readme) == ["core", "memory"] and readme.read_text() == text  # idempotent

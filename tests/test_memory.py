@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 pytest.importorskip("faiss", reason="the memory head needs the 'memory' extra (faiss-cpu)")
 
@@ -314,3 +316,15 @@ def test_removal_leaves_nothing_in_spare_capacity(rng):
     storage = memory_module.faiss.rev_swig_ptr(head._store.index.get_xb(), 60 * 12).reshape(60, 12)  # its capacity
     assert not storage[57:].any()
     assert {n.id for row in head.explain(e_q.astype(float), 1) for n in row} == set(head.ids)
+
+
+@given(st.data())
+def test_swap_plan_keeps_exactly_the_surviving_rows(data):
+    n = data.draw(st.integers(1, 40))
+    rows = np.array(sorted(data.draw(st.sets(st.integers(0, n - 1), min_size=1))), dtype=np.int64)
+    sources, targets = memory_module.swap_plan(n, rows)
+    values = np.arange(n)
+    values[targets] = values[sources]
+    kept = values[: n - len(rows)]
+    assert sorted(kept.tolist()) == sorted(set(range(n)) - set(rows.tolist()))
+    assert len(sources) == len(targets) <= len(rows)

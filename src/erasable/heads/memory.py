@@ -149,6 +149,8 @@ def swap_plan(n: int, rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArr
     (array([3]), array([1]))
     """
     keep = n - len(rows)
+    if len(rows) == 1:  # the common case, without set operations
+        return (np.array([n - 1]), rows.copy()) if rows[0] < keep else (np.zeros(0, np.int64), np.zeros(0, np.int64))
     targets = rows[rows < keep]
     tail = np.arange(keep, n, dtype=np.int64)
     sources = tail[~np.isin(tail, rows)]
@@ -221,13 +223,19 @@ class _FlatStore:
 
 
 class _IVFStore:
-    """Inverted file over k-means cells; FAISS ids are the memory's keys."""
+    """Inverted file over k-means cells; FAISS ids are the memory's keys.
+
+    The store knows each key's inverted list (``list_of_key``, recorded when the vector is
+    assigned), so it finds, scrubs and removes entries in their lists directly, in
+    O(removed), with no hash table for FAISS to maintain on every add.
+    """
 
     kind = "ivf"
 
-    def __init__(self, index: Any, trained_on: NDArray[np.int64]) -> None:
+    def __init__(self, index: Any, trained_on: NDArray[np.int64], list_of_key: NDArray[np.int64]) -> None:
         self.index = index
         self.trained_on = trained_on  # keys of the samples the centroids were computed from
+        self.list_of_key = list_of_key  # inverted list of each key ever issued (-1 once removed)
 
     @classmethod
     def build(cls, vectors: NDArray[np.float32], keys: NDArray[np.int64], nprobe: int) -> _IVFStore:
@@ -240,13 +248,46 @@ class _IVFStore:
         index.cp.niter = IVF_ITERATIONS
         sample = np.unique(np.linspace(0, n - 1, min(n, IVF_POINTS_PER_LIST * nlist)).astype(np.int64))
         index.train(vectors[sample])
-        index.set_direct_map_type(faiss.DirectMap.Hashtable)
         index.nprobe = nprobe
-        index.add_with_ids(vectors, keys)
-        return cls(index, np.sort(keys[sample]))
+        store = cls(index, np.sort(keys[sample]), np.zeros(0, dtype=np.int64))
+        store.add(vectors, keys)
+        return store
+
+    @classmethod
+    def from_index(cls, index: Any, trained_on: NDArray[np.int64]) -> _IVFStore:
+        """A store around a loaded index: the lists tell which list holds each key."""
+        store = cls(index, trained_on, np.zeros(0, dtype=np.int64))
+        store._index_lists()
+        return store
+
+    def _index_lists(self) -> None:
+        lists = self.index.invlists
+        entries = [(list_no, self._list(list_no)[0]) for list_no in range(lists.nlist)]
+        top = max((int(ids.max()) for _, ids in entries if len(ids)), default=-1)
+        self.list_of_key = np.full(top + 1, -1, dtype=np.int64)
+        for list_no, ids in entries:
+            self.list_of_key[ids] = list_no
+
+    def _list(self, list_no: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Views of the ids and vectors stored in one inverted list."""
+        lists = self.index.invlists
+        size = lists.list_size(list_no)
+        if not size:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.index.d), dtype=np.float32)
+        ids = faiss.rev_swig_ptr(lists.get_ids(list_no), size)
+        codes = faiss.rev_swig_ptr(lists.get_codes(list_no), size * lists.code_size)
+        return ids, codes.view(np.float32).reshape(size, self.index.d)
 
     def add(self, vectors: NDArray[np.float32], keys: NDArray[np.int64]) -> None:
-        self.index.add_with_ids(vectors, keys)
+        _, assigned = self.index.quantizer.search(vectors, 1)  # what add_with_ids computes, kept
+        lists = np.ascontiguousarray(assigned[:, 0])
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        self.index.add_core(len(vectors), faiss.swig_ptr(vectors), faiss.swig_ptr(keys), faiss.swig_ptr(lists))
+        if len(keys) and keys.max() >= len(self.list_of_key):
+            grown = np.full(int(keys.max()) + 1, -1, dtype=np.int64)
+            grown[: len(self.list_of_key)] = self.list_of_key
+            self.list_of_key = grown
+        self.list_of_key[keys] = lists
 
     def search(
         self, queries: NDArray[np.float32], k: int, row_of_key: NDArray[np.int64]
@@ -255,30 +296,45 @@ class _IVFStore:
         rows = np.where(found >= 0, row_of_key[np.maximum(found, 0)], -1)
         return similarities, rows
 
+    def _positions(self, wanted: NDArray[np.int64]) -> dict[int, tuple[NDArray[np.intp], NDArray[np.intp]]]:
+        """Per inverted list: which of ``wanted`` it holds, and at which positions."""
+        lists = self.list_of_key[wanted]
+        found = {}
+        for list_no in np.unique(lists).tolist():
+            chosen = np.flatnonzero(lists == list_no)
+            ids = self._list(list_no)[0]
+            order = np.argsort(ids, kind="stable")
+            found[list_no] = (chosen, order[np.searchsorted(ids, wanted[chosen], sorter=order)])
+        return found
+
     def vectors(self, rows: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.float32]:
-        return self.index.reconstruct_batch(np.ascontiguousarray(keys[rows]))
+        wanted = keys[rows]
+        out = np.empty((len(wanted), self.index.d), dtype=np.float32)
+        for list_no, (chosen, positions) in self._positions(wanted).items():
+            out[chosen] = self._list(list_no)[1][positions]
+        return out
 
     def all_vectors(self, keys: NDArray[np.int64]) -> NDArray[np.float32]:
         return self.vectors(np.arange(len(keys)), keys)
 
-    def _entries(self, key: int) -> tuple[NDArray[np.uint8], NDArray[np.int64], int]:
-        """The codes and ids of the inverted list holding ``key``, and its offset there."""
-        position = self.index.direct_map.get(int(key))
-        list_no, offset = faiss.lo_listno(position), faiss.lo_offset(position)
-        lists = self.index.invlists
-        size = lists.list_size(list_no)
-        codes = faiss.rev_swig_ptr(lists.get_codes(list_no), size * lists.code_size)
-        return codes.reshape(size, lists.code_size), faiss.rev_swig_ptr(lists.get_ids(list_no), size), offset
-
     def remove(
         self, rows: NDArray[np.int64], keys: NDArray[np.int64], sources: NDArray[np.int64], targets: NDArray[np.int64]
     ) -> None:
-        """Scrub and remove the vectors by key (keys stay with their vectors: rows may move freely)."""
-        removed = np.ascontiguousarray(keys[rows])
-        for key in removed.tolist():
-            codes, _, offset = self._entries(key)
-            codes[offset] = 0  # scrub before FAISS moves the list's last entry over it
-        self.index.remove_ids(faiss.IDSelectorArray(len(removed), faiss.swig_ptr(removed)))
+        """In each list, move its last entries into the holes, zero the tail, and shrink it (keys stay put)."""
+        removed = keys[rows]
+        lists_of = self.list_of_key[removed]
+        order = np.argsort(lists_of, kind="stable")
+        list_numbers, starts = np.unique(lists_of[order], return_index=True)
+        for list_no, group in zip(list_numbers.tolist(), np.split(removed[order], starts[1:]), strict=True):
+            ids, codes = self._list(list_no)
+            positions = np.flatnonzero(ids == group[0]) if len(group) == 1 else np.flatnonzero(np.isin(ids, group))
+            keep = len(ids) - len(positions)
+            moved_from, moved_to = swap_plan(len(ids), positions.astype(np.int64))
+            ids[moved_to], codes[moved_to] = ids[moved_from], codes[moved_from]
+            ids[keep:], codes[keep:] = -1, 0.0  # nothing of a removed vector stays in the spare capacity
+            self.index.invlists.resize(list_no, keep)
+        self.list_of_key[removed] = -1
+        self.index.ntotal -= len(removed)
 
     def needs_retraining(self, rows: NDArray[np.int64], keys: NDArray[np.int64]) -> bool:
         removed = keys[rows]  # trained_on is sorted: binary search, no set building
@@ -286,19 +342,16 @@ class _IVFStore:
         return bool((self.trained_on[found] == removed).any())
 
     def renumber(self, row_of_key: NDArray[np.int64]) -> None:
-        """Replace the keys by their rows (0..n-1), in the lists and in the direct map."""
-        lists = self.index.invlists
-        for list_no in range(lists.nlist):
-            size = lists.list_size(list_no)
-            if size:
-                ids = faiss.rev_swig_ptr(lists.get_ids(list_no), size)
-                ids[:] = row_of_key[ids]
+        """Replace the keys by their rows (0..n-1) in the lists."""
+        for list_no in range(self.index.invlists.nlist):
+            ids = self._list(list_no)[0]
+            ids[:] = row_of_key[ids]
         self.trained_on = np.sort(row_of_key[self.trained_on])
-        self.index.set_direct_map_type(faiss.DirectMap.NoMap)
-        self.index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        self._index_lists()
 
     def nbytes(self) -> int:
-        return int(self.index.ntotal * (self.index.code_size + 8) + self.index.nlist * self.index.d * 4)
+        lists = self.index.ntotal * (self.index.code_size + 8) + self.index.nlist * self.index.d * 4
+        return int(lists + self.list_of_key.nbytes)
 
 
 _Store = _FlatStore | _IVFStore
@@ -412,7 +465,7 @@ class MemoryHead:
         vectors = unit_rows(e_q)
         y = canonical_labels(labels)
         keys = np.arange(self._next_key, self._next_key + len(ids), dtype=np.int64)
-        new_keys = dict(zip(ids, keys.tolist(), strict=False))
+        new_keys = dict(zip(ids, range(self._next_key, self._next_key + len(ids)), strict=False))
         self._check_new(ids, new_keys, vectors, y)
         all_keys = np.concatenate([self._keys, keys])
         wanted = self._wanted_kind(len(self) + len(ids))
@@ -423,7 +476,10 @@ class MemoryHead:
         rows = np.arange(len(self), len(self) + len(ids), dtype=np.int64)
         self._row_of_key = np.concatenate([self._row_of_key, rows])
         self._keys, self._next_key = all_keys, self._next_key + len(ids)
-        self._key_of.update(new_keys)
+        if self._key_of:
+            self._key_of.update(new_keys)
+        else:
+            self._key_of = new_keys
         self._ids = np.concatenate([self._ids, np.array(ids, dtype=object)])
         self._labels = np.concatenate([self._labels, y]) if len(self._labels) else y
         self._sample_weights = np.concatenate([self._sample_weights, np.ones(len(ids))])
@@ -695,7 +751,7 @@ class MemoryHead:
             raise MemoryFileError(f"{directory}: the index and the side file disagree.")
         if isinstance(index, faiss.IndexIVFFlat):
             index.nprobe = head.nprobe
-            head._store = _IVFStore(index, np.asarray(manifest["trained_on"], dtype=np.int64))
+            head._store = _IVFStore.from_index(index, np.asarray(manifest["trained_on"], dtype=np.int64))
         elif isinstance(index, faiss.IndexFlatIP):
             head._store = _FlatStore(index)
         else:

@@ -32,9 +32,10 @@ its key through a dictionary. Saving puts the rows in id order with keys 0..n-1.
 
 **Deletion is physical, and O(removed).** The last rows move into the holes (in the flat
 index's storage too), and the rows cut off the end are overwritten with zeros before
-FAISS drops them; the IVF index's removed codes are zeroed before FAISS's ``remove_ids``
-moves its lists' last entries over them. So the bytes of a forgotten vector survive
-neither in the index nor in any spare capacity, and the side arrays are cut the same way. The IVF centroids are
+FAISS drops them; in the IVF index the same happens inside each inverted list, which the
+memory finds through its own record of each key's list. So the bytes of a forgotten vector
+survive neither in the index nor in any spare capacity, and the side arrays are cut the
+same way. The IVF centroids are
 k-means means of a fixed sample of the memory (every ``n/(40 nlist)``-th row at training
 time): forgetting any of those samples retrains the index on the remaining vectors, so
 no centroid is derived from a forgotten sample (that costs a rebuild, ~30 s at 1M vectors,

@@ -117,6 +117,23 @@ class Record:
     choice: str = ""
 
 
+
+def versus_retrain(
+    dataset: str,
+    request: str,
+    method: str,
+    seed: int,
+    scores: UnlearningScores,
+    retrained: UnlearningScores,
+    seconds: float,
+    retrain_seconds: float,
+    choice: str = "",
+) -> Record:
+    """A method's record, with the divergence of its test predictions from the retrained model's."""
+    d = prediction_divergence(scores.test_proba, retrained.test_proba)
+    divergence = (d.disagreement, d.total_variation)
+    return Record(dataset, request, method, seed, scores, *divergence, seconds, retrain_seconds, choice=choice)
+
 @dataclass
 class Setup:
     """A dataset split into training and validation, with the universe of classes and test sets."""
@@ -227,19 +244,7 @@ def run_request(setup: Setup, start: Originals, kind: str, seed: int) -> list[Re
 
     def record(method: str, result: Unlearned, choice: str = "") -> Record:
         scores = gold_scores if result is gold else score(result.predict_proba)
-        d = prediction_divergence(scores.test_proba, gold_scores.test_proba)
-        return Record(
-            data.name,
-            kind,
-            method,
-            seed,
-            scores,
-            d.disagreement,
-            d.total_variation,
-            result.seconds,
-            gold.seconds,
-            choice=choice,
-        )
+        return versus_retrain(data.name, kind, method, seed, scores, gold_scores, result.seconds, gold.seconds, choice)
 
     records.append(record("retrain", gold))
     records.append(record("original (no unlearning)", Unlearned(start.head, 0.0)))
@@ -403,19 +408,7 @@ def run_stream(setup: Setup, start: Originals, seed: int) -> list[Record]:
 
     def record(method: str, model: Any, seconds: float, choice: str = "") -> Record:
         scores = score(Unlearned(model, seconds).predict_proba)
-        d = prediction_divergence(scores.test_proba, gold_scores.test_proba)
-        return Record(
-            data.name,
-            kind,
-            method,
-            seed,
-            scores,
-            d.disagreement,
-            d.total_variation,
-            seconds,
-            gold_seconds,
-            choice=choice,
-        )
+        return versus_retrain(data.name, kind, method, seed, scores, gold_scores, seconds, gold_seconds, choice)
 
     records.append(record("retrain", gold.model, gold_seconds, "measured once, x20"))
     other = retrain(data.x, data.y, retain, seeded(setup.spec, seed + 100))

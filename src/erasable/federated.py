@@ -80,7 +80,13 @@ from erasable.distributed import Statistics, model_statistics
 from erasable.exact import check_accumulator_range
 from erasable.features import Identity, feature_map_from_config
 from erasable.model import Model, ModelConfig
-from erasable.model_file import ModelFileError, moments_from_tensors, moments_tensors, read_container, write_container
+from erasable.model_file import (
+    ModelFileError,
+    read_container,
+    statistics_from_tensors,
+    statistics_tensors,
+    write_container,
+)
 from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels
 
 FORMAT = "erasable-moments"
@@ -177,9 +183,7 @@ def export_statistics(
 ) -> None:
     """Write a model's statistics (not its samples) to a portable file, atomically."""
     stats = model if isinstance(model, ClientStatistics) else ClientStatistics.from_model(model, encoder)
-    tensors = moments_tensors("embedding", stats.statistics.embedding)
-    if stats.statistics.features is not None:
-        tensors.update(moments_tensors("features", stats.statistics.features))
+    tensors = statistics_tensors(stats.statistics.embedding, stats.statistics.features)
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -199,10 +203,8 @@ def load_statistics(path: str | os.PathLike[str]) -> ClientStatistics:
     try:
         config = ModelConfig.from_dict(manifest["config"])
         classes = canonical_labels(manifest["classes"]).tolist() if manifest["classes"] else []
-        embedding = moments_from_tensors("embedding", tensors, classes, config.input_dim)
-        feature_dim = _feature_dim(config)
-        features = None if feature_dim is None else moments_from_tensors("features", tensors, classes, feature_dim)
-        stats = ClientStatistics(config, manifest["encoder"], Statistics(embedding, features))
+        statistics = Statistics(*statistics_from_tensors(tensors, config, classes))
+        stats = ClientStatistics(config, manifest["encoder"], statistics)
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelFileError(f"Inconsistent statistics file: {exc}") from exc
     if stats.certificate() != manifest["certificate"]:

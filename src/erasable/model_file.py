@@ -37,6 +37,7 @@ from safetensors.numpy import load as safetensors_load
 from safetensors.numpy import save as safetensors_save
 
 from erasable import __version__
+from erasable.features import Identity, feature_map_from_config
 from erasable.ledger import SampleRegistry
 from erasable.model import Model, ModelConfig
 from erasable.moments import Moments, canonical_labels
@@ -51,7 +52,10 @@ __all__ = [
     "moments_from_tensors",
     "moments_tensors",
     "read_container",
+    "safetensors_metadata",
     "save_model",
+    "statistics_from_tensors",
+    "statistics_tensors",
     "write_container",
 ]
 
@@ -115,6 +119,32 @@ def moments_from_tensors(prefix: str, tensors: dict[str, NDArray[Any]], classes:
     )
 
 
+def statistics_tensors(embedding: Moments, features: Moments | None) -> dict[str, NDArray[Any]]:
+    """The tensors of a model's statistics: ``embedding.*``, and ``features.*`` unless the map is the identity."""
+    tensors = moments_tensors("embedding", embedding)
+    if features is not None:
+        tensors.update(moments_tensors("features", features))
+    return tensors
+
+
+def statistics_from_tensors(
+    tensors: dict[str, NDArray[Any]], config: ModelConfig, classes: list[Any]
+) -> tuple[Moments, Moments | None]:
+    """The statistics stored by :func:`statistics_tensors`, shaped by ``config`` (input dim, feature map)."""
+    embedding = moments_from_tensors("embedding", tensors, classes, config.input_dim)
+    feature_map = feature_map_from_config(config.feature_map)
+    if isinstance(feature_map, Identity):
+        return embedding, None
+    return embedding, moments_from_tensors("features", tensors, classes, feature_map.output_dim)
+
+
+def safetensors_metadata(blob: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors blob (its JSON header), without reading the tensors."""
+    header_len = int.from_bytes(blob[:8], "little")
+    metadata: dict[str, str] = json.loads(blob[8 : 8 + header_len])["__metadata__"]
+    return metadata
+
+
 def save_model(model: Model, path: str | os.PathLike[str]) -> None:
     """Write ``model`` to ``path`` atomically (temporary file + rename)."""
     registry = model.registry
@@ -130,10 +160,8 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         "samples.id_offsets": ids_offsets,
         "samples.subjects": subjects_data,
         "samples.subject_offsets": subjects_offsets,
-        **moments_tensors("embedding", model.embedding_moments),
+        **statistics_tensors(model.embedding_moments, model.feature_moments),
     }
-    if model.feature_moments is not None:
-        tensors.update(moments_tensors("features", model.feature_moments))
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -179,9 +207,7 @@ def read_container(
         raise ModelFileError(f"Cannot read {path}: {exc.strerror}") from exc
     try:
         tensors = safetensors_load(blob)
-        header_len = int.from_bytes(blob[:8], "little")
-        header = json.loads(blob[8 : 8 + header_len])
-        manifest = json.loads(header["__metadata__"]["erasable"])
+        manifest = json.loads(safetensors_metadata(blob)["erasable"])
     except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"Not a readable {kind} file: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != kind:
@@ -209,11 +235,7 @@ def _build(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> Model:
     config = ModelConfig.from_dict(manifest["config"])
     model = Model(config)
     classes = canonical_labels(manifest["classes"]).tolist() if manifest["classes"] else []
-    embedding = moments_from_tensors("embedding", tensors, classes, config.input_dim)
-    features = None
-    if model.feature_moments is not None:
-        features = moments_from_tensors("features", tensors, classes, model.feature_map.output_dim)
-    model.replace_statistics(embedding, features)
+    model.replace_statistics(*statistics_from_tensors(tensors, config, classes))
     ids = _unpack_strings(tensors["samples.ids"], tensors["samples.id_offsets"])
     subjects = _unpack_strings(tensors["samples.subjects"], tensors["samples.subject_offsets"])
     label_index = tensors["samples.labels"]

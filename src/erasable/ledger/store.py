@@ -57,7 +57,7 @@ from sqlalchemy.engine import Connection, Engine
 from erasable.ledger.chain import ChainVerification, genesis, id_hashes, link, verify_chain
 from erasable.ledger.schema import api_keys, events, idempotency, migrate, models, samples, statistics
 from erasable.model import Change, Model, ModelConfig
-from erasable.model_file import moments_from_tensors, moments_tensors
+from erasable.model_file import safetensors_metadata, statistics_from_tensors, statistics_tensors
 from erasable.moments import Moments, canonical_labels
 
 __all__ = [
@@ -159,23 +159,14 @@ class Verification:
 
 def _statistics_blob(model_state: tuple[ModelConfig, Moments, Moments | None]) -> bytes:
     _, embedding, features = model_state
-    tensors = moments_tensors("embedding", embedding)
-    if features is not None:
-        tensors.update(moments_tensors("features", features))
-    classes = json.dumps(list(canonical_labels(list(embedding.classes)).tolist()) if embedding.classes else [])
-    return safetensors_save(tensors, metadata={"classes": classes})
+    classes = json.dumps(canonical_labels(list(embedding.classes)).tolist() if embedding.classes else [])
+    return safetensors_save(statistics_tensors(embedding, features), metadata={"classes": classes})
 
 
 def _statistics_from_blob(blob: bytes, model: Model) -> tuple[Moments, Moments | None]:
-    tensors = safetensors_load(blob)
-    header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
-    classes = json.loads(header["__metadata__"]["classes"])
-    classes = canonical_labels(classes).tolist() if classes else []
-    embedding = moments_from_tensors("embedding", tensors, classes, model.config.input_dim)
-    features = None
-    if model.feature_moments is not None:
-        features = moments_from_tensors("features", tensors, classes, model.feature_map.output_dim)
-    return embedding, features
+    classes = json.loads(safetensors_metadata(blob)["classes"])
+    labels = canonical_labels(classes).tolist() if classes else []
+    return statistics_from_tensors(safetensors_load(blob), model.config, labels)
 
 
 def _label_json(label: Any) -> str:

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -297,22 +297,28 @@ class _IVFStore:
         rows = np.where(found >= 0, row_of_key[np.maximum(found, 0)], -1)
         return similarities, rows
 
-    def _positions(self, wanted: NDArray[np.int64]) -> dict[int, tuple[NDArray[np.intp], NDArray[np.intp]]]:
-        """Per inverted list: which of ``wanted`` it holds, and at which positions."""
-        lists = self.list_of_key[wanted]
-        found = {}
-        for list_no in np.unique(lists).tolist():
-            chosen = np.flatnonzero(lists == list_no)
-            ids = self._list(list_no)[0]
-            order = np.argsort(ids, kind="stable")
-            found[list_no] = (chosen, order[np.searchsorted(ids, wanted[chosen], sorter=order)])
-        return found
+    def _located(
+        self, wanted: NDArray[np.int64]
+    ) -> Iterator[tuple[int, NDArray[np.intp], NDArray[np.intp], NDArray[np.int64], NDArray[np.float32]]]:
+        """Per inverted list holding some of the keys ``wanted``: the list's number, the indices
+        into ``wanted`` it holds, their positions in the list, and views of its ids and vectors."""
+        lists_of = self.list_of_key[wanted]
+        order = np.argsort(lists_of, kind="stable")
+        numbers, starts = np.unique(lists_of[order], return_index=True)
+        for list_no, chosen in zip(numbers.tolist(), np.split(order, starts[1:]), strict=True):
+            ids, codes = self._list(list_no)
+            if len(chosen) == 1:  # the common case of a forget: no sorting
+                positions = np.flatnonzero(ids == wanted[chosen[0]])
+            else:
+                sorter = np.argsort(ids, kind="stable")
+                positions = sorter[np.searchsorted(ids, wanted[chosen], sorter=sorter)]
+            yield list_no, chosen, positions, ids, codes
 
     def vectors(self, rows: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.float32]:
         wanted = keys[rows]
         out = np.empty((len(wanted), self.index.d), dtype=np.float32)
-        for list_no, (chosen, positions) in self._positions(wanted).items():
-            out[chosen] = self._list(list_no)[1][positions]
+        for _, chosen, positions, _, codes in self._located(wanted):
+            out[chosen] = codes[positions]
         return out
 
     def all_vectors(self, keys: NDArray[np.int64]) -> NDArray[np.float32]:
@@ -323,14 +329,9 @@ class _IVFStore:
     ) -> None:
         """In each list, move its last entries into the holes, zero the tail, and shrink it (keys stay put)."""
         removed = keys[rows]
-        lists_of = self.list_of_key[removed]
-        order = np.argsort(lists_of, kind="stable")
-        list_numbers, starts = np.unique(lists_of[order], return_index=True)
-        for list_no, group in zip(list_numbers.tolist(), np.split(removed[order], starts[1:]), strict=True):
-            ids, codes = self._list(list_no)
-            positions = np.flatnonzero(ids == group[0]) if len(group) == 1 else np.flatnonzero(np.isin(ids, group))
+        for list_no, _, positions, ids, codes in self._located(removed):
             keep = len(ids) - len(positions)
-            moved_from, moved_to = swap_plan(len(ids), positions.astype(np.int64))
+            moved_from, moved_to = swap_plan(len(ids), np.sort(positions).astype(np.int64))
             ids[moved_to], codes[moved_to] = ids[moved_from], codes[moved_from]
             ids[keep:], codes[keep:] = -1, 0.0  # nothing of a removed vector stays in the spare capacity
             self.index.invlists.resize(list_no, keep)

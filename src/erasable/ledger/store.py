@@ -452,7 +452,8 @@ class LedgerStore:
         model, seq = self.load(name)
         with self.engine.connect() as connection:
             row = self._model_row(connection, name)
-            stats = connection.execute(sa.select(statistics).where(statistics.c.model == name)).one()
+            head = sa.select(statistics.c.certificate, statistics.c.last_hash)  # not the tensors again
+            stats = connection.execute(head.where(statistics.c.model == name)).one()
         expected_ids: Counter[str] = Counter()
         last_certificate = ""
         pairs: list[tuple[dict[str, Any], str]] = []

@@ -24,18 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common import ROOT, SHARED_DATA, table
+from common import ROOT, SHARED_DATA, table, timed
 from erasable.datasets import read_mnist_folder, read_table
 from erasable.encoders import ImageEncoder, TextEncoder, encode_batched
 from erasable.encoders.image import PIXEL_MEAN, PIXEL_STD
 
 DATA = SHARED_DATA
 
-
-def timed(function: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
 
 
 def race(sides: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:

@@ -16,14 +16,13 @@ import asyncio
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
-from common import BANKING77, ROOT, SHARED_DATA, median_time, table
+from common import BANKING77, ROOT, SHARED_DATA, median_time, table, timed
 from crash_test import crash_iterations
 from erasable.ledger.keys import KeyRing
 from erasable.ledger.store import LedgerStore
@@ -87,11 +86,6 @@ def ms(seconds: float) -> str:
 def ratio(api: float, library: float) -> str:
     return f"{api / library:.1f}×"
 
-
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> None:

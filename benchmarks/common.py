@@ -15,14 +15,16 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 BANKING77 = SHARED_DATA / "banking77" / "all-MiniLM-L6-v2.npz"
 
 
+def timed(fn: Callable[[], object]) -> float:
+    """Wall time of one call, in seconds."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def median_time(fn: Callable[[], object], repeats: int) -> float:
     """Median wall time of ``repeats`` calls: robust to the noise of a shared machine."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(timed(fn) for _ in range(repeats))
 
 
 def table(title: str, header: list[str], rows: list[list[str]]) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("faiss", reason="the memory head needs the 'memory' extra (faiss-cpu)")
@@ -98,6 +98,40 @@ def test_ivf_removal_scrubs_vectors_and_retrains_without_forgotten_samples(rng, 
     first = loaded.ids[0]
     loaded.remove([first])
     assert first not in {n.id for n in loaded.explain(e_q[:40].astype(float), 3)[0]}
+
+
+@given(st.data())
+@settings(max_examples=25, deadline=None)
+def test_ivf_store_knows_where_every_vector_is_through_adds_and_removals(data):
+    """Removals of a few keys (one at a time) and of many (list by list) keep each key's list and offset exact."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    ids, e_q, labels = clustered(rng, 2400, dim=8)
+    head = MemoryHead.from_samples(ids[:2000], e_q[:2000], labels[:2000], index="ivf", voting=Voting("plurality", 1))
+    store = head._store
+    assert store.index.nlist == 32  # so up to 32 keys go one at a time
+    trained = {head.ids[row] for row in store.trained_on.tolist()}
+    live, added = list(ids[:2000]), 2000
+    for _ in range(data.draw(st.integers(1, 4))):
+        if data.draw(st.booleans()):
+            count = data.draw(st.integers(1, 400 - (added - 2000))) if added < 2400 else 0
+            head.add(ids[added : added + count], e_q[added : added + count], labels[added : added + count])
+            live += ids[added : added + count]
+            added += count
+        else:
+            removable = [i for i in live if i not in trained]
+            count = data.draw(st.one_of(st.integers(1, 32), st.integers(33, 120)))
+            gone = rng.choice(removable, count, replace=False).tolist()
+            head.remove(gone)
+            live = [i for i in live if i not in set(gone)]
+        assert head._store is store  # changed in place, never rebuilt
+        assert store.index.ntotal == len(live) and sorted(head.ids) == sorted(live)
+        for list_no in range(store.index.nlist):
+            keys = store._list(list_no)[0]
+            np.testing.assert_array_equal(store.list_of_key[keys], list_no)
+            np.testing.assert_array_equal(store.offset_of_key[keys], np.arange(len(keys)))
+        rows = head.rows_for_ids(live)
+        expected = unit_rows(e_q[[int(i[1:]) for i in live]])
+        np.testing.assert_array_equal(store.vectors(rows, head._keys), expected)
 
 
 def test_auto_index_switches_with_size(rng, monkeypatch):

@@ -84,6 +84,11 @@ IVF_NPROBE = 16
 #: Training points per IVF list, and k-means iterations.
 IVF_POINTS_PER_LIST = 40
 IVF_ITERATIONS = 10
+#: Removals per inverted list (on average) up to which the IVF index removes keys one at a
+#: time rather than list by list. Measured at 1M vectors (1,024 lists): one at a time costs
+#: ~10 us a key, list by list ~30 us a list touched; 1,000 keys take 11 vs 17 ms, 3,000 keys
+#: 30 vs 28 ms, 10,000 keys 104 vs 48 ms.
+IVF_REMOVE_ONE_BY_ONE = 2
 #: Rows normalized at a time (small blocks stay in cache: 3x faster than 16k-row blocks).
 NORMALIZE_BLOCK = 1024
 #: Memory samples used as leave-one-out queries when choosing the voting rule.
@@ -141,21 +146,18 @@ def unit_rows(vectors: ArrayLike) -> NDArray[np.float32]:
 
 
 def swap_plan(n: int, rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """How to remove ``rows`` from ``n`` rows in O(len(rows)): move ``sources[i]`` into ``targets[i]``, then cut.
+    """How to remove the sorted, distinct ``rows`` from ``n`` rows in O(len(rows)): move ``sources[i]`` into ``targets[i]``, then cut.
 
-    The holes below ``n - len(rows)`` are filled with the surviving rows above it; what is
-    left beyond the cut is the removed and the moved-from rows.
+    The holes below ``keep = n - len(rows)`` are filled with the surviving rows above it;
+    what is left beyond the cut is the removed and the moved-from rows.
 
     >>> swap_plan(5, np.array([1, 4]))
     (array([3]), array([1]))
     """
     keep = n - len(rows)
-    if len(rows) == 1:  # the common case, without set operations
-        return (np.array([n - 1]), rows.copy()) if rows[0] < keep else (np.zeros(0, np.int64), np.zeros(0, np.int64))
-    targets = rows[rows < keep]
-    tail = np.arange(keep, n, dtype=np.int64)
-    sources = tail[~np.isin(tail, rows)]
-    return sources, np.sort(targets)
+    survives = np.ones(len(rows), dtype=bool)  # the len(rows) rows from keep on
+    survives[rows[rows >= keep] - keep] = False
+    return np.flatnonzero(survives) + keep, rows[rows < keep]
 
 
 def _moved(array: NDArray[Any], sources: NDArray[np.int64], targets: NDArray[np.int64], keep: int, blank: Any) -> Any:
@@ -226,17 +228,19 @@ class _FlatStore:
 class _IVFStore:
     """Inverted file over k-means cells; FAISS ids are the memory's keys.
 
-    The store knows each key's inverted list (``list_of_key``, recorded when the vector is
-    assigned), so it finds, scrubs and removes entries in their lists directly, in
+    The store records where each key's entry is -- its inverted list (``list_of_key``) and
+    its position in that list (``offset_of_key``), both set when the vector is added and kept
+    up to date as entries move -- so it reads, scrubs and removes entries in place, in
     O(removed), with no hash table for FAISS to maintain on every add.
     """
 
     kind = "ivf"
 
-    def __init__(self, index: Any, trained_on: NDArray[np.int64], list_of_key: NDArray[np.int64]) -> None:
+    def __init__(self, index: Any, trained_on: NDArray[np.int64]) -> None:
         self.index = index
         self.trained_on = trained_on  # keys of the samples the centroids were computed from
-        self.list_of_key = list_of_key  # inverted list of each key ever issued (-1 once removed)
+        self.list_of_key = np.zeros(0, dtype=np.int32)  # per key ever issued; -1 once removed
+        self.offset_of_key = np.zeros(0, dtype=np.int32)
 
     @classmethod
     def build(cls, vectors: NDArray[np.float32], keys: NDArray[np.int64], nprobe: int) -> _IVFStore:
@@ -250,24 +254,25 @@ class _IVFStore:
         sample = np.unique(np.linspace(0, n - 1, min(n, IVF_POINTS_PER_LIST * nlist)).astype(np.int64))
         index.train(vectors[sample])
         index.nprobe = nprobe
-        store = cls(index, np.sort(keys[sample]), np.zeros(0, dtype=np.int64))
+        store = cls(index, np.sort(keys[sample]))
         store.add(vectors, keys)
         return store
 
     @classmethod
     def from_index(cls, index: Any, trained_on: NDArray[np.int64]) -> _IVFStore:
-        """A store around a loaded index: the lists tell which list holds each key."""
-        store = cls(index, trained_on, np.zeros(0, dtype=np.int64))
+        """A store around a loaded index: the lists tell where each key is."""
+        store = cls(index, trained_on)
         store._index_lists()
         return store
 
     def _index_lists(self) -> None:
-        lists = self.index.invlists
-        entries = [(list_no, self._list(list_no)[0]) for list_no in range(lists.nlist)]
+        entries = [(list_no, self._list(list_no)[0]) for list_no in range(self.index.nlist)]
         top = max((int(ids.max()) for _, ids in entries if len(ids)), default=-1)
-        self.list_of_key = np.full(top + 1, -1, dtype=np.int64)
+        self.list_of_key = np.full(top + 1, -1, dtype=np.int32)
+        self.offset_of_key = np.zeros(top + 1, dtype=np.int32)
         for list_no, ids in entries:
             self.list_of_key[ids] = list_no
+            self.offset_of_key[ids] = np.arange(len(ids))
 
     def _list(self, list_no: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """Views of the ids and vectors stored in one inverted list."""
@@ -280,15 +285,22 @@ class _IVFStore:
         return ids, codes.view(np.float32).reshape(size, self.index.d)
 
     def add(self, vectors: NDArray[np.float32], keys: NDArray[np.int64]) -> None:
+        """Append to the nearest lists; FAISS appends in input order, which gives each entry's offset."""
         _, assigned = self.index.quantizer.search(vectors, 1)  # what add_with_ids computes, kept
         lists = np.ascontiguousarray(assigned[:, 0])
+        order = np.argsort(lists, kind="stable")
+        touched, starts, counts = np.unique(lists[order], return_index=True, return_counts=True)
+        sizes = np.array([self.index.invlists.list_size(list_no) for list_no in touched.tolist()], dtype=np.int64)
+        offsets = np.empty(len(lists), dtype=np.int64)
+        offsets[order] = np.repeat(sizes - starts, counts) + np.arange(len(lists))
         keys = np.ascontiguousarray(keys, dtype=np.int64)
         self.index.add_core(len(vectors), faiss.swig_ptr(vectors), faiss.swig_ptr(keys), faiss.swig_ptr(lists))
         if len(keys) and keys.max() >= len(self.list_of_key):
-            grown = np.full(int(keys.max()) + 1, -1, dtype=np.int64)
-            grown[: len(self.list_of_key)] = self.list_of_key
-            self.list_of_key = grown
+            grow = int(keys.max()) + 1 - len(self.list_of_key)
+            self.list_of_key = np.concatenate([self.list_of_key, np.full(grow, -1, dtype=np.int32)])
+            self.offset_of_key = np.concatenate([self.offset_of_key, np.zeros(grow, dtype=np.int32)])
         self.list_of_key[keys] = lists
+        self.offset_of_key[keys] = offsets
 
     def search(
         self, queries: NDArray[np.float32], k: int, row_of_key: NDArray[np.int64]
@@ -299,26 +311,20 @@ class _IVFStore:
 
     def _located(
         self, wanted: NDArray[np.int64]
-    ) -> Iterator[tuple[int, NDArray[np.intp], NDArray[np.intp], NDArray[np.int64], NDArray[np.float32]]]:
+    ) -> Iterator[tuple[int, NDArray[np.intp], NDArray[np.int32], NDArray[np.int64], NDArray[np.float32]]]:
         """Per inverted list holding some of the keys ``wanted``: the list's number, the indices
-        into ``wanted`` it holds, their positions in the list, and views of its ids and vectors."""
+        into ``wanted`` it holds, their offsets in the list, and views of its ids and vectors."""
         lists_of = self.list_of_key[wanted]
         order = np.argsort(lists_of, kind="stable")
         numbers, starts = np.unique(lists_of[order], return_index=True)
         for list_no, chosen in zip(numbers.tolist(), np.split(order, starts[1:]), strict=True):
-            ids, codes = self._list(list_no)
-            if len(chosen) == 1:  # the common case of a forget: no sorting
-                positions = np.flatnonzero(ids == wanted[chosen[0]])
-            else:
-                sorter = np.argsort(ids, kind="stable")
-                positions = sorter[np.searchsorted(ids, wanted[chosen], sorter=sorter)]
-            yield list_no, chosen, positions, ids, codes
+            yield list_no, chosen, self.offset_of_key[wanted[chosen]], *self._list(list_no)
 
     def vectors(self, rows: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.float32]:
         wanted = keys[rows]
         out = np.empty((len(wanted), self.index.d), dtype=np.float32)
-        for _, chosen, positions, _, codes in self._located(wanted):
-            out[chosen] = codes[positions]
+        for _, chosen, offsets, _, codes in self._located(wanted):
+            out[chosen] = codes[offsets]
         return out
 
     def all_vectors(self, keys: NDArray[np.int64]) -> NDArray[np.float32]:
@@ -327,16 +333,36 @@ class _IVFStore:
     def remove(
         self, rows: NDArray[np.int64], keys: NDArray[np.int64], sources: NDArray[np.int64], targets: NDArray[np.int64]
     ) -> None:
-        """In each list, move its last entries into the holes, zero the tail, and shrink it (keys stay put)."""
+        """Fill each hole with its list's last entry, zero the vacated tail, shrink the list (keys stay put).
+
+        Up to :data:`IVF_REMOVE_ONE_BY_ONE` keys per list on average are removed one at a
+        time (a few scalar moves each); more are removed list by list, vectorized.
+        """
         removed = keys[rows]
-        for list_no, _, positions, ids, codes in self._located(removed):
-            keep = len(ids) - len(positions)
-            moved_from, moved_to = swap_plan(len(ids), np.sort(positions).astype(np.int64))
-            ids[moved_to], codes[moved_to] = ids[moved_from], codes[moved_from]
-            ids[keep:], codes[keep:] = -1, 0.0  # nothing of a removed vector stays in the spare capacity
-            self.index.invlists.resize(list_no, keep)
+        if len(removed) <= IVF_REMOVE_ONE_BY_ONE * self.index.nlist:
+            for key in removed.tolist():
+                self._remove_entry(key)
+        else:
+            for list_no, _, offsets, ids, codes in self._located(removed):
+                keep = len(ids) - len(offsets)
+                moved_from, moved_to = swap_plan(len(ids), np.sort(offsets))
+                ids[moved_to], codes[moved_to] = ids[moved_from], codes[moved_from]
+                self.offset_of_key[ids[moved_to]] = moved_to
+                ids[keep:], codes[keep:] = -1, 0.0  # nothing of a removed vector stays in the spare capacity
+                self.index.invlists.resize(list_no, keep)
         self.list_of_key[removed] = -1
         self.index.ntotal -= len(removed)
+
+    def _remove_entry(self, key: int) -> None:
+        """Move the last entry of the key's list into its slot, zero the last slot, shrink the list by one."""
+        list_no, offset = int(self.list_of_key[key]), int(self.offset_of_key[key])
+        ids, codes = self._list(list_no)
+        last = len(ids) - 1
+        if offset != last:
+            ids[offset], codes[offset] = ids[last], codes[last]
+            self.offset_of_key[ids[offset]] = offset
+        ids[last], codes[last] = -1, 0.0
+        self.index.invlists.resize(list_no, last)
 
     def needs_retraining(self, rows: NDArray[np.int64], keys: NDArray[np.int64]) -> bool:
         removed = keys[rows]  # trained_on is sorted: binary search, no set building
@@ -345,7 +371,7 @@ class _IVFStore:
 
     def renumber(self, row_of_key: NDArray[np.int64]) -> None:
         """Replace the keys by their rows (0..n-1) in the lists."""
-        for list_no in range(self.index.invlists.nlist):
+        for list_no in range(self.index.nlist):
             ids = self._list(list_no)[0]
             ids[:] = row_of_key[ids]
         self.trained_on = np.sort(row_of_key[self.trained_on])
@@ -353,7 +379,7 @@ class _IVFStore:
 
     def nbytes(self) -> int:
         lists = self.index.ntotal * (self.index.code_size + 8) + self.index.nlist * self.index.d * 4
-        return int(lists + self.list_of_key.nbytes)
+        return int(lists + self.list_of_key.nbytes + self.offset_of_key.nbytes)
 
 
 _Store = _FlatStore | _IVFStore
@@ -452,12 +478,12 @@ class MemoryHead:
     def rows_for_ids(self, ids: Iterable[str]) -> NDArray[np.int64]:
         """Rows of live ids; an unknown or repeated id raises."""
         ids = list(ids)
-        unknown = [i for i in ids if i not in self._key_of]
-        if unknown:
-            raise KeyError(f"Ids not in the memory: {unknown[:5]}.")
+        keys = np.array([self._key_of.get(i, -1) for i in ids], dtype=np.int64)
+        if (keys < 0).any():
+            raise KeyError(f"Ids not in the memory: {[i for i, key in zip(ids, keys) if key < 0][:5]}.")
         if len(set(ids)) != len(ids):
             raise ValueError("The same id is named twice.")
-        return self._row_of_key[np.array([self._key_of[i] for i in ids], dtype=np.int64)]
+        return self._row_of_key[keys]
 
     # -- changes ----------------------------------------------------------------------------
 

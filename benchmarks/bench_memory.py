@@ -24,14 +24,14 @@ import gzip
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import faiss as _faiss
 import numpy as np
 
-from common import median_time, table
+from common import median_time, median_times, table
 from erasable.estimator import ErasableClassifier
 from erasable.exact import quantize
 from erasable.heads.hybrid import align, choose_weight, mix
@@ -42,7 +42,7 @@ from erasable.model import Model
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 SCALE_BITS = 13
-T = TypeVar("T")
+DELETE_SIZES = (1, 100, 10_000)
 #: FAISS's bundled stubs cover little of its SWIG API.
 faiss: Any = _faiss
 
@@ -191,16 +191,21 @@ def raw_index(e_q: np.ndarray, kind: str) -> Any:
     return index
 
 
-def timed_builds(build: Callable[[], T], repeats: int) -> tuple[T, float]:
-    """The last of ``repeats`` builds and their median time; each build replaces the previous one."""
-    built, times = None, []
+def timed_builds(builds: Sequence[Callable[[], Any]], repeats: int) -> tuple[list[Any], list[float]]:
+    """The last of ``repeats`` builds of each, and their median times.
+
+    The builds take turns (see ``common.median_times``); each replaces its previous one,
+    which is freed first.
+    """
+    built: list[Any] = [None] * len(builds)
+    times: list[list[float]] = [[] for _ in builds]
     for _ in range(repeats):
-        built = None  # free the previous build first
-        start = time.perf_counter()
-        built = build()
-        times.append(time.perf_counter() - start)
-    assert built is not None
-    return built, statistics.median(times)
+        for i, build in enumerate(builds):
+            built[i] = None
+            start = time.perf_counter()
+            built[i] = build()
+            times[i].append(time.perf_counter() - start)
+    return built, [statistics.median(record) for record in times]
 
 
 def rss_bytes() -> int:
@@ -217,11 +222,11 @@ def footprint(memory: MemoryHead) -> float:
     return (memory.nbytes() + strings) / len(memory)
 
 
-def delete_latencies(memory: MemoryHead, raw: Any, repeats: int, rng: np.random.Generator) -> list[float]:
-    """Median seconds to delete 1 and 100 samples from the memory and from raw FAISS."""
+def delete_latencies(memory: MemoryHead, raw: Any, repeats: int, rng: np.random.Generator) -> list[tuple[float, float]]:
+    """Median seconds to delete 1, 100 and 10,000 samples from the memory and from raw FAISS, in turn."""
     results = []
     trained = set(memory._store.trained_on.tolist()) if memory.index_type == "ivf" else set()
-    for size in (1, 100):
+    for size in DELETE_SIZES:
         ours, theirs = [], []
         for _ in range(repeats):
             rows = rng.choice(len(memory), size, replace=False)
@@ -236,7 +241,7 @@ def delete_latencies(memory: MemoryHead, raw: Any, repeats: int, rng: np.random.
             start = time.perf_counter()
             raw.remove_ids(positions)
             theirs.append(time.perf_counter() - start)
-        results += [statistics.median(ours), statistics.median(theirs)]
+        results.append((statistics.median(ours), statistics.median(theirs)))
     return results
 
 
@@ -262,11 +267,15 @@ def bench_scale_one(base: np.ndarray, n: int, repeats: int) -> tuple[list[str], 
     add_repeats = repeats if n <= IVF_THRESHOLD else 1
 
     before = rss_bytes()
-    memory, ours_add = timed_builds(lambda: MemoryHead.from_samples(ids, e_q, labels), add_repeats)
+    memory = MemoryHead.from_samples(ids, e_q, labels)
     rss_ours = (rss_bytes() - before) / n
-    raw, raw_add = timed_builds(lambda: raw_index(e_q, kind), add_repeats)
-    raw_search = median_time(lambda: raw.search(queries, 10), repeats)
-    ours_search = median_time(lambda: memory.search(queries_q, 10), repeats)
+    del memory
+    (memory, raw), (ours_add, raw_add) = timed_builds(
+        [lambda: MemoryHead.from_samples(ids, e_q, labels), lambda: raw_index(e_q, kind)], add_repeats
+    )
+    ours_search, raw_search = median_times(
+        [lambda: memory.search(queries_q, 10), lambda: raw.search(queries, 10)], repeats
+    )
     voting_time = median_time(lambda: memory.voting, 1)
     ours_predict = median_time(lambda: memory.predict(queries_q), repeats)
     recall = float(
@@ -287,8 +296,7 @@ def bench_scale_one(base: np.ndarray, n: int, repeats: int) -> tuple[list[str], 
         f"{n / ours_add:,.0f} / {n / raw_add:,.0f} ({ours_add / raw_add:.2f}x)",
         f"{1000 / ours_search:,.0f} / {1000 / raw_search:,.0f} ({ours_search / raw_search:.2f}x)",
         f"{1000 / ours_predict:,.0f}",
-        f"{deletes[0] * 1e3:.2f} / {deletes[1] * 1e3:.2f} ms ({deletes[0] / deletes[1]:.2f}x)",
-        f"{deletes[2] * 1e3:.1f} / {deletes[3] * 1e3:.1f} ms ({deletes[2] / deletes[3]:.2f}x)",
+        *(f"{ours * 1e3:.2f} / {theirs * 1e3:.2f} ms ({ours / theirs:.2f}x)" for ours, theirs in deletes),
         retrain,
     ]
     memory_row = [
@@ -317,8 +325,7 @@ def bench_scale(base: np.ndarray, sizes: list[int], repeats: int) -> str:
             "add vectors/s",
             "search q/s (k=10)",
             "predict q/s",
-            "delete 1",
-            "delete 100",
+            *(f"delete {size:,}" for size in DELETE_SIZES),
             "forget a centroid sample",
         ],
         rows,

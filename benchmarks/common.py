@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +25,19 @@ def timed(fn: Callable[[], object]) -> float:
 def median_time(fn: Callable[[], object], repeats: int) -> float:
     """Median wall time of ``repeats`` calls: robust to the noise of a shared machine."""
     return statistics.median(timed(fn) for _ in range(repeats))
+
+
+def median_times(fns: Sequence[Callable[[], object]], repeats: int) -> list[float]:
+    """Median wall time of each function over ``repeats`` rounds that call them in turn.
+
+    Taking turns, rather than timing one function's repeats and then the other's, exposes
+    them alike to drifts in the load of a shared machine: the fair way to compute a ratio.
+    """
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, record in zip(fns, times, strict=True):
+            record.append(timed(fn))
+    return [statistics.median(record) for record in times]
 
 
 def table(title: str, header: list[str], rows: list[list[str]]) -> str:

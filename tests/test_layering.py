@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"heads"},
     {"memory_analysis"},
     {"ledger", "ledger.registry", "ledger.chain"},
-    {"encoders", "datasets", "vector_files"},
+    {"encoders", "datasets", "vector_files", "steering"},
     {"model"},
     {"model_file"},
     {"estimator"},

@@ -1,5 +1,5 @@
-"""The command line: ``erasable learn | forget | predict | explain | certify | info | audit``, and the
-service's ``serve | keys | ledger`` (see :mod:`erasable.service.commands`).
+"""The command line: ``erasable learn | forget | predict | explain | steer | certify | info | audit``,
+and the service's ``serve | keys | ledger`` (see :mod:`erasable.service.commands`).
 
 Every model command works on one model file (see :mod:`erasable.model_file`), which is only
 ever replaced whole, after the command succeeded: a failing command leaves it unchanged.
@@ -473,6 +473,71 @@ def explain(
         console.print(table)
 
 
+# -- steer -----------------------------------------------------------------------------------
+
+SteerPairs = list[str] | None
+
+
+@app.command()
+def steer(
+    model_path: ModelArg,
+    classes: Annotated[
+        SteerPairs, typer.Option("--class", metavar="LABEL=WEIGHT", help="Weigh a class's votes (repeatable).")
+    ] = None,
+    subjects: Annotated[
+        SteerPairs,
+        typer.Option(
+            "--subject", metavar="SUBJECT=WEIGHT", help="Weigh the votes of a subject's samples (repeatable)."
+        ),
+    ] = None,
+    ids: Annotated[
+        SteerPairs, typer.Option("--id", metavar="ID=WEIGHT", help="Weigh one sample's votes (repeatable).")
+    ] = None,
+) -> None:
+    """Steer the memory head: multiply the votes of a class, a subject (a source) or a sample.
+
+    0 silences, 1 restores the default, 0.5 halves. The weights are stored in the model file;
+    the statistics and the certificate do not change, and forgetting a sample or subject drops
+    its weight. Without options, prints the current weights.
+
+    Example: erasable steer model.erasable --subject crawler=0.25 --class refund=1.5
+    """
+    with _user_errors():
+        model = load_model(model_path)
+        if classes or subjects or ids:
+            by_name = {str(c): c for c in model.classes}
+            class_weights = {by_name.get(name, name): weight for name, weight in _weight_pairs(classes, "--class")}
+            model.steer(
+                classes=class_weights,
+                subjects=dict(_weight_pairs(subjects, "--subject")),
+                ids=dict(_weight_pairs(ids, "--id")),
+            )
+            save_model(model, model_path)
+    table = Table("kind", "name", "weight", title=f"steering of {escape(str(model_path))}")
+    for kind, entries in (
+        ("class", model.steering.classes),
+        ("subject", model.steering.subjects),
+        ("id", model.steering.samples),
+    ):
+        for name, weight in entries.items():
+            table.add_row(kind, escape(str(name)), f"{weight:g}")
+    console.print(table if table.row_count else "No steering: every vote has weight 1.")
+
+
+def _weight_pairs(pairs: SteerPairs, option: str) -> list[tuple[str, float]]:
+    """``NAME=WEIGHT`` strings as (name, weight); the name may itself contain '='."""
+    out = []
+    for pair in pairs or []:
+        name, _, weight = pair.rpartition("=")
+        try:
+            if not name:
+                raise ValueError
+            out.append((name, float(weight)))
+        except ValueError:
+            raise CliError(f"{option} takes NAME=WEIGHT, got {pair!r}.") from None
+    return out
+
+
 # -- certify and info --------------------------------------------------------------------------
 
 
@@ -522,6 +587,8 @@ def info(
     _say("samples", model.count)
     _say("subjects", len({s for s in model.registry.subjects if s is not None}))
     _say("certificate", model.certificate())
+    steering = model.steering
+    _say("steering", f"{len(steering.classes)} classes, {len(steering.subjects)} subjects, {len(steering.samples)} ids")
     _say("file size", _bytes(file_size))
     _say("statistics memory", _bytes(sum(a.nbytes for m in statistics for a in m.arrays().values())))
     _say("samples memory", _bytes(model.registry.embeddings.nbytes))

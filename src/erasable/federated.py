@@ -199,7 +199,7 @@ def export_statistics(
 
 def load_statistics(path: str | os.PathLike[str]) -> ClientStatistics:
     """Read and verify an exported file; :class:`~erasable.model_file.ModelFileError` if anything is off."""
-    manifest, tensors = read_container(path, FORMAT, FORMAT_VERSION)
+    manifest, tensors = read_container(path, FORMAT, (FORMAT_VERSION,))
     try:
         config = ModelConfig.from_dict(manifest["config"])
         classes = canonical_labels(manifest["classes"]).tolist() if manifest["classes"] else []

@@ -39,10 +39,11 @@ from erasable.exact import quantize
 from erasable.features import Identity, RandomReLU, feature_map_from_config
 from erasable.heads import GaussianHead, Head, PrototypeHead, RidgeHead
 from erasable.ledger import SampleRegistry
+from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels
+from erasable.steering import Steering
 
 if TYPE_CHECKING:
     from erasable.heads.memory import MemoryHead
-from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels
 
 HeadKind = Literal["ridge", "prototype", "gaussian", "memory"]
 HEAD_KINDS: tuple[HeadKind, ...] = ("ridge", "prototype", "gaussian", "memory")
@@ -206,6 +207,7 @@ class Model:
         self.next_auto_id = 0
         self._heads: dict[HeadKind, Head] = {}
         self._memory: MemoryHead | None = None  # not derived from the Moments: kept in step by _commit
+        self.steering = Steering()  # vote weights of the memory head, see steer()
         self._encoder: Encoder | None = None
 
     # -- state ----------------------------------------------------------------------------
@@ -415,14 +417,15 @@ class Model:
         if before_embedding is not self.embedding_moments or before_features is not self.feature_moments:
             raise ValueError("The model changed after this change was planned: plan it again.")
         _, embedding, features = change.state_after
-        self._commit(
-            embedding, features, change.feature_rows, change.quantized, change.labels, change.ids, change.sign
-        )
+        self._commit(embedding, features, change.feature_rows, change.quantized, change.labels, change.ids, change.sign)
         if change.sign > 0:
             self.registry.append(change.ids, change.subjects, change.labels.tolist(), change.quantized)
+            if self._memory is not None and self.steering.subjects:
+                self._steer_memory(change.ids, change.subjects)
         else:
             assert change.rows is not None
             self.registry.remove_rows(change.rows)
+            self._drop_forgotten_steering(change)
         self.next_auto_id = change.next_auto_id
 
     def _auto_ids(self, n: int) -> tuple[list[str], int]:
@@ -495,7 +498,7 @@ class Model:
         return self._plan(-1, quantized, y, removed, subjects_removed, rows, self.next_auto_id)
 
     def merge(self, other: Model) -> None:
-        """Add all of ``other``'s samples (configs must match, ids must not collide)."""
+        """Add all of ``other``'s samples (configs must match, ids must not collide); keep this model's steering."""
         if not isinstance(other, Model):
             raise TypeError(f"Can only merge a Model, got {type(other).__name__}.")
         if other.config != self.config:
@@ -590,12 +593,71 @@ class Model:
         return GaussianHead.from_moments(self.embedding_moments, shrinkage=self.config.shrinkage)
 
     def memory(self) -> MemoryHead:
-        """The k-nearest-neighbour memory of the live samples (needs the extra ``memory``: faiss)."""
+        """The k-nearest-neighbour memory of the live samples, steered by :attr:`steering` (extra ``memory``)."""
         if self._memory is None:
             from erasable.heads.memory import MemoryHead  # imported here: faiss is optional
 
             self._memory = MemoryHead.from_registry(self.registry)
+            if self.steering:
+                self._steer_memory(self.registry.ids, self.registry.subjects)
         return self._memory
+
+    # -- steering ----------------------------------------------------------------------------
+
+    def steer(
+        self,
+        *,
+        classes: dict[Label, float] | None = None,
+        subjects: dict[str, float] | None = None,
+        ids: dict[str, float] | None = None,
+    ) -> None:
+        """Weigh the memory head's votes by class, by subject (a data source) or by sample id.
+
+        A weight multiplies the votes (0 silences, 1 restores the default) and replaces the
+        earlier weight of the same name. Only live classes, subjects and ids can be steered;
+        forgetting them drops their weights (see :mod:`erasable.steering`). The statistics and
+        the certificate do not change: steering edits decisions, not what was learned.
+
+        >>> import numpy as np
+        >>> model = Model(ModelConfig(input_dim=2, scale_bits=8, head="memory"))
+        >>> model.learn(np.array([[1.0, 0.1], [0.9, 0.3], [0.1, 1.0]]), ["x", "y", "y"],
+        ...             ids=["a", "b", "c"], subjects=["web", "crawler", "web"])
+        >>> query = model.head_inputs(np.array([[0.95, 0.25]]), "memory")
+        >>> model.memory().predict(query).tolist()
+        ['y']
+        >>> model.steer(subjects={"crawler": 0.0})
+        >>> model.memory().predict(query).tolist()
+        ['x']
+        """
+        unknown_classes = [c for c in (classes or {}) if c not in self.classes]
+        if unknown_classes:
+            raise ValueError(f"Cannot steer classes the model does not have: {unknown_classes[:5]}.")
+        if subjects:
+            self.registry.rows_for_subjects(subjects)  # raises for a subject with no live sample
+        if ids:
+            self.registry.rows_for_ids(ids)
+        self.steering = self.steering.with_weights(classes=classes, subjects=subjects, samples=ids)
+        if self._memory is not None:
+            self._steer_memory(self.registry.ids, self.registry.subjects)
+
+    def _steer_memory(self, ids: Sequence[str], subjects: Sequence[str | None]) -> None:
+        """Set the memory's class weights, and the sample weights of ``ids``, from the steering."""
+        assert self._memory is not None
+        weights = [self.steering.sample_weight(i, s) for i, s in zip(ids, subjects, strict=True)]
+        self._memory.set_sample_weights(ids, weights)
+        self._memory.set_class_weights(self.steering.classes)
+
+    def _drop_forgotten_steering(self, change: Change) -> None:
+        """Drop the weights naming samples, subjects or classes that a forget left without a live sample."""
+        steering = self.steering
+        if not steering:
+            return
+        candidates = {s for s in change.subjects if s in steering.subjects}
+        live = set(self.registry.subjects) if candidates else set()
+        gone_classes = [c for c in steering.classes if c not in self.classes]
+        self.steering = steering.without(samples=change.ids, subjects=candidates - live, classes=gone_classes)
+        if self._memory is not None and gone_classes:
+            self._memory.set_class_weights(self.steering.classes)
 
     def refresh(self) -> None:
         """Recompute every cached head canonically from the statistics."""

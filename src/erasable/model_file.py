@@ -3,7 +3,8 @@
 Layout: the tensors are the statistics (int64) and the live samples' quantized
 embeddings (int16) and their ids, subjects and labels (UTF-8 bytes with int64 offsets).
 The safetensors metadata holds one JSON manifest: format version, model config, classes,
-the certificate, and a SHA-256 digest of the manifest and every tensor byte.
+the memory's steering weights, the certificate, and a SHA-256 digest of the manifest and
+every tensor byte.
 
 Loading never executes anything from the file (no pickle), and checks, in order: the
 container, the manifest's shape, the digest (any flipped byte), the statistics'
@@ -41,9 +42,12 @@ from erasable.features import Identity, feature_map_from_config
 from erasable.ledger import SampleRegistry
 from erasable.model import Model, ModelConfig
 from erasable.moments import Moments, canonical_labels
+from erasable.steering import Steering
 
 FORMAT = "erasable-model"
-FORMAT_VERSION = 1
+#: Version 2 added the memory's steering weights; version 1 files (no steering) still load.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 __all__ = [
     "ModelFileError",
@@ -169,6 +173,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         "config": model.config.to_dict(),
         "classes": classes,
         "next_auto_id": model.next_auto_id,
+        "steering": model.steering.to_json(),
         "certificate": model.certificate(),
     }
     write_container(path, manifest, tensors)
@@ -198,9 +203,9 @@ def write_container(path: str | os.PathLike[str], manifest: dict[str, Any], tens
 
 
 def read_container(
-    path: str | os.PathLike[str], kind: str = FORMAT, version: int = FORMAT_VERSION
+    path: str | os.PathLike[str], kind: str = FORMAT, versions: tuple[int, ...] = READABLE_VERSIONS
 ) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
-    """The manifest (digest removed) and tensors of a file of format ``kind``, digest verified."""
+    """The manifest (digest removed) and tensors of a ``kind`` file of one of ``versions``, digest verified."""
     try:
         blob = Path(path).read_bytes()
     except OSError as exc:
@@ -212,7 +217,7 @@ def read_container(
         raise ModelFileError(f"Not a readable {kind} file: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != kind:
         raise ModelFileError(f"{path} is not an {kind} file (format marker missing).")
-    if manifest.get("format_version") != version:
+    if manifest.get("format_version") not in versions:
         raise ModelFileError(f"Unsupported {kind} file version {manifest.get('format_version')!r}.")
     if manifest.pop("digest", None) != manifest_digest(manifest, tensors):
         raise ModelFileError(f"{kind} file digest mismatch: the file is corrupted or was modified.")
@@ -252,4 +257,7 @@ def _build(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> Model:
     registry.append([str(i) for i in ids], subjects, [classes[j] for j in label_index.tolist()], embeddings)
     model.registry = registry
     model.next_auto_id = int(manifest["next_auto_id"])
+    if manifest["format_version"] >= 2:
+        steering = Steering.from_json(manifest["steering"])
+        model.steer(classes=dict(steering.classes), subjects=dict(steering.subjects), ids=dict(steering.samples))
     return model

@@ -146,10 +146,12 @@ def unit_rows(vectors: ArrayLike) -> NDArray[np.float32]:
 
 
 def swap_plan(n: int, rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """How to remove the sorted, distinct ``rows`` from ``n`` rows in O(len(rows)): move ``sources[i]`` into ``targets[i]``, then cut.
+    """How to remove the sorted, distinct ``rows`` from ``n`` rows in O(len(rows)).
+
+    Move ``sources[i]`` into ``targets[i]``, then cut the last ``len(rows)`` rows.
 
     The holes below ``keep = n - len(rows)`` are filled with the surviving rows above it;
-    what is left beyond the cut is the removed and the moved-from rows.
+    what is beyond the cut is the removed and the moved-from rows.
 
     >>> swap_plan(5, np.array([1, 4]))
     (array([3]), array([1]))
@@ -288,11 +290,13 @@ class _IVFStore:
         """Append to the nearest lists; FAISS appends in input order, which gives each entry's offset."""
         _, assigned = self.index.quantizer.search(vectors, 1)  # what add_with_ids computes, kept
         lists = np.ascontiguousarray(assigned[:, 0])
-        order = np.argsort(lists, kind="stable")
-        touched, starts, counts = np.unique(lists[order], return_index=True, return_counts=True)
-        sizes = np.array([self.index.invlists.list_size(list_no) for list_no in touched.tolist()], dtype=np.int64)
-        offsets = np.empty(len(lists), dtype=np.int64)
-        offsets[order] = np.repeat(sizes - starts, counts) + np.arange(len(lists))
+        counts = np.bincount(lists, minlength=self.index.nlist)
+        sizes = np.zeros(self.index.nlist, dtype=np.int64)
+        for list_no in np.flatnonzero(counts).tolist():
+            sizes[list_no] = self.index.invlists.list_size(list_no)
+        order = np.argsort(lists.astype(np.int16), kind="stable")  # nlist <= 4096: a radix sort
+        offsets = np.empty(len(lists), dtype=np.int64)  # size before + rank among the list's new entries
+        offsets[order] = np.arange(len(lists)) + np.repeat(sizes - (np.cumsum(counts) - counts), counts)
         keys = np.ascontiguousarray(keys, dtype=np.int64)
         self.index.add_core(len(vectors), faiss.swig_ptr(vectors), faiss.swig_ptr(keys), faiss.swig_ptr(lists))
         if len(keys) and keys.max() >= len(self.list_of_key):
@@ -480,7 +484,8 @@ class MemoryHead:
         ids = list(ids)
         keys = np.array([self._key_of.get(i, -1) for i in ids], dtype=np.int64)
         if (keys < 0).any():
-            raise KeyError(f"Ids not in the memory: {[i for i, key in zip(ids, keys) if key < 0][:5]}.")
+            unknown = [i for i, key in zip(ids, keys.tolist(), strict=True) if key < 0]
+            raise KeyError(f"Ids not in the memory: {unknown[:5]}.")
         if len(set(ids)) != len(ids):
             raise ValueError("The same id is named twice.")
         return self._row_of_key[keys]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -203,4 +204,72 @@ def test_any_history_reloads_to_the_refit(tmp_path: Path, steps: list[tuple[bool
             model.apply(change)
     assert store.load_model("m").certificate() == model.refit().certificate()
     assert store.verify("m").ok
+    store.close()
+
+
+def test_steering_is_committed_logged_hashed_and_dropped_when_forgotten(
+    store: LedgerStore, rng: np.random.Generator
+) -> None:
+    model = store.create_model("m", ModelConfig(input_dim=8, scale_bits=13))
+    learn(store, model, "m", 20, 0, rng)
+    steering = model.plan_steer(subjects={"u1": 0.0}, ids={"s2": 0.5}, classes={"cat": 2.0})
+    event = store.commit_steering("m", steering)
+    model.set_steering(steering)
+    assert event.body["kind"] == "steer" and event.body["certificate_after"] == model.certificate()
+    assert '"u1"' not in json.dumps(event.body) and '"s2"' not in json.dumps(event.body)  # hashed, like sample ids
+    assert store.load_model("m").steering == steering and store.verify("m").ok
+    with pytest.raises(ConflictError):
+        store.commit_steering("m", steering, expected_seq=event.seq - 1)
+    change = model.plan_forget(subjects=["u1"])
+    store.commit("m", change)
+    model.apply(change)
+    reloaded = store.load_model("m")
+    assert reloaded.steering == model.steering
+    assert "u1" not in reloaded.steering.subjects and reloaded.steering.classes == {"cat": 2.0}
+    assert store.verify("m").ok
+
+
+def test_forgotten_steered_subject_leaves_every_file(tmp_path: Path) -> None:
+    directory = tmp_path / "store"
+    directory.mkdir()
+    store = LedgerStore(directory / "ledger.db")
+    model = store.create_model("m", ModelConfig(input_dim=8, scale_bits=13))
+    x = unit_rows(np.random.default_rng(8), 12, 8)
+    change = model.plan_learn(
+        x, ["a", "b"] * 6, ids=[f"s{i}" for i in range(12)], subjects=["crawler-7f3a"] * 6 + [None] * 6
+    )
+    store.commit("m", change)
+    model.apply(change)
+    steering = model.plan_steer(subjects={"crawler-7f3a": 0.25})
+    store.commit_steering("m", steering)
+    model.set_steering(steering)
+
+    def found() -> bool:
+        return any(b"crawler-7f3a" in path.read_bytes() for path in directory.iterdir() if path.is_file())
+
+    assert found()
+    change = model.plan_forget(subjects=["crawler-7f3a"])
+    store.commit("m", change)
+    model.apply(change)
+    assert not found() and store.load_model("m").steering.subjects == {}
+    store.close()
+
+
+def test_a_version_1_ledger_is_migrated_and_keeps_its_models(tmp_path: Path, rng: np.random.Generator) -> None:
+    path = tmp_path / "ledger.db"
+    store = LedgerStore(path)
+    model = store.create_model("m", ModelConfig(input_dim=8, scale_bits=13))
+    learn(store, model, "m", 10, 0, rng)
+    store.close()
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:  # back to what version 1 wrote
+        connection.exec_driver_sql("ALTER TABLE statistics DROP COLUMN steering")
+        connection.execute(sa.update(schema_version).values(version=1))
+    engine.dispose()
+    store = LedgerStore(path)
+    reloaded = store.load_model("m")
+    assert reloaded.certificate() == model.certificate() and not reloaded.steering
+    assert store.verify("m").ok
+    store.commit_steering("m", reloaded.plan_steer(classes={"cat": 0.5}))
+    assert store.load_model("m").steering.classes == {"cat": 0.5}
     store.close()

@@ -150,9 +150,7 @@ def test_forget_returns_the_refit_certificate(api: Api) -> None:
         receipt = api.call("POST", "/v1/models/m/forget", "forget", json=body).json()
         assert receipt["certificate_before"] != receipt["certificate_after"]
     reference = Model(api.store.config("m"))
-    reference.learn(
-        np.array([s["vector"] for s in kept]), [s["label"] for s in kept], ids=[s["id"] for s in kept]
-    )
+    reference.learn(np.array([s["vector"] for s in kept]), [s["label"] for s in kept], ids=[s["id"] for s in kept])
     assert receipt["certificate_after"] == reference.certificate() == api.state()[1]
     verdict = api.call("GET", "/v1/models/m/verify").json()
     assert verdict["ok"] and verdict["live_ids_match_log"] and verdict["events"] == 5
@@ -193,3 +191,39 @@ def test_streamed_body_over_the_limit_is_cut_off(api: Api) -> None:
     response = api.call("POST", "/v1/models/m/learn", content=chunks(), headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     assert api.state() == before
+
+
+def test_steering_over_the_api(api: Api) -> None:
+    seq, certificate = api.state()
+    bad_requests = [
+        ({"subjects": [{"subject": "nobody", "weight": 0}]}, 404),
+        ({"ids": [{"id": "s1", "weight": 0.5}, {"id": "s1", "weight": 0.2}]}, 422),
+        ({"classes": [{"label": "cat", "weight": -1}]}, 422),
+        ({"classes": [{"label": "zebra", "weight": 2}]}, 422),
+        ({"classes": [{"label": "cat", "weight": 2}], "extra": 1}, 422),
+        ({}, 422),
+    ]
+    for body, status in bad_requests:
+        assert api.call("POST", "/v1/models/m/steer", "learn", json=body).status_code == status, body
+    assert (
+        api.call("POST", "/v1/models/m/steer", "predict", json={"ids": [{"id": "s1", "weight": 0}]}).status_code == 403
+    )
+    assert api.state() == (seq, certificate)
+
+    response = api.call("POST", "/v1/models/m/steer", "learn", json={"subjects": [{"subject": "u1", "weight": 0}]})
+    assert response.status_code == 200, response.text
+    assert response.json()["subjects"] == [{"subject": "u1", "weight": 0.0}]
+    assert api.state() == (seq + 1, certificate)  # logged, but what was learned is unchanged
+    query = {"vectors": unit_rows(np.random.default_rng(5), 4, DIM).tolist(), "neighbours": 12}
+    predictions = api.call("POST", "/v1/models/m/predict", "predict", json=query).json()["predictions"]
+    for prediction in predictions:
+        for n in prediction["neighbours"]:
+            assert (n["weight"] == 0.0) == (int(n["id"][1:]) % 4 == 1)  # ids s1, s5, ... are subject u1's
+    assert api.store.verify("m").ok
+
+    restarted = Api(api.store)
+    assert restarted.call("GET", "/v1/models/m/steering", "learn").json()["subjects"] == [
+        {"subject": "u1", "weight": 0.0}
+    ]
+    assert restarted.call("POST", "/v1/models/m/forget", "forget", json={"subjects": ["u1"]}).status_code == 200
+    assert restarted.call("GET", "/v1/models/m/steering", "learn").json()["subjects"] == []

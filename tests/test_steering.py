@@ -197,3 +197,14 @@ def test_cli_steer_sets_shows_and_validates(tmp_path: Path):
         result = runner.invoke(app, ["steer", str(path), *bad])
         assert result.exit_code == 2, (bad, result.output)
         assert path.read_bytes() == before
+
+
+def test_a_plan_made_before_steering_is_refused_after_it():
+    model, _ = steered_model(np.random.default_rng(8), n=30)
+    model.steer(ids={"s2": 0.0})
+    change = model.plan_forget(ids=["s2"])
+    assert change.steering_after == Steering() and model.steering.samples == {"s2": 0.0}  # planning changes nothing
+    model.steer(ids={"s3": 0.5})
+    with pytest.raises(ValueError, match="plan it again"):
+        model.apply(change)
+    assert "s2" in model.registry

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -159,6 +160,9 @@ class Change:
     next_auto_id: int
     state_before: tuple[ModelConfig, Moments, Moments | None] = field(repr=False)
     state_after: tuple[ModelConfig, Moments, Moments | None] = field(repr=False)
+    #: The memory's steering before and after: a forget drops the weights naming what it leaves without samples.
+    steering_before: Steering = field(repr=False)
+    steering_after: Steering = field(repr=False)
     #: The batch's feature rows when they were computed anyway (small batches): the ridge update reuses them.
     feature_rows: NDArray[np.floating] | None = field(default=None, repr=False)
 
@@ -405,8 +409,22 @@ class Model:
             next_auto_id=next_auto_id,
             state_before=self.state,
             state_after=(self.config, embedding, features),
+            steering_before=self.steering,
+            steering_after=self._steering_after(sign, subjects, ids, embedding),
             feature_rows=feature_rows,
         )
+
+    def _steering_after(
+        self, sign: int, subjects: Sequence[str | None], ids: Sequence[str], embedding: Moments
+    ) -> Steering:
+        """The steering without the weights naming samples, subjects or classes a forget leaves with no live sample."""
+        if sign > 0 or not self.steering:
+            return self.steering
+        removed = Counter(s for s in subjects if s in self.steering.subjects)
+        live = Counter(s for s in self.registry.subjects if s in removed) if removed else Counter()
+        gone_subjects = [s for s, count in removed.items() if live[s] == count]
+        gone_classes = [c for c in self.steering.classes if c not in embedding.classes]
+        return self.steering.without(samples=ids, subjects=gone_subjects, classes=gone_classes)
 
     def apply(self, change: Change) -> None:
         """Apply a planned change: swap in its statistics, update the registry and the cached heads.
@@ -414,10 +432,15 @@ class Model:
         Raises ``ValueError`` if the model has changed since the change was planned.
         """
         _, before_embedding, before_features = change.state_before
-        if before_embedding is not self.embedding_moments or before_features is not self.feature_moments:
+        if (
+            before_embedding is not self.embedding_moments
+            or before_features is not self.feature_moments
+            or change.steering_before is not self.steering
+        ):
             raise ValueError("The model changed after this change was planned: plan it again.")
         _, embedding, features = change.state_after
         self._commit(embedding, features, change.feature_rows, change.quantized, change.labels, change.ids, change.sign)
+        self.steering = change.steering_after
         if change.sign > 0:
             self.registry.append(change.ids, change.subjects, change.labels.tolist(), change.quantized)
             if self._memory is not None and self.steering.subjects:
@@ -425,7 +448,8 @@ class Model:
         else:
             assert change.rows is not None
             self.registry.remove_rows(change.rows)
-            self._drop_forgotten_steering(change)
+            if self._memory is not None and change.steering_after.classes != change.steering_before.classes:
+                self._memory.set_class_weights(self.steering.classes)
         self.next_auto_id = change.next_auto_id
 
     def _auto_ids(self, n: int) -> tuple[list[str], int]:
@@ -602,63 +626,6 @@ class Model:
                 self._steer_memory(self.registry.ids, self.registry.subjects)
         return self._memory
 
-    # -- steering ----------------------------------------------------------------------------
-
-    def steer(
-        self,
-        *,
-        classes: dict[Label, float] | None = None,
-        subjects: dict[str, float] | None = None,
-        ids: dict[str, float] | None = None,
-    ) -> None:
-        """Weigh the memory head's votes by class, by subject (a data source) or by sample id.
-
-        A weight multiplies the votes (0 silences, 1 restores the default) and replaces the
-        earlier weight of the same name. Only live classes, subjects and ids can be steered;
-        forgetting them drops their weights (see :mod:`erasable.steering`). The statistics and
-        the certificate do not change: steering edits decisions, not what was learned.
-
-        >>> import numpy as np
-        >>> model = Model(ModelConfig(input_dim=2, scale_bits=8, head="memory"))
-        >>> model.learn(np.array([[1.0, 0.1], [0.9, 0.3], [0.1, 1.0]]), ["x", "y", "y"],
-        ...             ids=["a", "b", "c"], subjects=["web", "crawler", "web"])
-        >>> query = model.head_inputs(np.array([[0.95, 0.25]]), "memory")
-        >>> model.memory().predict(query).tolist()
-        ['y']
-        >>> model.steer(subjects={"crawler": 0.0})
-        >>> model.memory().predict(query).tolist()
-        ['x']
-        """
-        unknown_classes = [c for c in (classes or {}) if c not in self.classes]
-        if unknown_classes:
-            raise ValueError(f"Cannot steer classes the model does not have: {unknown_classes[:5]}.")
-        if subjects:
-            self.registry.rows_for_subjects(subjects)  # raises for a subject with no live sample
-        if ids:
-            self.registry.rows_for_ids(ids)
-        self.steering = self.steering.with_weights(classes=classes, subjects=subjects, samples=ids)
-        if self._memory is not None:
-            self._steer_memory(self.registry.ids, self.registry.subjects)
-
-    def _steer_memory(self, ids: Sequence[str], subjects: Sequence[str | None]) -> None:
-        """Set the memory's class weights, and the sample weights of ``ids``, from the steering."""
-        assert self._memory is not None
-        weights = [self.steering.sample_weight(i, s) for i, s in zip(ids, subjects, strict=True)]
-        self._memory.set_sample_weights(ids, weights)
-        self._memory.set_class_weights(self.steering.classes)
-
-    def _drop_forgotten_steering(self, change: Change) -> None:
-        """Drop the weights naming samples, subjects or classes that a forget left without a live sample."""
-        steering = self.steering
-        if not steering:
-            return
-        candidates = {s for s in change.subjects if s in steering.subjects}
-        live = set(self.registry.subjects) if candidates else set()
-        gone_classes = [c for c in steering.classes if c not in self.classes]
-        self.steering = steering.without(samples=change.ids, subjects=candidates - live, classes=gone_classes)
-        if self._memory is not None and gone_classes:
-            self._memory.set_class_weights(self.steering.classes)
-
     def refresh(self) -> None:
         """Recompute every cached head canonically from the statistics."""
         for kind in list(self._heads):
@@ -689,6 +656,68 @@ class Model:
         head = self.head("gaussian")
         assert isinstance(head, GaussianHead)
         return head.ood_score(self.head_inputs(embeddings, "gaussian"))
+
+    # -- steering ----------------------------------------------------------------------------
+
+    def steer(
+        self,
+        *,
+        classes: dict[Label, float] | None = None,
+        subjects: dict[str, float] | None = None,
+        ids: dict[str, float] | None = None,
+    ) -> None:
+        """Weigh the memory head's votes by class, by subject (a data source) or by sample id.
+
+        A weight multiplies the votes (0 silences, 1 restores the default) and replaces the
+        earlier weight of the same name. Only live classes, subjects and ids can be steered;
+        forgetting them drops their weights (see :mod:`erasable.steering`). The statistics and
+        the certificate do not change: steering edits decisions, not what was learned.
+
+        >>> import numpy as np
+        >>> model = Model(ModelConfig(input_dim=2, scale_bits=8, head="memory"))
+        >>> model.learn(np.array([[1.0, 0.1], [0.9, 0.3], [0.1, 1.0]]), ["x", "y", "y"],
+        ...             ids=["a", "b", "c"], subjects=["web", "crawler", "web"])
+        >>> query = model.head_inputs(np.array([[0.95, 0.25]]), "memory")
+        >>> model.memory().predict(query).tolist()
+        ['y']
+        >>> model.steer(subjects={"crawler": 0.0})
+        >>> model.memory().predict(query).tolist()
+        ['x']
+        """
+        self.set_steering(self.plan_steer(classes=classes, subjects=subjects, ids=ids))
+
+    def plan_steer(
+        self,
+        *,
+        classes: dict[Label, float] | None = None,
+        subjects: dict[str, float] | None = None,
+        ids: dict[str, float] | None = None,
+    ) -> Steering:
+        """The steering a :meth:`steer` request gives, validated, without changing the model.
+
+        A durable ledger records it between this and :meth:`set_steering`.
+        """
+        unknown_classes = [c for c in (classes or {}) if c not in self.classes]
+        if unknown_classes:
+            raise ValueError(f"Cannot steer classes the model does not have: {unknown_classes[:5]}.")
+        if subjects:
+            self.registry.rows_for_subjects(subjects)  # raises for a subject with no live sample
+        if ids:
+            self.registry.rows_for_ids(ids)
+        return self.steering.with_weights(classes=classes, subjects=subjects, samples=ids)
+
+    def set_steering(self, steering: Steering) -> None:
+        """Weigh the memory's votes by ``steering`` (from :meth:`plan_steer`) from now on."""
+        self.steering = steering
+        if self._memory is not None:
+            self._steer_memory(self.registry.ids, self.registry.subjects)
+
+    def _steer_memory(self, ids: Sequence[str], subjects: Sequence[str | None]) -> None:
+        """Set the memory's class weights, and the sample weights of ``ids``, from the steering."""
+        assert self._memory is not None
+        weights = [self.steering.sample_weight(i, s) for i, s in zip(ids, subjects, strict=True)]
+        self._memory.set_sample_weights(ids, weights)
+        self._memory.set_class_weights(self.steering.classes)
 
     # -- from scratch ----------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Tables, all keyed by model name:
 
 ``models``       name, config (JSON), the salt of its id hashes, creation time
-``statistics``   the model's Moments (safetensors bytes), certificate, last event seq, next auto id
+``statistics``   the model's Moments (safetensors bytes), certificate, last event seq, next auto id, and the
+                 memory's steering weights (JSON, see :mod:`erasable.steering`; added in version 2)
 ``samples``      the live samples: id, subject, label (JSON), source, time, quantized embedding (int16 LE)
 ``events``       the append-only, hash-chained log (see :mod:`erasable.ledger.chain`)
 ``idempotency``  responses of learn requests by idempotency key (counts and certificates, no ids)
@@ -39,6 +40,8 @@ metadata = sa.MetaData()
 #: Longest model name, sample id, subject, idempotency key: bounded so no request can bloat an index.
 NAME_LENGTH = 64
 ID_LENGTH = 256
+#: The steering of a model that has none (canonical JSON of ``Steering().to_json()``).
+EMPTY_STEERING = '{"classes":[],"samples":[],"subjects":[]}'
 
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
 
@@ -60,6 +63,7 @@ statistics = sa.Table(
     sa.Column("certificate", sa.String(64), nullable=False),
     sa.Column("next_auto_id", sa.BigInteger, nullable=False),
     sa.Column("tensors", sa.LargeBinary, nullable=False),
+    sa.Column("steering", sa.Text, nullable=False, server_default=EMPTY_STEERING),
 )
 
 samples = sa.Table(
@@ -110,13 +114,22 @@ class SchemaVersionError(RuntimeError):
     """The database was written by a newer erasable (or is not an erasable ledger)."""
 
 
+def _as_created(table: sa.Table, *later: str) -> sa.Table:
+    """``table`` without the columns ``later`` added by later versions: the table an older step created."""
+    return sa.Table(table.name, sa.MetaData(), *(c._copy() for c in table.columns if c.name not in later))
+
+
 def _create_v1(connection: Connection) -> None:
-    tables = [schema_version, models, statistics, samples, events, idempotency, api_keys]
-    metadata.create_all(connection, tables=tables)
+    metadata.create_all(connection, tables=[schema_version, models, samples, events, idempotency, api_keys])
+    _as_created(statistics, "steering").create(connection)
+
+
+def _add_steering(connection: Connection) -> None:
+    connection.execute(sa.text(f"ALTER TABLE statistics ADD COLUMN steering TEXT NOT NULL DEFAULT '{EMPTY_STEERING}'"))
 
 
 #: Step ``i`` takes a database from version ``i`` to ``i + 1``. Append; never edit a released step.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _add_steering]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

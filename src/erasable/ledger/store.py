@@ -54,11 +54,12 @@ from safetensors.numpy import load as safetensors_load
 from safetensors.numpy import save as safetensors_save
 from sqlalchemy.engine import Connection, Engine
 
-from erasable.ledger.chain import ChainVerification, genesis, id_hashes, link, verify_chain
+from erasable.ledger.chain import ChainVerification, canonical_json, genesis, id_hashes, link, verify_chain
 from erasable.ledger.schema import api_keys, events, idempotency, migrate, models, samples, statistics
 from erasable.model import Change, Model, ModelConfig
 from erasable.model_file import safetensors_metadata, statistics_from_tensors, statistics_tensors
 from erasable.moments import Moments, canonical_labels
+from erasable.steering import Steering
 
 __all__ = [
     "ConflictError",
@@ -169,6 +170,15 @@ def _statistics_from_blob(blob: bytes, model: Model) -> tuple[Moments, Moments |
     return statistics_from_tensors(safetensors_load(blob), model.config, labels)
 
 
+def _steering_json(steering: Steering) -> str:
+    return canonical_json(steering.to_json()).decode()
+
+
+def _hashed_pairs(salt: bytes, pairs: list[list[Any]]) -> list[list[Any]]:
+    """``[name, weight]`` pairs with each name replaced by its salted hash."""
+    return [[hashed, weight] for hashed, (_, weight) in zip(id_hashes(salt, [p[0] for p in pairs]), pairs, strict=True)]
+
+
 def _label_json(label: Any) -> str:
     return json.dumps(label.item() if isinstance(label, np.generic) else label)
 
@@ -226,6 +236,7 @@ class LedgerStore:
                     certificate=body["certificate_after"],
                     next_auto_id=0,
                     tensors=_statistics_blob(model.state),
+                    steering=_steering_json(model.steering),
                 )
             )
         return model
@@ -279,6 +290,11 @@ class LedgerStore:
         model.next_auto_id = int(stats.next_auto_id)
         if model.certificate() != stats.certificate:
             raise LedgerError(f"The statistics of {name!r} do not match their certificate: the store is damaged.")
+        try:
+            steering = Steering.from_json(json.loads(stats.steering))
+            model.steer(classes=dict(steering.classes), subjects=dict(steering.subjects), ids=dict(steering.samples))
+        except (ValueError, KeyError) as exc:  # SteeringError, UnknownSampleError, bad JSON
+            raise LedgerError(f"The steering of {name!r} is invalid ({exc}): the store is damaged.") from exc
         return model, int(stats.seq)
 
     # -- changes --------------------------------------------------------------------------
@@ -346,6 +362,7 @@ class LedgerStore:
                     certificate=change.certificate_after,
                     next_auto_id=change.next_auto_id,
                     tensors=_statistics_blob(change.state_after),
+                    steering=_steering_json(change.steering_after),
                 )
             )
             if updated.rowcount != 1:
@@ -384,6 +401,44 @@ class LedgerStore:
             deleted += result.rowcount
         if deleted != len(ids):
             raise ConflictError(f"Only {deleted} of {len(ids)} samples to forget are in the store: reload the model.")
+
+    def commit_steering(self, name: str, steering: Steering, *, expected_seq: int | None = None) -> Event:
+        """Persist a planned steering (:meth:`Model.plan_steer`) with a ``steer`` event, in one transaction.
+
+        The event records the weights with subjects and ids as salted hashes, like the
+        samples of learn and forget events; the certificate is unchanged.
+        """
+        with self._write_lock, self.engine.begin() as connection:
+            row = self._model_row(connection, name)
+            query = sa.select(statistics.c.seq, statistics.c.last_hash, statistics.c.certificate)
+            query = query.where(statistics.c.model == name)
+            current = connection.execute(query.with_for_update() if self.dialect == "postgresql" else query).one()
+            if expected_seq is not None and current.seq != expected_seq:
+                raise ConflictError(f"Model {name!r} is at event {current.seq}, not {expected_seq}: reload it.")
+            seq = int(current.seq) + 1
+            weights = steering.to_json()
+            body = {
+                "seq": seq,
+                "kind": "steer",
+                "time": _now(),
+                "steering": {
+                    "classes": weights["classes"],
+                    "subjects": _hashed_pairs(row.salt, weights["subjects"]),
+                    "samples": _hashed_pairs(row.salt, weights["samples"]),
+                },
+                "certificate_before": current.certificate,
+                "certificate_after": current.certificate,
+            }
+            event_hash = link(current.last_hash, body)
+            connection.execute(sa.insert(events).values(model=name, seq=seq, body=json.dumps(body), hash=event_hash))
+            updated = connection.execute(
+                sa.update(statistics)
+                .where(statistics.c.model == name, statistics.c.seq == current.seq)
+                .values(seq=seq, last_hash=event_hash, steering=_steering_json(steering))
+            )
+            if updated.rowcount != 1:
+                raise ConflictError(f"Model {name!r} changed during the commit: reload it.")
+        return Event(seq, body, event_hash)
 
     def idempotent_response(self, name: str, key: str, request_digest: str) -> dict[str, Any] | None:
         """The recorded response of an earlier request with this key, or ``None`` if the key is new."""

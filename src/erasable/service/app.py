@@ -58,9 +58,11 @@ from erasable.ledger.store import (
 )
 from erasable.service.metrics import ServiceMetrics
 from erasable.service.schemas import (
+    ClassWeight,
     CreateModelRequest,
     ForgetReceiptResponse,
     ForgetRequest,
+    IdWeight,
     LearnRequest,
     LearnResponse,
     ModelInfo,
@@ -69,6 +71,9 @@ from erasable.service.schemas import (
     PredictRequest,
     PredictResponse,
     ScoredLabel,
+    SteeringResponse,
+    SteerRequest,
+    SubjectWeight,
 )
 from erasable.service.served import ServedModel, ServedModels
 
@@ -290,6 +295,35 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
             certificate_after=change.certificate_after,
         )
 
+    # -- steering ---------------------------------------------------------------------------
+
+    @app.get("/v1/models/{name}/steering", tags=["steering"])
+    def steering(name: str, key: Caller) -> SteeringResponse:
+        """The memory head's vote weights by class, subject and sample id (``learn``)."""
+        permit(key, "learn", name)
+        slot = served.get(name)
+        with slot.reading():
+            return _steering(slot)
+
+    @app.post("/v1/models/{name}/steer", tags=["steering"])
+    def steer(name: str, body: SteerRequest, key: Caller) -> SteeringResponse:
+        """Set vote weights of the memory head (``learn``); the statistics and certificate do not change.
+
+        Only live classes, subjects and ids can be steered; forgetting them drops their
+        weights. The change is logged as a ``steer`` event, with subjects and ids hashed.
+        """
+        permit(key, "learn", name)
+        slot = served.get(name)
+        with slot.writing():
+            steering = slot.model.plan_steer(
+                classes={w.label: w.weight for w in body.classes},
+                subjects={w.subject: w.weight for w in body.subjects},
+                ids={w.id: w.weight for w in body.ids},
+            )
+            slot.steer(steering)
+        with slot.reading():
+            return _steering(slot)
+
     # -- predict ----------------------------------------------------------------------------
 
     @app.post("/v1/models/{name}/predict", tags=["prediction"])
@@ -362,6 +396,17 @@ def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONRespon
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     return handle
+
+
+def _steering(slot: ServedModel) -> SteeringResponse:
+    steering = slot.model.steering
+    return SteeringResponse(
+        seq=slot.seq,
+        certificate=slot.model.certificate(),
+        classes=[ClassWeight(label=c, weight=w) for c, w in steering.classes.items()],
+        subjects=[SubjectWeight(subject=s, weight=w) for s, w in steering.subjects.items()],
+        ids=[IdWeight(id=i, weight=w) for i, w in steering.samples.items()],
+    )
 
 
 def _info(slot: ServedModel) -> ModelInfo:

@@ -21,6 +21,8 @@ __all__ = [
     "PredictRequest",
     "PredictResponse",
     "Sample",
+    "SteerRequest",
+    "SteeringResponse",
 ]
 
 MAX_BATCH = 10_000
@@ -147,6 +149,55 @@ class PredictResponse(BaseModel):
     seq: int
     certificate: str
     predictions: list[Prediction]
+
+
+Weight = Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
+
+
+class ClassWeight(Strict):
+    label: Label
+    weight: Weight
+
+
+class SubjectWeight(Strict):
+    subject: Identifier
+    weight: Weight
+
+
+class IdWeight(Strict):
+    id: Identifier
+    weight: Weight
+
+
+class SteerRequest(Strict):
+    """Vote weights of the memory head to set: 0 silences, 1 restores the default; others are kept."""
+
+    classes: Annotated[list[ClassWeight], Field(max_length=MAX_BATCH)] = []
+    subjects: Annotated[list[SubjectWeight], Field(max_length=MAX_BATCH)] = []
+    ids: Annotated[list[IdWeight], Field(max_length=MAX_BATCH)] = []
+
+    @model_validator(mode="after")
+    def _something_each_once(self) -> SteerRequest:
+        for kind, names in (
+            ("classes", [w.label for w in self.classes]),
+            ("subjects", [w.subject for w in self.subjects]),
+            ("ids", [w.id for w in self.ids]),
+        ):
+            if len(set(names)) != len(names):
+                raise ValueError(f"{kind} names an entry twice")
+        if not (self.classes or self.subjects or self.ids):
+            raise ValueError("give at least one weight")
+        return self
+
+
+class SteeringResponse(BaseModel):
+    """The memory's vote weights after the request (entries of weight 1 are not listed)."""
+
+    seq: int
+    certificate: str
+    classes: list[ClassWeight]
+    subjects: list[SubjectWeight]
+    ids: list[IdWeight]
 
 
 class ModelInfo(BaseModel):

@@ -1,6 +1,6 @@
 """The models a server holds in memory, kept in step with the ledger, and the locking that keeps reads consistent.
 
-A write (learn, forget) is planned against the current model while predictions go on,
+A write (learn, forget, steer) is planned against the current model while predictions go on,
 committed to the ledger in one transaction, and only then applied to the in-memory model
 under an exclusive lock. A prediction holds a shared lock for its whole computation, so it
 sees exactly one committed state -- never a half-applied update -- and reports that
@@ -30,6 +30,7 @@ from typing import Any
 
 from erasable.ledger.store import Event, LedgerStore
 from erasable.model import Change, Model, ModelConfig
+from erasable.steering import Steering
 
 __all__ = ["ReadWriteLock", "ServedModel", "ServedModels"]
 
@@ -94,6 +95,14 @@ class ServedModel:
         event = self.store.commit(self.name, change, expected_seq=self.seq, **record)
         with self._lock.exclusive():
             self.model.apply(change)
+            self.seq = event.seq
+        return event
+
+    def steer(self, steering: Steering) -> Event:
+        """Persist a planned steering in the ledger, then use it (call while holding :meth:`writing`)."""
+        event = self.store.commit_steering(self.name, steering, expected_seq=self.seq)
+        with self._lock.exclusive():
+            self.model.set_steering(steering)
             self.seq = event.seq
         return event
 

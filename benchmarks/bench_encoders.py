@@ -32,7 +32,6 @@ from erasable.encoders.image import PIXEL_MEAN, PIXEL_STD
 DATA = SHARED_DATA
 
 
-
 def race(sides: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
     """Median seconds of each side, after one warm-up call each, the sides alternating."""
     for function in sides.values():
@@ -118,8 +117,14 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, medians of {args.repeats})",
         ["encoder", "items", "direct items/s", "erasable items/s", "ratio (target >= 0.90)", "cached items/s"],
         [
-            [name, str(n), f"{n / s['direct']:.1f}", f"{n / s['erasable']:.1f}", f"{s['direct'] / s['erasable']:.2f}",
-             f"{n / s['cached']:.0f}"]
+            [
+                name,
+                str(n),
+                f"{n / s['direct']:.1f}",
+                f"{n / s['erasable']:.1f}",
+                f"{s['direct'] / s['erasable']:.2f}",
+                f"{n / s['cached']:.0f}",
+            ]
             for name, n, s in rows
         ],
     )

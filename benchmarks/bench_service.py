@@ -87,7 +87,6 @@ def ratio(api: float, library: float) -> str:
     return f"{api / library:.1f}×"
 
 
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer samples and requests")
@@ -157,8 +156,12 @@ def main(argv: list[str] | None = None) -> None:
             [
                 ["learn, samples/s", rate(len(y), api_learn), rate(len(y), lib_learn), ratio(api_learn, lib_learn)],
                 ["forget 1 sample, ms (median of 20)", ms(api_forget), ms(lib_forget), ratio(api_forget, lib_forget)],
-                ["predict 1 input, ms (median of 20)", ms(api_predict_one), ms(lib_predict_one),
-                 ratio(api_predict_one, lib_predict_one)],
+                [
+                    "predict 1 input, ms (median of 20)",
+                    ms(api_predict_one),
+                    ms(lib_predict_one),
+                    ratio(api_predict_one, lib_predict_one),
+                ],
             ],
         )
     )
@@ -169,14 +172,20 @@ def main(argv: list[str] | None = None) -> None:
         report.append(
             table(
                 "Crash test (SIGKILL at a random point, restart, verify)",
-                ["iterations", "survived (chain verified, nothing acknowledged lost)", "requests acknowledged",
-                 "kills with a request in flight"],
-                [[
-                    str(len(outcomes)),
-                    f"{survived} / {len(outcomes)}",
-                    str(sum(o.requests_acknowledged for o in outcomes)),
-                    str(sum(o.in_flight != "none" for o in outcomes)),
-                ]],
+                [
+                    "iterations",
+                    "survived (chain verified, nothing acknowledged lost)",
+                    "requests acknowledged",
+                    "kills with a request in flight",
+                ],
+                [
+                    [
+                        str(len(outcomes)),
+                        f"{survived} / {len(outcomes)}",
+                        str(sum(o.requests_acknowledged for o in outcomes)),
+                        str(sum(o.in_flight != "none" for o in outcomes)),
+                    ]
+                ],
             )
         )
     text = "\n".join(report)

@@ -117,7 +117,6 @@ class Record:
     choice: str = ""
 
 
-
 def versus_retrain(
     dataset: str,
     request: str,
@@ -133,6 +132,7 @@ def versus_retrain(
     d = prediction_divergence(scores.test_proba, retrained.test_proba)
     divergence = (d.disagreement, d.total_variation)
     return Record(dataset, request, method, seed, scores, *divergence, seconds, retrain_seconds, choice=choice)
+
 
 @dataclass
 class Setup:

@@ -175,8 +175,11 @@ def main(argv: list[str] | None = None) -> None:
         ["survived: chain verified and nothing acknowledged lost", f"{survived} / {len(outcomes)}"],
         ["requests acknowledged before the kills", str(sum(o.requests_acknowledged for o in outcomes))],
         ["kills with a request in flight", str(sum(o.in_flight != "none" for o in outcomes))],
-        ["... of which applied whole / not at all", f"{sum(o.in_flight_applied is True for o in outcomes)} / "
-         f"{sum(o.in_flight_applied is False for o in outcomes)}"],
+        [
+            "... of which applied whole / not at all",
+            f"{sum(o.in_flight_applied is True for o in outcomes)} / "
+            f"{sum(o.in_flight_applied is False for o in outcomes)}",
+        ],
         ["live samples at the end", str(outcomes[-1].live_samples if outcomes else 0)],
         ["wall time", f"{elapsed:.0f} s"],
     ]

@@ -14,8 +14,10 @@ def test_rewrite_readme_replaces_only_marked_blocks(tmp_path: Path, monkeypatch:
     (results / "core.md").write_text("### Core\n\n| a |\n|---|\n| 1 |\n\n![plot](core.png)\n")
     monkeypatch.setattr(run_all, "RESULTS", results)
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- results:core -->\nstale\n<!-- /results:core -->\nmiddle\n<!-- results:memory -->\n"
-                      "<!-- /results:memory -->\nend\n")
+    readme.write_text(
+        "intro\n<!-- results:core -->\nstale\n<!-- /results:core -->\nmiddle\n<!-- results:memory -->\n"
+        "<!-- /results:memory -->\nend\n"
+    )
     assert run_all.rewrite_readme(readme) == ["core", "memory"]
     text = readme.read_text()
     assert text.startswith("intro\n<!-- results:core -->\n<details>") and "stale" not in text

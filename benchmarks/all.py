@@ -39,7 +39,12 @@ BENCHMARKS = [
     Benchmark("core", "bench_core.py", "Core engine", ["--repeats", "1"]),
     Benchmark("encoders", "bench_encoders.py", "Encoders", ["--text-n", "128", "--image-n", "16", "--repeats", "1"]),
     Benchmark("raw_inputs", "bench_raw_inputs.py", "Raw inputs", ["--quick"]),
-    Benchmark("memory", "bench_memory.py", "Visual memory", ["--sizes", "20000", "--repeats", "1"]),
+    Benchmark(
+        "memory",
+        "bench_memory.py",
+        "Visual memory",
+        ["--sizes", "20000", "--repeats", "1", "--image-subset", "600", "100"],
+    ),
     Benchmark("distributed", "bench_distributed.py", "Distributed", ["--samples", "5000", "--repeats", "1"]),
     Benchmark("continual", "bench_continual.py", "Continual learning against the field", ["--quick"]),
     Benchmark("unlearning", "bench_unlearning.py", "Unlearning against the field", ["--quick"]),

@@ -2,8 +2,9 @@
 
 * accuracy -- memory (voting chosen by leave-one-out), ridge (random ReLU features, GCV
               alpha) and their hybrid (mixing weight chosen on a 10% validation split of
-              the training set) on BANKING77 (shared MiniLM embeddings) and Fashion-MNIST
-              (raw pixels, unit-normalized);
+              the training set) on BANKING77 (shared MiniLM embeddings), Fashion-MNIST
+              (raw pixels, unit-normalized) and the first 6,000 / 1,000 Fashion-MNIST
+              images embedded by EfficientNet-Lite0 (cached under ``--cache-dir``);
 * pruning  -- test accuracy of the memory after hard pruning (leave-one-out wrong, or
               misleading samples removed) and soft pruning (reliability weights);
 * scale    -- erasable's memory against raw FAISS in the same run, on 384-d vectors made
@@ -15,23 +16,26 @@ Timings are medians over repeats (the machine is shared and noisy). Prints Markd
 and writes them to ``benchmarks/results/memory.md``.
 
     python benchmarks/bench_memory.py [--repeats 3] [--sizes 100000 1000000] [--skip-accuracy]
+        [--image-subset 6000 1000] [--cache-dir /tmp/erasable-bench-cache]
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import faiss as _faiss
 import numpy as np
 
-from common import median_time, median_times, table
+from common import BANKING77, ROOT, SHARED_DATA, median_time, median_times, table
+from erasable.datasets import Dataset, read_mnist_folder
+from erasable.encoders import ImageEncoder, encode_batched
 from erasable.estimator import ErasableClassifier
 from erasable.exact import quantize
 from erasable.heads.hybrid import align, choose_weight, mix
@@ -39,8 +43,6 @@ from erasable.heads.memory import IVF_THRESHOLD, MemoryHead, unit_rows
 from erasable.memory_analysis import hard_prune, soft_prune
 from erasable.model import Model
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 SCALE_BITS = 13
 DELETE_SIZES = (1, 100, 10_000)
 #: FAISS's bundled stubs cover little of its SWIG API.
@@ -54,33 +56,42 @@ def log(message: str) -> None:
 # -- data ------------------------------------------------------------------------------------------
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX array (MNIST format, gzipped): magic 0 0 dtype ndim, big-endian dims, data."""
-    raw = gzip.decompress(path.read_bytes())
-    ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4)
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def unit(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def load_banking77() -> dict[str, np.ndarray]:
-    with np.load(DATA / "banking77" / "all-MiniLM-L6-v2.npz") as data:
+    with np.load(BANKING77) as data:
         return {key: data[key] for key in ("X_train", "y_train", "X_test", "y_test")}
 
 
+def fashion_mnist() -> tuple[Dataset, Dataset]:
+    folder = SHARED_DATA / "fashion-mnist"
+    return read_mnist_folder(folder, "train"), read_mnist_folder(folder, "test")
+
+
 def load_fashion_mnist() -> dict[str, np.ndarray]:
-    folder = DATA / "fashion-mnist"
-    images = {split: read_idx(folder / f"{split}-images-idx3-ubyte.gz") for split in ("train", "t10k")}
-    labels = {split: read_idx(folder / f"{split}-labels-idx1-ubyte.gz") for split in ("train", "t10k")}
+    """All 60,000 / 10,000 images as unit-norm pixel vectors."""
+    train, test = fashion_mnist()
     return {
-        "X_train": unit(images["train"].reshape(len(images["train"]), -1)),
-        "y_train": labels["train"].astype(np.int64),
-        "X_test": unit(images["t10k"].reshape(len(images["t10k"]), -1)),
-        "y_test": labels["t10k"].astype(np.int64),
+        "X_train": unit(np.asarray(train.items)),
+        "y_train": np.asarray(train.labels, dtype=np.int64),
+        "X_test": unit(np.asarray(test.items)),
+        "y_test": np.asarray(test.labels, dtype=np.int64),
+    }
+
+
+def load_fashion_mnist_encoded(cache_dir: Path, n_train: int, n_test: int) -> dict[str, np.ndarray]:
+    """EfficientNet-Lite0 embeddings of the first images (~34 s per 1,000 on 2 cores; cached in ``cache_dir``)."""
+    train, test = fashion_mnist()
+    encoder = ImageEncoder()
+    embed = partial(encode_batched, encoder, cache_dir=cache_dir)
+    return {
+        "X_train": unit(embed(np.asarray(train.items)[:n_train])),
+        "y_train": np.asarray(train.labels, dtype=np.int64)[:n_train],
+        "X_test": unit(embed(np.asarray(test.items)[:n_test])),
+        "y_test": np.asarray(test.labels, dtype=np.int64)[:n_test],
     }
 
 
@@ -352,13 +363,35 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=2048, help="random ReLU features of the ridge head")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument(
+        "--image-subset",
+        type=int,
+        nargs=2,
+        default=[6000, 1000],
+        metavar=("TRAIN", "TEST"),
+        help="Fashion-MNIST images embedded by EfficientNet-Lite0 (0 0 to skip)",
+    )
+    parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/erasable-bench-cache"), help="embedding cache")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "memory.md")
     args = parser.parse_args()
 
     sections = []
     banking77 = load_banking77()
     if not args.skip_accuracy:
-        for name, loader in (("BANKING77", lambda: banking77), ("Fashion-MNIST", load_fashion_mnist)):
+        n_train, n_test = args.image_subset
+        datasets: list[tuple[str, Callable[[], dict[str, np.ndarray]]]] = [
+            ("BANKING77", lambda: banking77),
+            ("Fashion-MNIST pixels", load_fashion_mnist),
+        ]
+        if n_train:
+            datasets.append(
+                (
+                    f"Fashion-MNIST EfficientNet-Lite0 (first {n_train:,} / {n_test:,})",
+                    partial(load_fashion_mnist_encoded, args.cache_dir, n_train, n_test),
+                )
+            )
+        for name, loader in datasets:
+            log(f"{name}: data")
             data = loader()
             accuracy_table, heads = bench_accuracy(name, data, args.width)
             sections += [accuracy_table, bench_pruning(name, heads, data)]

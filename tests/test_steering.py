@@ -41,7 +41,7 @@ def memory_scores(model: Model, probe: np.ndarray) -> np.ndarray:
 # -- the weights ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("weight", [-0.5, float("nan"), float("inf"), True, "1"])
+@pytest.mark.parametrize("weight", [-0.5, float("nan"), float("inf"), 1e7, True, "1"])
 def test_invalid_weights_are_refused(weight):
     with pytest.raises(SteeringError):
         Steering().with_weights(subjects={"web": weight})

@@ -21,14 +21,16 @@ True
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from erasable.moments import Label
 
-__all__ = ["Steering", "SteeringError"]
+__all__ = ["MAX_WEIGHT", "Steering", "SteeringError"]
+
+#: Largest weight: far beyond any useful emphasis, and small enough that no vote overflows.
+MAX_WEIGHT = 1e6
 
 
 class SteeringError(ValueError):
@@ -38,8 +40,10 @@ class SteeringError(ValueError):
 def _checked(weights: Mapping[Any, float], kind: str) -> dict[Any, float]:
     out = {}
     for name, weight in weights.items():
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
-            raise SteeringError(f"The weight of {kind} {name!r} must be a finite number >= 0, got {weight!r}.")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= MAX_WEIGHT:
+            raise SteeringError(
+                f"The weight of {kind} {name!r} must be a number from 0 to {MAX_WEIGHT:g}, got {weight!r}."
+            )
         out[name] = float(weight)
     return out
 

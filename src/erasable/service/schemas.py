@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
+from erasable.steering import MAX_WEIGHT
+
 __all__ = [
     "CreateModelRequest",
     "ForgetReceiptResponse",
@@ -151,7 +153,7 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
-Weight = Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
+Weight = Annotated[float, Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False)]
 
 
 class ClassWeight(Strict):

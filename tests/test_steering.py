@@ -208,3 +208,21 @@ def test_a_plan_made_before_steering_is_refused_after_it():
     with pytest.raises(ValueError, match="plan it again"):
         model.apply(change)
     assert "s2" in model.registry
+
+
+def test_a_refit_and_an_audit_keep_the_steering():
+    from erasable.audit.report import audit_forget
+    from erasable.audit.unlearning import LabelledSet
+
+    model, probe = steered_model(np.random.default_rng(9))
+    model.steer(subjects={"crawler": 0.0}, classes={"a": 1.5})
+    refit = model.refit()
+    assert refit.steering == model.steering
+    np.testing.assert_array_equal(memory_scores(refit, probe), memory_scores(model, probe))
+    test = LabelledSet(probe, model.memory().predict(model.head_inputs(probe, "memory")))
+    audit = audit_forget(model, subjects=["web"], test=test)
+    assert audit.certificates_equal and audit.divergence.disagreement == 0.0
+    served = model.refit()
+    served.forget(subjects=["web"])  # what the audit serves: the steered model, minus web
+    expected = np.mean(served.memory().predict(served.head_inputs(probe, "memory")) == test.y)
+    assert audit.served.test_accuracy == expected

@@ -722,7 +722,7 @@ class Model:
     # -- from scratch ----------------------------------------------------------------------
 
     def refit(self) -> Model:
-        """A new model fitted from scratch on the live samples of this one."""
+        """A new model fitted from scratch on the live samples of this one, steered the same way."""
         fresh = Model(self.config)
         if len(self.registry):
             fresh.apply(
@@ -737,4 +737,5 @@ class Model:
                 )
             )
         fresh.next_auto_id = self.next_auto_id
+        fresh.set_steering(self.steering)  # it names only live samples, subjects and classes
         return fresh

@@ -244,6 +244,7 @@ def audit_forget(
         raise ValueError("Name the samples to forget by ids or by subjects (exactly one).")
     served = Model(model.config)
     served.merge(model)  # an exact copy; the caller's model is left as it was
+    served.set_steering(model.steering)
     served.head()
     rows = served.registry.rows_for_ids(ids) if ids is not None else served.registry.rows_for_subjects(subjects or [])
     forgotten = _registry_samples(served, rows)

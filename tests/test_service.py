@@ -106,6 +106,8 @@ def test_scopes_and_keys(api: Api) -> None:
         ("/v1/models", {"name": "../etc", "input_dim": 2}, 422),
         ("/v1/models", {"name": "m", "input_dim": 2}, 409),
         ("/v1/models", {"name": "ok", "input_dim": 2, "encoder": "text"}, 422),
+        ("/v1/models", {"name": "ok", "input_dim": 8, "feature_map": "random_relu", "width": 16384}, 422),
+        ("/v1/models", {"name": "ok", "input_dim": 5000}, 422),
     ],
 )
 def test_bad_input_is_refused_and_changes_nothing(api: Api, path: str, body: dict[str, Any], status: int) -> None:

@@ -29,6 +29,10 @@ __all__ = [
 
 MAX_BATCH = 10_000
 MAX_DIM = 8192
+#: Widest statistics a served model may have (input dimension, random features). They hold a
+#: D x D Gram matrix -- 8 D^2 bytes, 128 MB at 4096 -- that every change writes to the ledger
+#: and the ridge head decomposes; wider models belong in the library, not behind the API.
+MAX_STATISTICS_DIM = 4096
 MAX_TEXT = 10_000
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -47,11 +51,11 @@ class CreateModelRequest(Strict):
     """A new model: vectors of ``input_dim``, or raw inputs through an ``encoder``."""
 
     name: ModelName
-    input_dim: Annotated[int, Field(ge=1, le=MAX_DIM)] | None = None
+    input_dim: Annotated[int, Field(ge=1, le=MAX_STATISTICS_DIM)] | None = None
     encoder: Literal["text", "image"] | None = None
     head: Literal["ridge", "prototype", "gaussian", "memory"] = "ridge"
     feature_map: Literal["identity", "random_relu"] = "identity"
-    width: Annotated[int, Field(ge=1, le=16384)] = 4096
+    width: Annotated[int, Field(ge=1, le=MAX_STATISTICS_DIM)] = 4096
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
     scale_bits: Annotated[int, Field(ge=0, le=15)] = 13
     alpha: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None

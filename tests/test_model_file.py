@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from erasable.heads import ridge as ridge_module
 from erasable.model import Model
-from erasable.model_file import ModelFileError, load_model, save_model
+from erasable.model_file import ModelFileError, load_model, read_container, save_model, write_container
 from tests.conftest import relu_config, unit_rows
 
 
@@ -80,7 +81,10 @@ def test_a_consistent_forgery_is_caught_by_the_certificate(small_model: Model, t
     tensors["features.gram"][0, 0] += 1
     manifest.pop("digest")
     manifest["digest"] = manifest_digest(manifest, tensors)
-    path.write_bytes(save_bytes(tensors, metadata={"erasable": json.dumps(manifest)}))
+    path.write_bytes(save_bytes(tensors, metadata={"erasable": json.dumps(manifest, indent=1)}))
+    with pytest.raises(ModelFileError, match="not as written"):  # only the canonical JSON of the manifest is read
+        load_model(path)
+    path.write_bytes(save_bytes(tensors, metadata={"erasable": json.dumps(manifest, sort_keys=True)}))
     with pytest.raises(ModelFileError, match="Certificate mismatch"):
         load_model(path)
 
@@ -101,3 +105,51 @@ def test_failed_save_leaves_the_previous_file(
         save_model(small_model, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.erasable"]
+
+
+def test_the_gcv_alpha_is_saved_so_loading_skips_the_eigendecomposition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(11)
+    model = Model(relu_config())
+    model.learn(unit_rows(rng, 60, 6), ["a", "b", "c"] * 20)
+    head = model.head("ridge")
+    path = tmp_path / "m.erasable"
+    save_model(model, path)
+
+    def no_gcv(*args: object, **kwargs: object) -> float:
+        raise AssertionError("GCV ran although the file holds its alpha")
+
+    monkeypatch.setattr(ridge_module, "gcv_alpha", no_gcv)
+    loaded = load_model(path)
+    assert loaded.gcv_alpha() == head.alpha
+    np.testing.assert_array_equal(loaded.head("ridge").weights, head.weights)  # the same head, bit for bit
+    loaded.forget(ids=["0"])  # other statistics: the recalled alpha does not apply to them
+    with pytest.raises(AssertionError, match="GCV ran"):
+        loaded.refresh()
+
+
+def test_the_saved_alpha_does_not_depend_on_history(tmp_path: Path) -> None:
+    """Computed at saving when no head knows it: models with and without a derived head write the same file."""
+    rng = np.random.default_rng(0)
+    x, y = unit_rows(rng, 35, 6), np.array(["a", "b"] * 18)[:35]
+    derived, fresh = Model(relu_config(width=64)), Model(relu_config(width=64))
+    derived.learn(x[:20], y[:20])
+    stale = derived.head("ridge").alpha
+    derived.learn(x[20:], y[20:])  # the head is updated in place and keeps its alpha
+    fresh.learn(x, y)
+    assert derived.gcv_alpha() == fresh.gcv_alpha() != stale  # so a file keeping the stale alpha would differ
+    save_model(derived, tmp_path / "derived.erasable")
+    save_model(fresh, tmp_path / "fresh.erasable")
+    assert (tmp_path / "derived.erasable").read_bytes() == (tmp_path / "fresh.erasable").read_bytes()
+    assert Model(relu_config(alpha=0.5)).gcv_alpha() is None
+
+
+@pytest.mark.parametrize("alpha", [-1.0, 0.0, "1", float("inf")])
+def test_a_bad_saved_alpha_is_refused(small_model: Model, tmp_path: Path, alpha: object) -> None:
+    path = tmp_path / "m.erasable"
+    save_model(small_model, path)
+    manifest, tensors = read_container(path)
+    write_container(path, {**manifest, "ridge_alpha": alpha}, tensors)
+    with pytest.raises(ModelFileError):
+        load_model(path)

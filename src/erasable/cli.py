@@ -192,9 +192,18 @@ def learn(
             model = _open_or_create(model_path, existing, given, data.vectors.shape[1])
         _check_dimension(model, data, data_path)
         _learn_in_chunks(model, data)
-        save_model(model, model_path)
+        _save(model, model_path)
     console.print(f"Learned {data.vectors.shape[0]} samples into {escape(str(model_path))}.", soft_wrap=True)
     _summary(model)
+
+
+def _save(model: Model, path: Path) -> None:
+    """Save ``model``; a ridge model first has its penalty chosen by GCV (seconds at D = 4096).
+
+    The file keeps that penalty, so no later ``predict`` has to choose it again.
+    """
+    with console.status("Saving the model (choosing the ridge penalty by GCV)…"):
+        save_model(model, path)
 
 
 def _open_or_create(path: Path, existing: Model | None, options: dict[str, Any], dim: int | None) -> Model:
@@ -341,7 +350,7 @@ def forget(
         id_list, subject_list = _forget_request(ids, ids_file, subjects)
         model = load_model(model_path)
         receipt = model.forget(ids=id_list, subjects=subject_list)
-        save_model(model, model_path)
+        _save(model, model_path)
         purged = EmbeddingCache(cache_dir).clear() if cache_dir is not None else None
     console.print(f"Forgot {len(receipt.ids)} samples from {escape(str(model_path))}.", soft_wrap=True)
     _say("certificate before", receipt.certificate_before)

@@ -39,6 +39,7 @@ from erasable.encoders import Batch, Encoder, check_same_encoder, encode_batched
 from erasable.exact import quantize
 from erasable.features import Identity, RandomReLU, feature_map_from_config
 from erasable.heads import GaussianHead, Head, PrototypeHead, RidgeHead
+from erasable.heads.ridge import gcv_alpha_of
 from erasable.ledger import SampleRegistry
 from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels
 from erasable.steering import Steering
@@ -212,6 +213,7 @@ class Model:
         self._heads: dict[HeadKind, Head] = {}
         self._memory: MemoryHead | None = None  # not derived from the Moments: kept in step by _commit
         self.steering = Steering()  # vote weights of the memory head, see steer()
+        self._recalled_alpha: tuple[str, float] | None = None  # (certificate, its GCV alpha), see gcv_alpha()
         self._encoder: Encoder | None = None
 
     # -- state ----------------------------------------------------------------------------
@@ -611,7 +613,10 @@ class Model:
 
     def _derive(self, kind: HeadKind) -> Head:
         if kind == "ridge":
-            return RidgeHead.from_moments(self.ridge_moments, alpha=self.config.alpha, unit=self.ridge_unit)
+            alpha = self.config.alpha
+            if alpha is None and self._recalled_alpha is not None and self._recalled_alpha[0] == self.certificate():
+                alpha = self._recalled_alpha[1]  # what GCV would choose again: the same head, without the eigh
+            return RidgeHead.from_moments(self.ridge_moments, alpha=alpha, unit=self.ridge_unit)
         if kind == "prototype":
             return PrototypeHead.from_moments(self.embedding_moments, metric=self.config.metric)
         return GaussianHead.from_moments(self.embedding_moments, shrinkage=self.config.shrinkage)
@@ -625,6 +630,33 @@ class Model:
             if self.steering:
                 self._steer_memory(self.registry.ids, self.registry.subjects)
         return self._memory
+
+    def gcv_alpha(self) -> float | None:
+        """The ridge penalty GCV chooses for the current statistics; ``None`` if the config fixes alpha.
+
+        It costs one eigendecomposition of the D x D statistics, once per state: it is known
+        from a ridge head derived from these statistics, or recalled (:meth:`recall_alpha`),
+        or computed and remembered. Model files store it, so loading skips that cost.
+        """
+        if self.config.alpha is not None or self.count == 0:
+            return None
+        head = self._heads.get("ridge")
+        if isinstance(head, RidgeHead) and head.rank_since_refresh == 0:
+            return head.alpha  # derived from the current statistics: an update would raise the rank
+        certificate = self.certificate()
+        if self._recalled_alpha is None or self._recalled_alpha[0] != certificate:
+            self._recalled_alpha = (certificate, gcv_alpha_of(self.ridge_moments, self.ridge_unit))
+        return self._recalled_alpha[1]
+
+    def recall_alpha(self, certificate: str, alpha: float) -> None:
+        """Remember that GCV chose ``alpha`` for the statistics of ``certificate`` (e.g. from a model file).
+
+        Deriving the ridge head of exactly those statistics then skips the GCV
+        eigendecomposition -- the head is the same -- and any other statistics ignore it.
+        """
+        if not (isinstance(alpha, float) and 0 < alpha < float("inf")):
+            raise ValueError(f"A recalled alpha must be a positive finite float, got {alpha!r}.")
+        self._recalled_alpha = (certificate, alpha)
 
     def refresh(self) -> None:
         """Recompute every cached head canonically from the statistics."""

@@ -3,8 +3,10 @@
 Layout: the tensors are the statistics (int64) and the live samples' quantized
 embeddings (int16) and their ids, subjects and labels (UTF-8 bytes with int64 offsets).
 The safetensors metadata holds one JSON manifest: format version, model config, classes,
-the memory's steering weights, the certificate, and a SHA-256 digest of the manifest and
-every tensor byte.
+the memory's steering weights, the ridge penalty GCV chooses for these statistics (ridge
+models with automatic alpha: a function of the statistics, computed at saving so that loading
+derives the head without the eigendecomposition), the certificate, and a SHA-256 digest of
+the manifest and every tensor byte.
 
 Loading never executes anything from the file (no pickle), and checks, in order: the
 container, the manifest's shape, the digest (any flipped byte), the statistics'
@@ -174,6 +176,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         "classes": classes,
         "next_auto_id": model.next_auto_id,
         "steering": model.steering.to_json(),
+        "ridge_alpha": model.gcv_alpha() if model.config.head == "ridge" else None,
         "certificate": model.certificate(),
     }
     write_container(path, manifest, tensors)
@@ -212,11 +215,14 @@ def read_container(
         raise ModelFileError(f"Cannot read {path}: {exc.strerror}") from exc
     try:
         tensors = safetensors_load(blob)
-        manifest = json.loads(safetensors_metadata(blob)["erasable"])
+        text = safetensors_metadata(blob)["erasable"]
+        manifest = json.loads(text)
     except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"Not a readable {kind} file: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != kind:
         raise ModelFileError(f"{path} is not an {kind} file (format marker missing).")
+    if json.dumps(manifest, sort_keys=True) != text:  # e.g. a last digit changed but the float parses the same
+        raise ModelFileError(f"{kind} file manifest is not as written: the file is corrupted or was modified.")
     if manifest.get("format_version") not in versions:
         raise ModelFileError(f"Unsupported {kind} file version {manifest.get('format_version')!r}.")
     if manifest.pop("digest", None) != manifest_digest(manifest, tensors):
@@ -260,4 +266,6 @@ def _build(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> Model:
     if manifest["format_version"] >= 2:
         steering = Steering.from_json(manifest["steering"])
         model.steer(classes=dict(steering.classes), subjects=dict(steering.subjects), ids=dict(steering.samples))
+        if manifest["ridge_alpha"] is not None:
+            model.recall_alpha(manifest["certificate"], manifest["ridge_alpha"])
     return model

@@ -44,7 +44,7 @@ from erasable.moments import Label, Moments
 LATTICE_STEPS_PER_DECADE = 8
 SEARCH_RANGE = (1e-6, 1e2)
 
-__all__ = ["RidgeHead", "alpha_lattice", "gcv_alpha"]
+__all__ = ["RidgeHead", "alpha_lattice", "gcv_alpha", "gcv_alpha_of"]
 
 
 def _centered_moments(moments: Moments) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
@@ -103,6 +103,12 @@ def gcv_alpha(
         gcv = np.where(residual_dof > 0, np.maximum(rss, 0.0) / residual_dof**2, np.inf)
     best = np.flatnonzero(gcv == gcv.min())[-1] if np.isfinite(gcv).any() else len(alphas) - 1
     return float(alphas[best])
+
+
+def gcv_alpha_of(moments: Moments, unit: float = 1.0) -> float:
+    """The ``alpha`` that :meth:`RidgeHead.from_moments` chooses for ``moments`` when given none."""
+    gram, cross, _ = _centered_moments(moments)
+    return gcv_alpha(gram, cross, _target_energy(moments), moments.count, unit)
 
 
 @dataclass(frozen=True)

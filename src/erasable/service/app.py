@@ -434,4 +434,4 @@ def _embeddings(slot: ServedModel, vectors: list[Any] | None, texts: list[Any] |
         raise HTTPException(422, "Give every sample a vector, or every sample a text.")
     if config.encoder is None or config.encoder["kind"] != "text":
         raise HTTPException(422, "This model takes vectors, not texts.")
-    return slot.model.embed(list(texts))
+    return slot.embed(list(texts))

@@ -28,8 +28,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from erasable.ledger.store import Event, LedgerStore
 from erasable.model import Change, Model, ModelConfig
+from erasable.service.batching import EmbeddingBatcher
 from erasable.steering import Steering
 
 __all__ = ["ReadWriteLock", "ServedModel", "ServedModels"]
@@ -81,6 +85,18 @@ class ServedModel:
         self.store = store
         self._lock = ReadWriteLock()
         self._writer = threading.Lock()
+        self._batcher = EmbeddingBatcher(model.embed) if model.config.encoder is not None else None
+
+    def embed(self, items: list[Any]) -> NDArray[np.float32]:
+        """Embeddings of raw inputs by the model's encoder, in forward passes shared with concurrent requests."""
+        if self._batcher is None:
+            raise ValueError(f"Model {self.name!r} has no encoder: it takes vectors.")
+        return self._batcher.embed(items)
+
+    def close(self) -> None:
+        """Stop the encoder's worker thread, if any."""
+        if self._batcher is not None:
+            self._batcher.close()
 
     def reading(self) -> Any:
         """Hold while computing anything from :attr:`model`: no change is applied meanwhile."""
@@ -136,6 +152,7 @@ class ServedModels:
                 return
             with slot.writing():
                 self.store.delete_model(name)
+            slot.close()
 
     def names(self) -> list[str]:
         return self.store.model_names()

@@ -195,7 +195,20 @@ def test_certify_succeeds_after_learn_and_forget(tmp_path: Path) -> None:
     result = run("certify", model_path)
     assert result.exit_code == 0, result.output
     assert result.stdout.count(certificate(model_path)) == 2
-    assert "OK" in result.stdout
+    assert "OK" in result.stdout and "ridge penalty" in result.stdout
+
+
+def test_certify_catches_a_forged_ridge_penalty(tmp_path: Path) -> None:
+    """A file whose penalty was changed (digest recomputed) keeps its certificate, but not its GCV choice."""
+    from erasable.model_file import read_container, write_container
+
+    X, y = make_data(40)
+    model_path = learned(tmp_path, "m", X, y)
+    manifest, tensors = read_container(model_path)
+    write_container(model_path, {**manifest, "ridge_alpha": manifest["ridge_alpha"] * 10}, tensors)
+    result = run("certify", model_path)
+    assert result.exit_code == 1
+    assert "ridge penalty is not the one GCV chooses" in result.stderr
 
 
 def test_info(tmp_path: Path) -> None:

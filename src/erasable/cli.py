@@ -554,19 +554,27 @@ def _weight_pairs(pairs: SteerPairs, option: str) -> list[tuple[str, float]]:
 def certify(model_path: ModelArg) -> None:
     """Recompute the statistics from the live samples and compare certificates.
 
-    Exits with 0 when the model's certificate equals that of a refit from scratch, 1 if not.
+    For a ridge model with automatic alpha, also recompute the penalty GCV chooses and
+    compare it with the one the file keeps. Exits with 0 when both match a refit from
+    scratch, 1 if not.
 
     Example: erasable certify model.erasable
     """
     with _user_errors():
         model = load_model(model_path)
         refit = model.refit()
+        alphas = (model.gcv_alpha(), refit.gcv_alpha()) if model.config.head == "ridge" else (None, None)
     stored, recomputed = model.certificate(), refit.certificate()
     _say("model certificate", stored)
     _say("refit certificate", recomputed)
     if stored != recomputed:
         err_console.print("[bold red]MISMATCH:[/] the statistics are not those of the live samples.")
         raise typer.Exit(1)
+    if alphas[0] is not None:
+        _say("ridge penalty (file / GCV of the refit)", f"{alphas[0]:.6g} / {alphas[1]:.6g}")
+        if alphas[0] != alphas[1]:
+            err_console.print("[bold red]MISMATCH:[/] the file's ridge penalty is not the one GCV chooses.")
+            raise typer.Exit(1)
     console.print(f"[bold green]OK:[/] the statistics are exactly those of the {model.count} live samples.")
 
 

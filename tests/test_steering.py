@@ -226,3 +226,15 @@ def test_a_refit_and_an_audit_keep_the_steering():
     served.forget(subjects=["web"])  # what the audit serves: the steered model, minus web
     expected = np.mean(served.memory().predict(served.head_inputs(probe, "memory")) == test.y)
     assert audit.served.test_accuracy == expected
+
+
+def test_the_estimator_steers_and_saves_its_steering(tmp_path: Path):
+    from erasable import ErasableClassifier
+
+    model, probe = steered_model(np.random.default_rng(10))
+    clf = ErasableClassifier.from_model(model).steer(subjects={"crawler": 0.0})
+    assert clf.model_.steering.subjects == {"crawler": 0.0}
+    clf.save(tmp_path / "m.erasable")
+    loaded = ErasableClassifier.load(tmp_path / "m.erasable")
+    assert loaded.model_.steering == clf.model_.steering
+    np.testing.assert_array_equal(loaded.predict_proba(probe), clf.predict_proba(probe))

@@ -225,6 +225,26 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         self.last_forget_: ForgetReceipt = self.model_.forget(ids=ids, subjects=subjects, embeddings=X, labels=y)
         return self
 
+    def steer(
+        self,
+        *,
+        classes: dict[Any, float] | None = None,
+        subjects: dict[str, float] | None = None,
+        ids: dict[str, float] | None = None,
+    ) -> ErasableClassifier:
+        """Weigh the memory head's votes by class, subject or sample id (see :meth:`Model.steer`).
+
+        >>> import numpy as np
+        >>> X = np.array([[1.0, 0.1], [0.9, 0.3], [0.1, 1.0]])
+        >>> clf = ErasableClassifier(head="memory", scale_bits=8).partial_fit(
+        ...     X, ["x", "y", "y"], ids=["a", "b", "c"], subjects=["web", "crawler", "web"])
+        >>> clf.predict([[0.95, 0.25]]).tolist(), clf.steer(subjects={"crawler": 0}).predict([[0.95, 0.25]]).tolist()
+        (['y'], ['x'])
+        """
+        check_is_fitted(self)
+        self.model_.steer(classes=classes, subjects=subjects, ids=ids)
+        return self
+
     def merge(self, other: ErasableClassifier) -> ErasableClassifier:
         """Add all samples of ``other`` (same parameters, disjoint ids): exact federated merge."""
         check_is_fitted(self)

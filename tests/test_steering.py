@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -238,3 +239,46 @@ def test_the_estimator_steers_and_saves_its_steering(tmp_path: Path):
     loaded = ErasableClassifier.load(tmp_path / "m.erasable")
     assert loaded.model_.steering == clf.model_.steering
     np.testing.assert_array_equal(loaded.predict_proba(probe), clf.predict_proba(probe))
+
+
+@given(st.data())
+@settings(max_examples=20, deadline=None)
+def test_any_history_of_learn_forget_and_steer_saves_the_file_of_its_refit(data):
+    """Steering weights never outlive what they name, and the saved model is that of a refit, steering included."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    model, probe = steered_model(rng, n=60)
+    model.memory()  # kept in step from here on, not rebuilt
+    next_id = 0
+    for _ in range(data.draw(st.integers(1, 6))):
+        live_subjects = sorted({s for s in model.registry.subjects if s is not None})
+        action = data.draw(st.sampled_from(["steer", "forget ids", "forget subject", "forget class", "learn"]))
+        if action == "steer":
+            model.steer(
+                classes={c: data.draw(st.sampled_from([0.0, 0.5, 2.0])) for c in model.classes[:1]},
+                subjects={s: data.draw(st.sampled_from([0.0, 0.5, 1.0])) for s in live_subjects[:2]},
+                ids={i: 0.0 for i in data.draw(st.lists(st.sampled_from(model.registry.ids), max_size=3, unique=True))},
+            )
+        elif action == "forget ids" and model.count > 10:
+            model.forget(
+                ids=data.draw(st.lists(st.sampled_from(model.registry.ids), min_size=1, max_size=5, unique=True))
+            )
+        elif action == "forget subject" and len(live_subjects) > 1:
+            model.forget(subjects=[data.draw(st.sampled_from(live_subjects))])
+        elif action == "forget class" and len(model.classes) > 1:
+            model.forget(classes=[data.draw(st.sampled_from(model.classes))])
+        else:
+            x = unit_rows(rng, 5, 8)
+            model.learn(
+                x, ["a", "b", "c", "a", "b"], ids=[f"n{next_id + i}" for i in range(5)], subjects=["crawler"] * 5
+            )
+            next_id += 5
+        steering = model.steering
+        assert set(steering.samples) <= set(model.registry.ids)
+        assert set(steering.subjects) <= set(model.registry.subjects)
+        assert set(steering.classes) <= set(model.classes)
+    refit = model.refit()
+    np.testing.assert_array_equal(memory_scores(model, probe), memory_scores(refit, probe))
+    with tempfile.TemporaryDirectory() as directory:
+        save_model(model, Path(directory) / "model.erasable")
+        save_model(refit, Path(directory) / "refit.erasable")
+        assert (Path(directory) / "model.erasable").read_bytes() == (Path(directory) / "refit.erasable").read_bytes()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import statistics
 import tempfile
 import time
@@ -75,6 +76,11 @@ def predict_rows(url: str, headers: dict[str, str], bodies: list[dict[str, Any]]
     return rows
 
 
+def packed(vector: np.ndarray) -> str:
+    """A vector as the API's ``vector_base64``: base64 of its little-endian float32 values."""
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+
+
 def rate(count: int, seconds: float) -> str:
     return f"{count / seconds:.0f}"
 
@@ -117,6 +123,15 @@ def main(argv: list[str] | None = None) -> None:
             )
             assert http.get("/v1/models/vectors").json()["certificate"] == library.certificate()
 
+            # the same batches with packed vectors (base64 of float32: no decimals to parse)
+            http.post("/v1/models", json={"name": "packed", "input_dim": x.shape[1]}).raise_for_status()
+            packed_bodies = [
+                {"samples": [{"id": str(i), "label": y[i], "vector_base64": packed(x[i])} for i in rows]}
+                for rows in batches
+            ]
+            api_packed = sum(timed(lambda b=b: http.post("/v1/models/packed/learn", json=b)) for b in packed_bodies)
+            assert http.get("/v1/models/packed").json()["certificate"] == library.certificate()
+
             # forget one sample: the API (plan + transaction + WAL checkpoint + apply) vs the library
             doomed = [str(i) for i in range(40)]
             api_forget = statistics.median(
@@ -155,6 +170,12 @@ def main(argv: list[str] | None = None) -> None:
             ["operation", "API", "library", "API / library"],
             [
                 ["learn, samples/s", rate(len(y), api_learn), rate(len(y), lib_learn), ratio(api_learn, lib_learn)],
+                [
+                    "learn, samples/s, packed vectors (vector_base64)",
+                    rate(len(y), api_packed),
+                    rate(len(y), lib_learn),
+                    ratio(api_packed, lib_learn),
+                ],
                 ["forget 1 sample, ms (median of 20)", ms(api_forget), ms(lib_forget), ratio(api_forget, lib_forget)],
                 [
                     "predict 1 input, ms (median of 20)",

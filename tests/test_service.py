@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -229,3 +230,52 @@ def test_steering_over_the_api(api: Api) -> None:
     ]
     assert restarted.call("POST", "/v1/models/m/forget", "forget", json={"subjects": ["u1"]}).status_code == 200
     assert restarted.call("GET", "/v1/models/m/steering", "learn").json()["subjects"] == []
+
+
+def packed(vector: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+
+
+def test_packed_vectors_learn_and_predict_exactly_like_json_numbers(api: Api) -> None:
+    rng = np.random.default_rng(3)
+    vectors = unit_rows(rng, 6, DIM).astype(np.float32)  # what an encoder produces
+    as_numbers = [{"id": f"n{i}", "label": "cat", "vector": v.tolist()} for i, v in enumerate(vectors[:3])]
+    as_packed = [{"id": f"n{i}", "label": "dog", "vector_base64": packed(v)} for i, v in enumerate(vectors[3:], 3)]
+    assert api.call("POST", "/v1/models", json={"name": "twin", "input_dim": DIM}).status_code == 201
+    for name, first, second in (("m", as_numbers, as_packed), ("twin", as_packed, as_numbers)):
+        for batch in (first, second):
+            assert api.call("POST", f"/v1/models/{name}/learn", "learn", json={"samples": batch}).status_code == 200
+    library = Model(api.store.load_model("m").config)
+    library.learn(unit_rows(np.random.default_rng(0), 30, DIM), [["cat", "dog", "eel"][i % 3] for i in range(30)])
+    library.learn(vectors, ["cat"] * 3 + ["dog"] * 3, ids=[f"n{i}" for i in range(6)])
+    assert api.state("m")[1] == library.certificate()  # the same e_q, whichever encoding carried them
+    by_numbers = api.call("POST", "/v1/models/m/predict", "predict", json={"vectors": vectors.tolist()}).json()
+    by_packed = api.call(
+        "POST", "/v1/models/m/predict", "predict", json={"vectors_base64": [packed(v) for v in vectors]}
+    )
+    assert by_packed.json()["predictions"] == by_numbers["predictions"]
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [
+        "not base64!",
+        base64.b64encode(b"\x00" * 6).decode(),  # not whole float32 values
+        packed(np.ones(DIM - 1)),  # the wrong dimension
+        packed(np.full(DIM, np.nan)),
+    ],
+)
+def test_bad_packed_vectors_are_refused(api: Api, vector: str) -> None:
+    before = api.state()
+    predict = api.call("POST", "/v1/models/m/predict", "predict", json={"vectors_base64": [vector]})
+    assert predict.status_code == 422, predict.text
+    learn = api.call(
+        "POST",
+        "/v1/models/m/learn",
+        "learn",
+        json={"samples": [{"id": "new", "label": "cat", "vector_base64": vector}]},
+    )
+    assert learn.status_code == 422, learn.text
+    both = {"vectors_base64": [packed(np.ones(DIM))], "vectors": [[0.1] * DIM]}
+    assert api.call("POST", "/v1/models/m/predict", "predict", json=both).status_code == 422
+    assert api.state() == before

@@ -252,7 +252,12 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
         digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest() if idempotency_key else ""
         if idempotency_key is not None and (done := store.idempotent_response(name, idempotency_key, digest)):
             return LearnResponse(**done)
-        vectors = _embeddings(slot, [s.vector for s in body.samples], [s.text for s in body.samples])
+        vectors = _embeddings(
+            slot,
+            [s.vector for s in body.samples],
+            [s.vector_base64 for s in body.samples],
+            [s.text for s in body.samples],
+        )
         labels = [s.label for s in body.samples]
         if len({type(label) for label in labels}) > 1:
             raise HTTPException(422, "Labels of one model are all strings or all integers.")
@@ -334,7 +339,7 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
         """
         permit(key, "predict", name)
         slot = served.get(name)
-        vectors = _embeddings(slot, body.vectors, body.texts)
+        vectors = _embeddings(slot, body.vectors, body.vectors_base64, body.texts)
         want_neighbours = body.neighbours or (MEMORY_NEIGHBOURS if slot.model.config.head == "memory" else 0)
         with slot.reading():
             model = slot.model
@@ -421,17 +426,32 @@ def _info(slot: ServedModel) -> ModelInfo:
     )
 
 
-def _embeddings(slot: ServedModel, vectors: list[Any] | None, texts: list[Any] | None) -> NDArray[np.floating]:
-    """The embeddings of a request: its vectors, or its texts through the model's text encoder."""
+def _embeddings(
+    slot: ServedModel, vectors: list[Any] | None, packed: list[Any] | None, texts: list[Any] | None
+) -> NDArray[np.floating]:
+    """The embeddings of a request: its vectors (numbers or packed float32), or its texts through the encoder."""
     config = slot.model.config
-    if vectors is not None and all(v is not None for v in vectors):
-        if config.encoder is not None:
-            raise HTTPException(422, "This model embeds raw inputs itself: send texts, not vectors.")
-        if any(len(v) != config.input_dim for v in vectors):
+    given = [
+        (kind, items)
+        for kind, items in (("vector", vectors), ("vector_base64", packed), ("text", texts))
+        if items is not None and all(item is not None for item in items)
+    ]
+    if len(given) != 1:
+        raise HTTPException(422, "Give every input a vector, every input a vector_base64, or every input a text.")
+    kind, items = given[0]
+    if kind == "text":
+        if config.encoder is None or config.encoder["kind"] != "text":
+            raise HTTPException(422, "This model takes vectors, not texts.")
+        return slot.embed(items)
+    if config.encoder is not None:
+        raise HTTPException(422, "This model embeds raw inputs itself: send texts, not vectors.")
+    if kind == "vector":
+        if any(len(v) != config.input_dim for v in items):
             raise HTTPException(422, f"Every vector must have {config.input_dim} values.")
-        return np.asarray(vectors, dtype=np.float64)
-    if texts is None or any(t is None for t in texts):
-        raise HTTPException(422, "Give every sample a vector, or every sample a text.")
-    if config.encoder is None or config.encoder["kind"] != "text":
-        raise HTTPException(422, "This model takes vectors, not texts.")
-    return slot.embed(list(texts))
+        return np.asarray(items, dtype=np.float64)
+    if any(len(p) != 4 * config.input_dim for p in items):
+        raise HTTPException(422, f"Every vector_base64 must hold {config.input_dim} float32 values.")
+    matrix = np.frombuffer(b"".join(items), dtype="<f4").reshape(len(items), config.input_dim)
+    if not np.isfinite(matrix).all():
+        raise HTTPException(422, "Vectors must be finite (no NaN or infinity).")
+    return matrix.astype(np.float64)

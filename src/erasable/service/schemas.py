@@ -2,14 +2,18 @@
 
 Unknown fields are refused, numbers must be finite, labels are strings or integers (never
 booleans), and every list and string has a bound, so a malformed or hostile request fails
-validation (422) before it reaches a model.
+validation (422) before it reaches a model. Vectors come as JSON numbers or packed: base64
+of their little-endian float32 values, which skips parsing decimals (float32 is what the
+encoders produce; a float64 vector is rounded to float32 first).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from erasable.steering import MAX_WEIGHT
 
@@ -37,6 +41,22 @@ MAX_TEXT = 10_000
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Vector = Annotated[list[Finite], Field(min_length=1, max_length=MAX_DIM)]
+
+
+def _base64_bytes(text: str) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"not valid base64: {exc}") from None
+    if not raw or len(raw) % 4:
+        raise ValueError("must hold a whole, non-zero number of float32 values (4 bytes each)")
+    return raw
+
+
+#: A vector as base64 of its little-endian float32 values: no decimal parsing, 4 bytes a value.
+PackedVector = Annotated[
+    StrictStr, Field(min_length=4, max_length=(MAX_DIM * 4 + 2) // 3 * 4), AfterValidator(_base64_bytes)
+]
 Label = StrictStr | StrictInt
 Text = Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT)]
 Identifier = Annotated[StrictStr, Field(min_length=1, max_length=256)]
@@ -68,18 +88,19 @@ class CreateModelRequest(Strict):
 
 
 class Sample(Strict):
-    """One sample to learn: an id, a label, an optional subject, and a vector or a text."""
+    """One sample to learn: an id, a label, an optional subject, and a vector (as numbers or packed) or a text."""
 
     id: Identifier
     label: Label
     subject: Identifier | None = None
     vector: Vector | None = None
+    vector_base64: PackedVector | None = None
     text: Text | None = None
 
     @model_validator(mode="after")
     def _one_input(self) -> Sample:
-        if (self.vector is None) == (self.text is None):
-            raise ValueError("give exactly one of vector or text")
+        if sum(x is not None for x in (self.vector, self.vector_base64, self.text)) != 1:
+            raise ValueError("give exactly one of vector, vector_base64 or text")
         return self
 
 
@@ -119,14 +140,15 @@ class ForgetReceiptResponse(BaseModel):
 
 class PredictRequest(Strict):
     vectors: Annotated[list[Vector], Field(min_length=1, max_length=MAX_BATCH)] | None = None
+    vectors_base64: Annotated[list[PackedVector], Field(min_length=1, max_length=MAX_BATCH)] | None = None
     texts: Annotated[list[Text], Field(min_length=1, max_length=1024)] | None = None
     top_k: Annotated[int, Field(ge=1, le=100)] = 3
     neighbours: Annotated[int, Field(ge=0, le=100)] = 0
 
     @model_validator(mode="after")
     def _one_input(self) -> PredictRequest:
-        if (self.vectors is None) == (self.texts is None):
-            raise ValueError("give exactly one of vectors or texts")
+        if sum(x is not None for x in (self.vectors, self.vectors_base64, self.texts)) != 1:
+            raise ValueError("give exactly one of vectors, vectors_base64 or texts")
         return self
 
 

@@ -50,3 +50,29 @@ def test_explain_prints_the_neighbours(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "sample0" in result.output and "sample1" in result.output  # each query's own sample is nearest
     assert result.output.count("predicted") == 2
+
+
+def test_prune_forgets_exactly_what_hard_pruning_names(tmp_path: Path) -> None:
+    from erasable.memory_analysis import hard_prune
+    from erasable.model_file import load_model
+
+    rng = np.random.default_rng(5)
+    x, y = labelled(rng, 90)
+    y[:6] = np.roll(y[:6], 1)  # a few wrong labels for the votes to single out
+    model = Model(ModelConfig(input_dim=8, head="memory"))
+    model.learn(x, y, ids=[f"s{i}" for i in range(90)])
+    path = tmp_path / "m.erasable"
+    save_model(model, path)
+    expected = hard_prune(model.memory(), "misleading")
+    assert expected  # the test can fail: there is something to prune
+
+    runner = CliRunner()
+    dry = runner.invoke(app, ["prune", str(path), "--criterion", "misleading", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert f"Would forget {len(expected)} of 90" in dry.output and load_model(path).count == 90
+    done = runner.invoke(app, ["prune", str(path), "--criterion", "misleading"])
+    assert done.exit_code == 0, done.output
+    pruned = load_model(path)
+    assert set(pruned.registry.ids) == {f"s{i}" for i in range(90)} - set(expected)
+    model.forget(ids=expected)
+    assert pruned.certificate() == model.certificate() and model.certificate() in done.output

@@ -1,4 +1,4 @@
-"""The command line: ``erasable learn | forget | predict | explain | steer | certify | info | audit``,
+"""The command line: ``erasable learn | forget | predict | explain | prune | steer | certify | info | audit``,
 and the service's ``serve | keys | ledger`` (see :mod:`erasable.service.commands`).
 
 Every model command works on one model file (see :mod:`erasable.model_file`), which is only
@@ -480,6 +480,46 @@ def explain(
         for rank, n in enumerate(neighbours, start=1):
             table.add_row(str(rank), escape(n.id), escape(str(n.label)), f"{n.similarity:.4f}", f"{n.weight:.4f}")
         console.print(table)
+
+
+# -- prune -----------------------------------------------------------------------------------
+
+
+@app.command()
+def prune(
+    model_path: ModelArg,
+    criterion: Annotated[
+        Literal["wrong", "misleading"],
+        typer.Option(help="Remove samples their neighbours outvote (wrong), or that mislead more than they help."),
+    ] = "wrong",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the samples; change nothing.")] = False,
+) -> None:
+    """Hard-prune the memory: forget the samples its leave-one-out votes single out.
+
+    "wrong": samples whose own leave-one-out vote is wrong (Wilson's editing); "misleading":
+    samples more of whose vote went to wrong decisions than to right ones. The samples are
+    forgotten exactly, like any forget (the receipt is printed). Needs the extra ``memory``.
+
+    Example: erasable prune model.erasable --criterion misleading --dry-run
+    """
+    from erasable.memory_analysis import hard_prune  # faiss is optional
+
+    with _user_errors():
+        model = load_model(model_path)
+        total = model.count
+        if not total:
+            raise CliError(f"{model_path} has no samples to prune.")
+        with console.status("Leave-one-out votes of every sample…"):
+            ids = hard_prune(model.memory(), criterion)
+        receipt = model.forget(ids=ids) if ids and not dry_run else None
+        if receipt is not None:
+            _save(model, model_path)
+    console.print(f"{'Would forget' if dry_run else 'Forgot'} {len(ids)} of {total} samples ({criterion}).")
+    if ids:
+        _say("ids", ", ".join(ids[:20]) + (f", … ({len(ids) - 20} more)" if len(ids) > 20 else ""))
+    if receipt is not None:
+        _say("certificate before", receipt.certificate_before)
+        _say("certificate after", receipt.certificate_after)
 
 
 # -- steer -----------------------------------------------------------------------------------

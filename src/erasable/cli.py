@@ -60,6 +60,7 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 app = typer.Typer(
+    rich_markup_mode="markdown",  # docstring paragraphs reflow to the terminal, ``code`` is shown as code
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,

@@ -319,19 +319,21 @@ class LedgerStore:
         """
         kind = "learn" if change.sign > 0 else "forget"
         with self._write_lock, self.engine.begin() as connection:
-            row = self._model_row(connection, name)
-            query = sa.select(statistics.c.seq, statistics.c.last_hash).where(statistics.c.model == name)
-            if self.dialect == "postgresql":
-                query = query.with_for_update()
-            current = connection.execute(query).one()
-            if expected_seq is not None and current.seq != expected_seq:
-                raise ConflictError(f"Model {name!r} is at event {current.seq}, not {expected_seq}: reload it.")
-            seq = int(current.seq) + 1
-            time = _now()
+            row, current = self._head(connection, name, expected_seq)
+            seq, time = int(current.seq) + 1, _now()
             if change.sign > 0:
                 self._insert_samples(connection, name, change, source, time)
             else:
                 self._delete_samples(connection, name, change.ids)
+            if idempotency_key is not None:
+                connection.execute(
+                    sa.insert(idempotency).values(
+                        model=name,
+                        key=idempotency_key,
+                        request_digest=request_digest,
+                        response=json.dumps({**(response or {}), "seq": seq, "certificate": change.certificate_after}),
+                    )
+                )
             body = {
                 "seq": seq,
                 "kind": kind,
@@ -342,37 +344,22 @@ class LedgerStore:
                 "certificate_after": change.certificate_after,
                 **({"request": request} if request else {}),
             }
-            event_hash = link(current.last_hash, body)
-            connection.execute(sa.insert(events).values(model=name, seq=seq, body=json.dumps(body), hash=event_hash))
-            if idempotency_key is not None:
-                connection.execute(
-                    sa.insert(idempotency).values(
-                        model=name,
-                        key=idempotency_key,
-                        request_digest=request_digest,
-                        response=json.dumps({**(response or {}), "seq": seq, "certificate": change.certificate_after}),
-                    )
-                )
-            updated = connection.execute(
-                sa.update(statistics)
-                .where(statistics.c.model == name, statistics.c.seq == current.seq)
-                .values(
-                    seq=seq,
-                    last_hash=event_hash,
-                    certificate=change.certificate_after,
-                    next_auto_id=change.next_auto_id,
-                    tensors=_statistics_blob(change.state_after),
-                    steering=_steering_json(change.steering_after),
-                )
+            event = self._append(
+                connection,
+                name,
+                current,
+                body,
+                certificate=change.certificate_after,
+                next_auto_id=change.next_auto_id,
+                tensors=_statistics_blob(change.state_after),
+                steering=_steering_json(change.steering_after),
             )
-            if updated.rowcount != 1:
-                raise ConflictError(f"Model {name!r} changed during the commit: reload it.")
         if change.sign < 0:
             try:  # the change is committed: a failure here must not make the caller think otherwise
                 self.erase_residues()
             except sa.exc.SQLAlchemyError as exc:
                 log.warning("Erasing the residues of a forget failed (%s); `erasable ledger compact` will.", exc)
-        return Event(seq, body, event_hash)
+        return event
 
     def _insert_samples(self, connection: Connection, name: str, change: Change, source: str | None, time: str) -> None:
         vectors = np.ascontiguousarray(change.quantized, dtype="<i2")
@@ -409,16 +396,10 @@ class LedgerStore:
         samples of learn and forget events; the certificate is unchanged.
         """
         with self._write_lock, self.engine.begin() as connection:
-            row = self._model_row(connection, name)
-            query = sa.select(statistics.c.seq, statistics.c.last_hash, statistics.c.certificate)
-            query = query.where(statistics.c.model == name)
-            current = connection.execute(query.with_for_update() if self.dialect == "postgresql" else query).one()
-            if expected_seq is not None and current.seq != expected_seq:
-                raise ConflictError(f"Model {name!r} is at event {current.seq}, not {expected_seq}: reload it.")
-            seq = int(current.seq) + 1
+            row, current = self._head(connection, name, expected_seq)
             weights = steering.to_json()
             body = {
-                "seq": seq,
+                "seq": int(current.seq) + 1,
                 "kind": "steer",
                 "time": _now(),
                 "steering": {
@@ -429,16 +410,35 @@ class LedgerStore:
                 "certificate_before": current.certificate,
                 "certificate_after": current.certificate,
             }
-            event_hash = link(current.last_hash, body)
-            connection.execute(sa.insert(events).values(model=name, seq=seq, body=json.dumps(body), hash=event_hash))
-            updated = connection.execute(
-                sa.update(statistics)
-                .where(statistics.c.model == name, statistics.c.seq == current.seq)
-                .values(seq=seq, last_hash=event_hash, steering=_steering_json(steering))
-            )
-            if updated.rowcount != 1:
-                raise ConflictError(f"Model {name!r} changed during the commit: reload it.")
-        return Event(seq, body, event_hash)
+            return self._append(connection, name, current, body, steering=_steering_json(steering))
+
+    def _head(self, connection: Connection, name: str, expected_seq: int | None) -> tuple[Any, Any]:
+        """The model's row and its statistics' sequence number, last hash and certificate (locked on PostgreSQL).
+
+        Raises :class:`ConflictError` if the sequence number is not ``expected_seq`` (when given).
+        """
+        row = self._model_row(connection, name)
+        query = sa.select(statistics.c.seq, statistics.c.last_hash, statistics.c.certificate)
+        query = query.where(statistics.c.model == name)
+        current = connection.execute(query.with_for_update() if self.dialect == "postgresql" else query).one()
+        if expected_seq is not None and current.seq != expected_seq:
+            raise ConflictError(f"Model {name!r} is at event {current.seq}, not {expected_seq}: reload it.")
+        return row, current
+
+    def _append(self, connection: Connection, name: str, current: Any, body: dict[str, Any], **values: Any) -> Event:
+        """Chain ``body`` after the last event and move the statistics to it, with ``values``, guarded by its seq."""
+        event_hash = link(current.last_hash, body)
+        connection.execute(
+            sa.insert(events).values(model=name, seq=body["seq"], body=json.dumps(body), hash=event_hash)
+        )
+        updated = connection.execute(
+            sa.update(statistics)
+            .where(statistics.c.model == name, statistics.c.seq == current.seq)
+            .values(seq=body["seq"], last_hash=event_hash, **values)
+        )
+        if updated.rowcount != 1:
+            raise ConflictError(f"Model {name!r} changed during the commit: reload it.")
+        return Event(body["seq"], body, event_hash)
 
     def idempotent_response(self, name: str, key: str, request_digest: str) -> dict[str, Any] | None:
         """The recorded response of an earlier request with this key, or ``None`` if the key is new."""

@@ -30,7 +30,6 @@ array([0, 1])
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -112,39 +111,14 @@ def gcv_alpha_of(moments: Moments, unit: float = 1.0) -> float:
     return gcv_alpha(gram, cross, _target_energy(moments), moments.count, unit)
 
 
-class CanonicalInverse:
-    """``M0 = (A + lambda I)^-1`` of a canonical head, computed from its Cholesky factor when first needed.
-
-    Predictions need only the weights; the D x D inverse serves Woodbury updates. Computing
-    it on demand spares a head that only predicts about half the cost of its derivation
-    (and D x D floats). A head and the heads updated from it share one.
-    """
-
-    def __init__(self, factor: NDArray[np.float64]) -> None:
-        self._factor: NDArray[np.float64] | None = factor  # upper Cholesky factor of A + lambda I
-        self._matrix: NDArray[np.float64] | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def matrix(self) -> NDArray[np.float64]:
-        with self._lock:
-            if self._matrix is None:
-                assert self._factor is not None
-                inverse, info = scipy.linalg.lapack.dpotri(self._factor, lower=0)
-                if info != 0:
-                    raise np.linalg.LinAlgError(f"dpotri failed with info={info}.")
-                self._matrix, self._factor = np.triu(inverse) + np.triu(inverse, 1).T, None
-            return self._matrix
-
-
 @dataclass(frozen=True)
 class RidgeHead:
     """Ridge weights, and what a Woodbury update needs: ``M = (A + lambda I)^-1``.
 
     ``M`` is kept as the canonical inverse ``M0`` (from the last computation from the
-    Moments, computed when an update first needs it) minus low-rank corrections,
-    ``M = M0 - P G P^T``, so that an update reads ``M0`` once and writes nothing of size
-    D x D. ``rank_since_refresh`` is the number of columns of ``P`` (0 for a canonical head).
+    Moments) minus low-rank corrections, ``M = M0 - P G P^T``, so that an update reads
+    ``M0`` once and writes nothing of size D x D. ``rank_since_refresh`` is the number of
+    columns of ``P`` (0 for a canonical head).
     """
 
     classes: tuple[Label, ...]
@@ -153,7 +127,7 @@ class RidgeHead:
     counts: NDArray[np.int64]  # (K,)
     alpha: float
     lam: float
-    inverse: CanonicalInverse  # M0, (D, D)
+    inverse: NDArray[np.float64]  # M0, (D, D)
     correction_basis: NDArray[np.float64]  # P, (D, r)
     correction_core: NDArray[np.float64]  # G, (r, r)
 
@@ -186,6 +160,10 @@ class RidgeHead:
         gram[np.diag_indices_from(gram)] += lam
         factor, lower = scipy.linalg.cho_factor(gram, lower=False, overwrite_a=True, check_finite=False)
         weights = scipy.linalg.cho_solve((factor, lower), cross, check_finite=False)
+        inverse, info = scipy.linalg.lapack.dpotri(factor, lower=0)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"dpotri failed with info={info}.")
+        inverse = np.triu(inverse) + np.triu(inverse, 1).T
         dim = moments.dim
         return cls(
             classes=moments.classes,
@@ -194,14 +172,14 @@ class RidgeHead:
             counts=moments.class_counts,
             alpha=alpha,
             lam=lam,
-            inverse=CanonicalInverse(factor),
+            inverse=inverse,
             correction_basis=np.zeros((dim, 0)),
             correction_core=np.zeros((0, 0)),
         )
 
     def _apply_inverse(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
         """``M @ vectors`` for a few columns: one read of ``M0``, no D x D temporary."""
-        product = self.inverse.matrix @ vectors
+        product = self.inverse @ vectors
         if self.rank_since_refresh:
             p = self.correction_basis
             product -= p @ (self.correction_core @ (p.T @ vectors))

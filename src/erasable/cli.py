@@ -124,6 +124,11 @@ QueryData = Annotated[
 ]
 QueryTexts = Annotated[list[str] | None, typer.Option("--text", help="A text to query (repeatable; text models).")]
 CacheDir = Annotated[Path | None, typer.Option(help="Raw inputs: directory of an on-disk embedding cache.")]
+ForgetIds = Annotated[list[str] | None, typer.Option("--id", help="Id of a sample to forget (repeatable).")]
+ForgetIdsFile = Annotated[Path | None, typer.Option(help="Text file of ids to forget, one per line.")]
+ForgetSubjects = Annotated[
+    list[str] | None, typer.Option("--subject", help="Forget every sample of this subject (repeatable).")
+]
 
 
 # -- learn -------------------------------------------------------------------------------------
@@ -203,7 +208,8 @@ def _save(model: Model, path: Path) -> None:
 
     The file keeps that penalty, so no later ``predict`` has to choose it again.
     """
-    with console.status("Saving the model (choosing the ridge penalty by GCV)…"):
+    ridge = model.config.head == "ridge" and model.config.alpha is None
+    with console.status("Saving the model" + (" (choosing the ridge penalty by GCV)…" if ridge else "…")):
         save_model(model, path)
 
 
@@ -331,11 +337,9 @@ def _learn_in_chunks(model: Model, data: VectorData) -> None:
 @app.command()
 def forget(
     model_path: ModelArg,
-    ids: Annotated[list[str] | None, typer.Option("--id", help="Id of a sample to forget (repeatable).")] = None,
-    ids_file: Annotated[Path | None, typer.Option(help="Text file of ids to forget, one per line.")] = None,
-    subjects: Annotated[
-        list[str] | None, typer.Option("--subject", help="Forget every sample of this subject (repeatable).")
-    ] = None,
+    ids: ForgetIds = None,
+    ids_file: ForgetIdsFile = None,
+    subjects: ForgetSubjects = None,
     cache_dir: Annotated[
         Path | None,
         typer.Option(help="Embedding cache to empty as well: it may hold embeddings of the forgotten inputs."),
@@ -672,11 +676,9 @@ def audit(
     model_path: LedgerModelArg,
     test_path: Annotated[Path, typer.Option("--test", help="Labelled test vectors (.npz/.npy/.csv).")],
     out: Annotated[Path, typer.Option(help="Directory to write report.md, report.html and the PNG plots to.")],
-    ids: Annotated[list[str] | None, typer.Option("--id", help="Id of a sample to forget (repeatable).")] = None,
-    ids_file: Annotated[Path | None, typer.Option(help="Text file of ids to forget, one per line.")] = None,
-    subjects: Annotated[
-        list[str] | None, typer.Option("--subject", help="Forget every sample of this subject (repeatable).")
-    ] = None,
+    ids: ForgetIds = None,
+    ids_file: ForgetIdsFile = None,
+    subjects: ForgetSubjects = None,
     forgotten: Annotated[
         Path | None,
         typer.Option(help="Labelled vectors of samples MODEL has already forgotten: audit that forget request."),

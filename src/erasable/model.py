@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -729,14 +729,22 @@ class Model:
 
         A durable ledger records it between this and :meth:`set_steering`.
         """
-        unknown_classes = [c for c in (classes or {}) if c not in self.classes]
+        self._check_live(classes or {}, subjects or {}, ids or {})
+        return self.steering.with_weights(classes=classes, subjects=subjects, samples=ids)
+
+    def checked_steering(self, steering: Steering) -> Steering:
+        """``steering`` (e.g. read from a file or a ledger), if it names only live classes, subjects and ids."""
+        self._check_live(steering.classes, steering.subjects, steering.samples)
+        return steering
+
+    def _check_live(self, classes: Iterable[Label], subjects: Iterable[str], ids: Iterable[str]) -> None:
+        unknown_classes = [c for c in classes if c not in self.classes]
         if unknown_classes:
             raise ValueError(f"Cannot steer classes the model does not have: {unknown_classes[:5]}.")
-        if subjects:
+        if subjects := list(subjects):
             self.registry.rows_for_subjects(subjects)  # raises for a subject with no live sample
-        if ids:
+        if ids := list(ids):
             self.registry.rows_for_ids(ids)
-        return self.steering.with_weights(classes=classes, subjects=subjects, samples=ids)
 
     def set_steering(self, steering: Steering) -> None:
         """Weigh the memory's votes by ``steering`` (from :meth:`plan_steer`) from now on."""

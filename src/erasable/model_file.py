@@ -264,8 +264,7 @@ def _build(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> Model:
     model.registry = registry
     model.next_auto_id = int(manifest["next_auto_id"])
     if manifest["format_version"] >= 2:
-        steering = Steering.from_json(manifest["steering"])
-        model.steer(classes=dict(steering.classes), subjects=dict(steering.subjects), ids=dict(steering.samples))
+        model.set_steering(model.checked_steering(Steering.from_json(manifest["steering"])))
         if manifest["ridge_alpha"] is not None:
             model.recall_alpha(manifest["certificate"], manifest["ridge_alpha"])
     return model

@@ -291,8 +291,7 @@ class LedgerStore:
         if model.certificate() != stats.certificate:
             raise LedgerError(f"The statistics of {name!r} do not match their certificate: the store is damaged.")
         try:
-            steering = Steering.from_json(json.loads(stats.steering))
-            model.steer(classes=dict(steering.classes), subjects=dict(steering.subjects), ids=dict(steering.samples))
+            model.set_steering(model.checked_steering(Steering.from_json(json.loads(stats.steering))))
         except (ValueError, KeyError) as exc:  # SteeringError, UnknownSampleError, bad JSON
             raise LedgerError(f"The steering of {name!r} is invalid ({exc}): the store is damaged.") from exc
         return model, int(stats.seq)

@@ -192,7 +192,7 @@ def learn(
         if encoder is not None or (existing is not None and existing.config.encoder is not None):
             raw = _read_raw(data_path, columns, text_column, labels_path, need_labels=True)
             model = _open_or_create(model_path, existing, given, None)
-            data = _embedded(model, raw, cache_dir)
+            data = _embedded(model, raw, cache_dir, to_learn=True)
         else:
             data = read_vectors(data_path, columns=columns, split=split, labels_file=labels_file, need_labels=True)
             model = _open_or_create(model_path, existing, given, data.vectors.shape[1])
@@ -283,11 +283,11 @@ def _raw_queries(path: Path | None, texts: list[str] | None, columns: Columns, t
     return _read_raw(path, columns, text_column, None, need_labels=False)
 
 
-def _embedded(model: Model, data: Dataset, cache_dir: Path | None) -> VectorData:
-    """Raw inputs embedded by the model's encoder, with a progress bar on a terminal."""
+def _embedded(model: Model, data: Dataset, cache_dir: Path | None, to_learn: bool = False) -> VectorData:
+    """Raw inputs embedded by the model's encoder, with a progress bar on a terminal (see ``Model.embed``)."""
     items = data.items
     with _progress("Encoding", len(items)) as advance:
-        vectors = model.embed(items, progress=advance, cache_dir=cache_dir)
+        vectors = model.embed(items, progress=advance, cache_dir=cache_dir, to_learn=to_learn)
     return VectorData(vectors.astype(np.float64), data.labels, data.ids, data.subjects)
 
 

@@ -177,7 +177,9 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
     ) -> ErasableClassifier:
         """Learn from scratch on ``X`` (vectors, or raw inputs with an encoder) and ``y``; ``ids`` default to 0..n-1."""
         model = self._encoding_model()
-        X_checked, y_checked = self._validated(self._embedded(X, model), y, reset=True, incremental=False)
+        X_checked, y_checked = self._validated(
+            self._embedded(X, model, to_learn=True), y, reset=True, incremental=False
+        )
         model = model or Model(self.model_config(X_checked.shape[1]))
         model.learn(X_checked, y_checked, ids=ids, subjects=subjects)
         self.model_ = model
@@ -198,7 +200,9 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         """
         first = not hasattr(self, "model_")
         model = self._encoding_model() if first else self.model_
-        X_checked, y_checked = self._validated(self._embedded(X, model), y, reset=first, incremental=True)
+        X_checked, y_checked = self._validated(
+            self._embedded(X, model, to_learn=True), y, reset=first, incremental=True
+        )
         if classes is not None and not np.isin(y_checked, np.asarray(classes)).all():
             raise ValueError("y contains labels that are not in `classes`.")
         model = model or Model(self.model_config(X_checked.shape[1]))
@@ -264,11 +268,12 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         """A new model whose encoder will embed the raw inputs; ``None`` for a model of vectors."""
         return Model(self.model_config()) if self.encoder is not None else None
 
-    def _embedded(self, X: Any, model: Model | None) -> Any:
-        """``X`` itself for a model of vectors; the encoder's embeddings of ``X`` otherwise."""
+    def _embedded(self, X: Any, model: Model | None, to_learn: bool = False) -> Any:
+        """``X`` itself for a model of vectors; the encoder's embeddings of ``X`` otherwise (see ``Model.embed``)."""
         if model is None or model.config.encoder is None:
             return X
-        return model.embed(list(X) if not isinstance(X, np.ndarray) else X, cache_dir=self.cache_dir)
+        items = list(X) if not isinstance(X, np.ndarray) else X
+        return model.embed(items, cache_dir=self.cache_dir, to_learn=to_learn)
 
     def _inputs(self, X: ArrayLike) -> NDArray[np.float64]:
         check_is_fitted(self)

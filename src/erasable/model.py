@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from erasable.encoders import Batch, Encoder, check_same_encoder, encode_batched, load_encoder
-from erasable.exact import quantize
+from erasable.exact import OverflowRiskError, quantize
 from erasable.features import Identity, RandomReLU, feature_map_from_config
 from erasable.heads import GaussianHead, Head, PrototypeHead, RidgeHead
 from erasable.heads.ridge import gcv_alpha_of
@@ -270,9 +270,24 @@ class Model:
         *,
         progress: Callable[[int], None] | None = None,
         cache_dir: str | Path | None = None,
+        to_learn: bool = False,
     ) -> NDArray[np.float32]:
-        """Embeddings of raw inputs (texts, images) by the model's encoder, in chunks, optionally cached."""
-        return encode_batched(self.encoder, items, progress=progress, cache_dir=cache_dir)
+        """Embeddings of raw inputs (texts, images) by the model's encoder, in chunks, optionally cached.
+
+        With ``to_learn``, the embeddings must fit the fixed-point scale (learning refuses
+        values out of range): checked on a first small batch before the long encoding, then
+        on every chunk, raising :class:`~erasable.exact.OverflowRiskError`.
+        """
+        check = self._check_learnable if to_learn else None
+        return encode_batched(self.encoder, items, progress=progress, cache_dir=cache_dir, check=check)
+
+    def _check_learnable(self, embeddings: NDArray[np.float32]) -> None:
+        try:
+            self.quantize(embeddings)
+        except OverflowRiskError as exc:
+            raise OverflowRiskError(
+                f"Encoder {self.encoder.name!r} makes embeddings this model cannot learn: {exc}"
+            ) from None
 
     # -- computing statistics ---------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from erasable.encoders.base import (
     sha256_file,
     sha256_tree,
 )
-from erasable.encoders.batching import DEFAULT_CHUNK_SIZE, encode_batched
+from erasable.encoders.batching import DEFAULT_CHUNK_SIZE, PROBE_SIZE, encode_batched
 from erasable.encoders.cache import EmbeddingCache, content_digest
 from erasable.encoders.image import ImageEncoder
 from erasable.encoders.text import TextEncoder
@@ -39,6 +39,7 @@ from erasable.encoders.wrappers import CallableEncoder, PrecomputedVectors
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "ENCODER_KINDS",
+    "PROBE_SIZE",
     "Batch",
     "CallableEncoder",
     "EmbeddingCache",

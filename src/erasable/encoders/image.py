@@ -8,7 +8,9 @@ classifier (:meth:`ImageEncoder.classify` applies that classifier, to check the 
 Preprocessing follows the EfficientNet-Lite ("edge") models: the largest central square is
 resized to ``image_size`` (bicubic, antialiased), pixels in 0..255 are normalized as
 ``(x - 127) / 128`` -- not with the ImageNet mean and std of the non-lite models. Grey
-images (e.g. 28x28 Fashion-MNIST) are replicated to three channels.
+images (e.g. 28x28 Fashion-MNIST) are replicated to three channels. Embeddings are
+L2-normalized (in float64, row by row), like the text encoder's: they then fit every model's
+fixed-point scale (the raw pooled features reach about 6, beyond the default ``|x| <= 4``).
 
 Every forward pass has exactly ``batch_size`` images (a short batch is filled with copies
 of its last image): the same image then gets the same embedding whatever it is batched
@@ -19,8 +21,9 @@ in 0..255 or float in 0..1 -- or :class:`pathlib.Path` image files; a batch may 
 one array ``(n, h, w[, c])``.
 
 >>> encoder = ImageEncoder()  # doctest: +SKIP
->>> encoder.encode(np.zeros((2, 28, 28), dtype=np.uint8)).shape  # doctest: +SKIP
-(2, 1280)
+>>> embeddings = encoder.encode(np.zeros((2, 28, 28), dtype=np.uint8))  # doctest: +SKIP
+>>> embeddings.shape, np.linalg.norm(embeddings, axis=1).round(4).tolist()  # doctest: +SKIP
+((2, 1280), [1.0, 1.0])
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ def _square_resize(batch: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class ImageEncoder:
-    """EfficientNet-Lite0 pooled features (1280-d); the network loads on first use."""
+    """EfficientNet-Lite0 pooled features (1280-d, unit norm); the network loads on first use."""
 
     name = "efficientnet-lite0"
     dim = 1280
@@ -130,8 +133,9 @@ class ImageEncoder:
         self.image_size = image_size
         self.batch_size = batch_size
         self.weights = efficientnet_lite0_weights()
-        # Image size and batch size shape every forward pass, hence the last bits of the embedding.
-        version = f"{metadata.version(WEIGHTS_PACKAGE)}+{image_size}px+batch{batch_size}"
+        # Image size and batch size shape every forward pass, hence the last bits of the embedding;
+        # "l2" marks the normalized embeddings (models of the raw pooled features are another encoder).
+        version = f"{metadata.version(WEIGHTS_PACKAGE)}+{image_size}px+batch{batch_size}+l2"
         self.identity = make_identity(self.name, version, sha256_file(self.weights))
         self._module: EfficientNet | None = None
 
@@ -172,8 +176,11 @@ class ImageEncoder:
         return torch.cat(parts) if parts else torch.zeros((0, self.dim))
 
     def encode(self, batch: Batch) -> NDArray[np.float32]:
-        """Pooled 1280-d features of a batch of images."""
-        return check_embeddings(self._pooled(batch).numpy(), len(batch), self.dim, self.name)
+        """Pooled 1280-d features of a batch of images, L2-normalized."""
+        pooled = self._pooled(batch).numpy().astype(np.float64)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        unit = np.divide(pooled, norms, out=np.zeros_like(pooled), where=norms > 0)
+        return check_embeddings(unit.astype(np.float32), len(batch), self.dim, self.name)
 
     def classify(self, batch: Batch) -> NDArray[np.float32]:
         """ImageNet logits ``(n, 1000)`` from the shipped classifier: a check of the weights."""

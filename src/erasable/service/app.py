@@ -40,6 +40,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Res
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from numpy.typing import NDArray
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -140,6 +141,28 @@ class BodyLimit:
         await JSONResponse({"detail": f"Request body over {self.limit} bytes."}, status_code=413)(scope, receive, send)
 
 
+class JsonByDefault:
+    """ASGI middleware: a body labelled as a form, or not labelled at all, is read as the JSON it is.
+
+    ``curl -d '{...}'`` sends ``Content-Type: application/x-www-form-urlencoded``, and some
+    clients send no type; every body this API takes is JSON, so both are relabelled
+    ``application/json`` (any other type is left as it is, and refused as not JSON).
+    """
+
+    RELABELLED = (b"", b"application/x-www-form-urlencoded")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = [(name, value) for name, value in scope["headers"] if name != b"content-type"]
+            declared = dict(scope["headers"]).get(b"content-type", b"")
+            if declared.split(b";")[0].strip().lower() in self.RELABELLED:
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
+
+
 _bearer = HTTPBearer(auto_error=False, description="An API key made by `erasable keys create`.")
 
 
@@ -157,7 +180,7 @@ Caller = Annotated[ApiKey, Depends(_caller)]
 
 def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
     """The API over ``store``: models are loaded from it on first use and every change is committed to it."""
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with assets served from the installed package, not a CDN
         title="erasable",
         version=__version__,
         description="Classification whose knowledge can be added and removed exactly, with certificates.",
@@ -184,6 +207,7 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
         return response
 
     app.add_middleware(BodyLimit, limit=max_body)
+    app.add_middleware(JsonByDefault)
 
     def permit(key: ApiKey, scope: str, name: str | None = None) -> None:
         if not key.allows(scope, name):

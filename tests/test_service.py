@@ -22,11 +22,11 @@ DIM = 8
 class Api:
     """A test client with keys of every scope."""
 
-    def __init__(self, store: LedgerStore) -> None:
+    def __init__(self, store: LedgerStore, **options: Any) -> None:
         from erasable.service.app import create_app
 
         self.store = store
-        self.client = TestClient(create_app(store, max_body=2**20))
+        self.client = TestClient(create_app(store, **{"max_body": 2**20, **options}))
         ring = KeyRing(store)
         self.tokens = {scope: ring.create(scopes=[scope])[0] for scope in ("predict", "learn", "forget", "admin")}
 

@@ -70,9 +70,11 @@ def quantize(x: ArrayLike, scale_bits: int, *, saturate: bool = False) -> NDArra
         np.clip(scaled, -INT16_MAX, INT16_MAX, out=scaled)
     elif scaled.size and np.abs(scaled).max() > INT16_MAX:
         largest = float(np.abs(values).max())
+        # Accepted iff |rint(x * 2**s)| <= INT16_MAX, i.e. |x| < (INT16_MAX + 0.5) / 2**s (a tie rounds to even:
+        # 32768, refused), a bound a float shows exactly; so the message and the check agree at the edge.
         raise OverflowRiskError(
-            f"Input values reach {largest:.4g} but scale_bits={scale_bits} represents only "
-            f"|x| <= {INT16_MAX / 2**scale_bits:.4g}. Normalize the embeddings or lower scale_bits."
+            f"Input values reach {largest!r} but scale_bits={scale_bits} represents only "
+            f"|x| < {(INT16_MAX + 0.5) / 2**scale_bits!r}. Normalize the embeddings or lower scale_bits."
         )
     return scaled.astype(np.int16)
 

@@ -41,7 +41,7 @@ from erasable.features import Identity, RandomReLU, feature_map_from_config
 from erasable.heads import GaussianHead, Head, PrototypeHead, RidgeHead
 from erasable.heads.ridge import gcv_alpha_of
 from erasable.ledger import SampleRegistry
-from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels
+from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels, require_unicode
 from erasable.steering import Steering
 
 if TYPE_CHECKING:
@@ -400,6 +400,8 @@ class Model:
         ]
         if len(subject_list) != n:
             raise ValueError(f"{n} embeddings but {len(subject_list)} subjects.")
+        require_unicode(id_list, "Sample ids")
+        require_unicode(subject_list, "Subjects")
         return self._plan(+1, quantized, y, id_list, subject_list, None, next_auto_id, progress)
 
     def _plan(

@@ -43,8 +43,11 @@ from erasable.exact import (
 )
 
 Label = int | str
+#: Integer labels are stored as int64.
+INT64_MAX = 2**63 - 1
+MIXED_LABELS = "Unknown label type: labels must be all integers or all strings, not a mix."
 
-__all__ = ["Label", "Moments", "MomentsMismatchError", "canonical_labels"]
+__all__ = ["Label", "Moments", "MomentsMismatchError", "canonical_labels", "require_unicode"]
 
 
 class MomentsMismatchError(ValueError):
@@ -54,32 +57,67 @@ class MomentsMismatchError(ValueError):
 def canonical_labels(labels: ArrayLike) -> NDArray[np.generic]:
     """Labels as a 1-d array of int64 or str, the two label types erasable stores.
 
-    Integral floats and booleans become int64; any other float, or a mix of numbers and
-    strings, is refused: a class label must sort and serialize the same way everywhere.
+    Integral floats and booleans become int64; any other float, an integer outside int64, a
+    string that is not valid Unicode (a lone surrogate: no file, database or JSON encoder can
+    write it), or a mix of numbers and strings, is refused: a class label must sort and
+    serialize the same way everywhere.
 
     >>> canonical_labels([2.0, 1.0]).tolist()
     [2, 1]
     >>> canonical_labels(["x", "y"]).dtype.kind
     'U'
+    >>> canonical_labels([1, "a"])
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown label type: labels must be all integers or all strings, not a mix.
     """
     array = np.asarray(labels)
+    if array.dtype.kind == "U" and not isinstance(labels, np.ndarray):
+        array = np.asarray(labels, dtype=object)  # NumPy would turn the numbers among strings into strings
     if array.ndim != 1:
         raise ValueError(f"Labels must be one-dimensional, got shape {array.shape}.")
     kind = array.dtype.kind
-    if kind in "iub":
+    if kind == "b":
+        return array.astype(np.int64)
+    if kind in "iu":
+        if kind == "u" and array.size and int(array.max()) > INT64_MAX:
+            raise ValueError(f"Integer labels must lie in the int64 range (at most {INT64_MAX}).")
         return array.astype(np.int64)
     if kind == "f":
         if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
             raise ValueError("Unknown label type: float labels must be whole numbers (class ids).")
+        if array.size and not np.all(np.abs(array) < 2.0**63):
+            raise ValueError("Integer labels must lie in the int64 range (|label| < 2**63).")
         return array.astype(np.int64)
     if kind in "US":
-        return array.astype(str)
+        strings = array.astype(str)
+        require_unicode(strings.tolist(), "Labels")
+        return strings
     if kind == "O":
-        if all(isinstance(v, str) for v in array):
+        values = array.tolist()
+        if all(isinstance(v, str) for v in values):
+            require_unicode(values, "Labels")
             return array.astype(str)
-        if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in array):
+        if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
+            if any(not -INT64_MAX - 1 <= int(v) <= INT64_MAX for v in values):
+                raise ValueError(f"Integer labels must lie in the int64 range ({-INT64_MAX - 1} to {INT64_MAX}).")
             return array.astype(np.int64)
+        if any(isinstance(v, str) for v in values):
+            raise ValueError(MIXED_LABELS)
     raise ValueError(f"Unknown label type: labels must be all integers or all strings, got {array.dtype}.")
+
+
+def require_unicode(values: Iterable[str | None], what: str) -> None:
+    """Raise ``ValueError`` unless every string of ``values`` (``None`` is skipped) is valid Unicode.
+
+    Python strings may hold lone surrogates (``"\\udfff"``, e.g. from JSON escapes), which
+    UTF-8 cannot encode: such a name would be accepted and then break every file, database
+    row and JSON answer that has to write it. Checked on the distinct values, at once.
+    """
+    try:
+        "\0".join({v for v in values if v is not None}).encode()
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} must be valid Unicode text (no lone surrogates).") from None
 
 
 def _batch(vectors: ArrayLike, labels: ArrayLike, dim: int) -> tuple[NDArray[np.floating], NDArray[np.generic]]:

@@ -317,6 +317,8 @@ class LedgerStore:
         ``response`` is what a retry with the same ``idempotency_key`` will be answered.
         """
         kind = "learn" if change.sign > 0 else "forget"
+        if change.sign > 0 and any("\x00" in text for text in (*change.ids, *change.subjects, source) if text):
+            raise LedgerError("Sample ids, subjects and sources must not contain NUL characters (PostgreSQL cannot).")
         with self._write_lock, self.engine.begin() as connection:
             row, current = self._head(connection, name, expected_seq)
             seq, time = int(current.seq) + 1, _now()

@@ -57,9 +57,36 @@ def _base64_bytes(text: str) -> bytes:
 PackedVector = Annotated[
     StrictStr, Field(min_length=4, max_length=(MAX_DIM * 4 + 2) // 3 * 4), AfterValidator(_base64_bytes)
 ]
-Label = StrictStr | StrictInt
-Text = Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT)]
-Identifier = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+
+
+def _unicode(text: str) -> str:
+    """``text`` if UTF-8 can encode it: a lone surrogate (``"\\udfff"``) would be accepted, then break every answer."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    return text
+
+
+def _storable(text: str) -> str:
+    """``text`` if every store can hold it as a name: valid Unicode and no NUL (PostgreSQL text cannot)."""
+    if "\x00" in _unicode(text):
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+#: Longest label, sample id, subject or source, in characters.
+MAX_NAME = 256
+
+#: A class label: a string or an int64 (never a boolean).
+Label = (
+    Annotated[StrictStr, Field(max_length=MAX_NAME), AfterValidator(_storable)]
+    | Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+)
+#: A label in an answer: whatever the model holds (requests, files and the library refuse anything else).
+LabelOut = StrictStr | StrictInt
+Text = Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT), AfterValidator(_unicode)]
+Identifier = Annotated[StrictStr, Field(min_length=1, max_length=MAX_NAME), AfterValidator(_storable)]
 ModelName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 
 
@@ -153,19 +180,19 @@ class PredictRequest(Strict):
 
 
 class ScoredLabel(BaseModel):
-    label: Label
+    label: LabelOut
     probability: float
 
 
 class NeighbourOut(BaseModel):
     id: str
-    label: Label
+    label: LabelOut
     similarity: float
     weight: float
 
 
 class Prediction(BaseModel):
-    label: Label
+    label: LabelOut
     top: list[ScoredLabel]
     ood_score: float
     neighbours: list[NeighbourOut] | None = None
@@ -232,6 +259,6 @@ class ModelInfo(BaseModel):
     name: str
     seq: int
     count: int
-    classes: list[Label]
+    classes: list[LabelOut]
     certificate: str
     config: dict[str, Any]

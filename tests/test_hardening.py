@@ -1,0 +1,97 @@
+"""Attacks on the library and its files that once got through (issue 12); each is replayed and must be refused."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from erasable.exact import OverflowRiskError, quantize
+from erasable.ledger.store import LedgerError, LedgerStore
+from erasable.model import Model, ModelConfig
+from erasable.model_file import ModelFileError, load_model, read_container, save_model, write_container
+from erasable.moments import canonical_labels
+
+LONE = "\udfff"
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ([1, "a"], "not a mix"),
+        (["a", 1], "not a mix"),
+        ([2**70], "int64"),
+        ([2**64 - 1], "int64"),  # NumPy makes this uint64, which int64 would wrap to -1
+        ([-(2**63) - 1], "int64"),
+        ([1e30], "int64"),
+        ([LONE], "Unicode"),
+        (np.array(["ok", "x\ud800"]), "Unicode"),
+    ],
+)
+def test_labels_that_cannot_be_stored_faithfully_are_refused(labels: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        canonical_labels(labels)  # type: ignore[arg-type]
+    model = Model(ModelConfig(input_dim=2, scale_bits=8))
+    n = len(labels)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=message):
+        model.learn(np.full((n, 2), 0.5), labels)  # type: ignore[arg-type]
+    assert model.count == 0
+
+
+def test_int64_edges_and_plain_labels_still_pass() -> None:
+    assert canonical_labels([2**63 - 1, -(2**63)]).tolist() == [2**63 - 1, -(2**63)]
+    assert canonical_labels(["café", "x"]).tolist() == ["café", "x"]
+    assert canonical_labels([True, 2.0]).tolist() == [1, 2]
+
+
+def test_ids_and_subjects_must_be_valid_unicode() -> None:
+    model = Model(ModelConfig(input_dim=2, scale_bits=8))
+    with pytest.raises(ValueError, match="Sample ids"):
+        model.learn(np.full((1, 2), 0.5), ["a"], ids=[LONE])
+    with pytest.raises(ValueError, match="Subjects"):
+        model.learn(np.full((1, 2), 0.5), ["a"], ids=["x"], subjects=[LONE])
+    assert model.count == 0
+
+
+def test_a_resealed_file_with_a_surrogate_class_is_refused(tmp_path: Path) -> None:
+    model = Model(ModelConfig(input_dim=2, scale_bits=8))
+    model.learn(np.array([[0.5, 0.1], [0.1, 0.5]]), ["a", "b"], ids=["x", "y"])
+    path = tmp_path / "m.erasable"
+    save_model(model, path)
+    manifest, tensors = read_container(path)
+    manifest["classes"] = ["a", LONE]
+    write_container(path, manifest, tensors)  # the digest is unkeyed: anyone can reseal
+    with pytest.raises(ModelFileError, match="Unicode"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_nul_is_refused_by_the_store_on_every_backend(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    sqlite = backend == "sqlite"
+    store = LedgerStore(str(tmp_path / "ledger.db") if sqlite else request.getfixturevalue("postgres_database_url"))
+    model = store.create_model("m", ModelConfig(input_dim=2, scale_bits=8))
+    for ids, subjects in ((["a\0b"], [None]), (["a"], ["c\0d"])):
+        with pytest.raises(LedgerError, match="NUL"):
+            store.commit("m", model.plan_learn(np.full((1, 2), 0.5), ["a"], ids=ids, subjects=subjects))
+    assert store.verify("m").ok and store.load_model("m").count == 0
+    store.close()
+
+
+def test_the_overflow_message_states_the_bound_the_check_applies() -> None:
+    """scale_bits=8 once said |x| <= 128 but refused -128.0: the bound printed must be the bound enforced."""
+    with pytest.raises(OverflowRiskError) as refused:
+        quantize([[-128.0]], scale_bits=8)
+    found = re.search(r"\|x\| < ([0-9]+\.[0-9]+)", str(refused.value))
+    assert found is not None, str(refused.value)
+    bound = float(found.group(1))
+    assert quantize([[np.nextafter(bound, 0)]], scale_bits=8)[0, 0] == 32767
+    assert quantize([[-np.nextafter(bound, 0)]], scale_bits=8)[0, 0] == -32767
+    for edge in (bound, -bound, 128.0):
+        with pytest.raises(OverflowRiskError):
+            quantize([[edge]], scale_bits=8)
+    assert json.dumps(bound) == "127.998046875"

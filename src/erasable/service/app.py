@@ -33,7 +33,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
@@ -51,6 +52,7 @@ from erasable.ledger import UnknownSampleError
 from erasable.ledger.keys import ApiKey, KeyRing
 from erasable.ledger.store import (
     ConflictError,
+    Event,
     IdempotencyError,
     LedgerError,
     LedgerStore,
@@ -412,12 +414,46 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
         key: Caller,
         after: Annotated[int, Query(ge=0, le=2**62)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        kind: Annotated[Literal["create", "learn", "forget", "steer"] | None, Query()] = None,
+        since: Annotated[datetime | None, Query(description="ISO 8601; UTC when no offset is given.")] = None,
+        until: Annotated[datetime | None, Query(description="ISO 8601; UTC when no offset is given.")] = None,
     ) -> list[dict[str, Any]]:
-        """The hash-chained event log, a page at a time (``admin``): events with ``seq > after``."""
-        permit(key, "admin", name)
-        return [{"seq": e.seq, "hash": e.hash, "event": e.body} for e in store.events(name, after=after, limit=limit)]
+        """The hash-chained event log, a page at a time (``admin``): events with ``seq > after``.
 
+        With ``kind``, ``since`` or ``until``, only matching events (the next page starts
+        after the last one returned; fewer than ``limit`` means the log ends).
+        """
+        permit(key, "admin", name)
+        since, until = (_utc(t) for t in (since, until))
+
+        def wanted(event: Event) -> bool:
+            moment = datetime.fromisoformat(event.body["time"])
+            return (
+                (kind is None or event.body["kind"] == kind)
+                and (since is None or moment >= since)
+                and (until is None or moment <= until)
+            )
+
+        filtering = kind is not None or since is not None or until is not None
+        found: list[Event] = []
+        while len(found) < limit and (page := store.events(name, after=after, limit=1000 if filtering else limit)):
+            found += [e for e in page if wanted(e)]
+            after = page[-1].seq
+        return [{"seq": e.seq, "hash": e.hash, "event": e.body} for e in found[:limit]]
+
+    # -- the console and the lookups it needs (imported here: they use this module's Caller) --
+
+    from erasable.service.console import console_router
+    from erasable.service.lookups import lookup_router
+
+    app.include_router(lookup_router(served, store))
+    app.include_router(console_router())
     return app
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """``moment`` with a time zone: UTC when it has none."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:

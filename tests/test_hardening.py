@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -95,3 +100,72 @@ def test_the_overflow_message_states_the_bound_the_check_applies() -> None:
         with pytest.raises(OverflowRiskError):
             quantize([[edge]], scale_bits=8)
     assert json.dumps(bound) == "127.998046875"
+
+
+def _resealed(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """A small valid model file whose config was edited and whose (unkeyed) digest was recomputed."""
+    model = Model(ModelConfig(input_dim=2, scale_bits=8, feature_map=relu(2, 8)))
+    model.learn(np.array([[0.5, 0.1], [0.1, 0.5]]), ["a", "b"], ids=["x", "y"])
+    path = tmp_path / "bomb.erasable"
+    save_model(model, path)
+    manifest, tensors = read_container(path)
+    edit(manifest["config"])
+    write_container(path, manifest, tensors)
+    return path
+
+
+def relu(dim: int, width: int) -> dict[str, Any]:
+    return {"kind": "random_relu", "input_dim": dim, "width": width, "seed": 0, "shift": 0}
+
+
+def _limit_memory() -> None:  # in the child: 1 GiB of address space, far below what the bombs ask for
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+
+
+@pytest.mark.parametrize(
+    ("edit", "by_cli"),
+    [
+        (lambda c: c["feature_map"].update(width=2**28), True),  # once 34 s and 4.1 GB, then MemoryError
+        (lambda c: c["feature_map"].update(width=2**15), False),  # within the bound, but not what the file holds
+        (lambda c: (c.update(input_dim=200_000), c["feature_map"].update(input_dim=200_000)), True),  # a traceback
+        (lambda c: (c.update(input_dim=20_000), c["feature_map"].update(input_dim=20_000)), False),
+        (lambda c: c.update(input_dim="2"), False),
+    ],
+)
+def test_a_resealed_file_cannot_make_the_loader_allocate(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None], by_cli: bool
+) -> None:
+    path = _resealed(tmp_path, edit)
+    with pytest.raises(ModelFileError):
+        load_model(path)
+    if not by_cli:
+        return
+    started = time.perf_counter()
+    shown = subprocess.run(
+        [sys.executable, "-m", "erasable", "info", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limit_memory,
+    )
+    assert shown.returncode != 0 and "Traceback" not in shown.stdout + shown.stderr
+    assert "MemoryError" not in shown.stdout + shown.stderr
+    assert "Inconsistent model file" in shown.stdout + shown.stderr, shown.stdout + shown.stderr
+    assert time.perf_counter() - started < 60
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"input_dim": 2**15 + 1}, "input_dim"),
+        ({"input_dim": True}, "input_dim"),
+        ({"input_dim": 4, "feature_map": relu(4, 2**15 + 1)}, "width"),
+        ({"input_dim": 2**14, "feature_map": relu(2**14, 2**15)}, "width"),  # 2**29 projection entries
+        ({"input_dim": 4, "scale_bits": 8.0}, "scale_bits"),
+    ],
+)
+def test_config_sizes_are_bounded_before_anything_is_allocated(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ModelConfig.from_dict(config)

@@ -57,7 +57,26 @@ FEATURE_CHUNK_BYTES = 2**28
 #: Batches up to this size update the Gram matrices in one pass instead of accumulating their own.
 SMALL_BATCH = 256
 
-__all__ = ["HEAD_KINDS", "Change", "ForgetReceipt", "Model", "ModelConfig", "certificate_of"]
+#: Largest input dimension and feature width: the statistics hold a D x D int64 Gram (8 GiB at this bound), and a
+#: config read from a file or a request must not be able to ask for more before anything checks it.
+MAX_DIM = 2**15
+#: Largest random projection, input_dim * width entries (float32: 1 GiB at this bound).
+MAX_PROJECTION = 2**28
+
+__all__ = [
+    "HEAD_KINDS",
+    "MAX_DIM",
+    "MAX_PROJECTION",
+    "Change",
+    "ForgetReceipt",
+    "Model",
+    "ModelConfig",
+    "certificate_of",
+]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -82,8 +101,11 @@ class ModelConfig:
     encoder: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.input_dim < 1:
-            raise ValueError(f"input_dim must be positive, got {self.input_dim}.")
+        # Sizes first, before anything is allocated: a config may come from an untrusted file or request.
+        if not _is_int(self.input_dim) or not 1 <= self.input_dim <= MAX_DIM:
+            raise ValueError(f"input_dim must be an integer in 1..{MAX_DIM}, got {self.input_dim!r}.")
+        if not _is_int(self.scale_bits):
+            raise ValueError(f"scale_bits must be an integer, got {self.scale_bits!r}.")
         if not 0 <= self.scale_bits <= 15:
             raise ValueError(f"scale_bits must be in 0..15, got {self.scale_bits}.")
         if not self.temperature > 0:
@@ -92,9 +114,16 @@ class ModelConfig:
             raise ValueError(f"head must be one of {HEAD_KINDS}, got {self.head!r}.")
         if not self.feature_map:
             object.__setattr__(self, "feature_map", {"kind": "identity", "input_dim": self.input_dim})
-        if self.feature_map.get("input_dim") != self.input_dim:
+        if not isinstance(self.feature_map, dict) or self.feature_map.get("input_dim") != self.input_dim:
             raise ValueError("feature_map.input_dim must equal input_dim.")
-        feature_map_from_config(self.feature_map)  # validates
+        if "width" in self.feature_map:
+            width = self.feature_map["width"]
+            if not _is_int(width) or not 1 <= width <= MAX_DIM or self.input_dim * width > MAX_PROJECTION:
+                raise ValueError(
+                    f"feature_map.width must be an integer in 1..{MAX_DIM} with input_dim * width <= "
+                    f"{MAX_PROJECTION}, got {width!r} (input_dim {self.input_dim})."
+                )
+        feature_map_from_config(self.feature_map)  # validates (and builds the projection, now bounded)
         if self.encoder is not None:
             missing = {"kind", "options", "identity", "dim"} - set(self.encoder)
             if missing:

@@ -242,7 +242,28 @@ def load_model(path: str | os.PathLike[str]) -> Model:
     return model
 
 
+def _check_stated_sizes(config: Any, tensors: dict[str, NDArray[Any]]) -> None:
+    """Refuse a config whose sizes the tensors do not have, before the config allocates anything.
+
+    The digest is unkeyed -- anyone can reseal a file -- so a 2 KB file could state a width of
+    2**28 and have the loader build a projection of gigabytes. The statistics' Gram matrices are
+    D x D and must be in the file, so checking their shapes first bounds every size by the file's.
+    """
+    if not isinstance(config, dict) or not isinstance(config.get("feature_map", {}), dict):
+        raise ValueError("malformed config")
+    stated = {"embedding.gram": config.get("input_dim")}
+    if config.get("feature_map", {}).get("kind", "identity") != "identity":
+        stated["features.gram"] = config["feature_map"].get("width")
+    for name, dim in stated.items():
+        if name not in tensors or tensors[name].shape != (dim, dim):
+            raise ValueError(f"{name} does not have the shape the config states ({dim} x {dim})")
+    embeddings = tensors.get("samples.embeddings")
+    if embeddings is None or embeddings.ndim != 2 or embeddings.shape[1] != config["input_dim"]:
+        raise ValueError("samples.embeddings do not have the input dimension the config states")
+
+
 def _build(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> Model:
+    _check_stated_sizes(manifest["config"], tensors)
     config = ModelConfig.from_dict(manifest["config"])
     model = Model(config)
     classes = canonical_labels(manifest["classes"]).tolist() if manifest["classes"] else []

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from erasable.ledger.keys import KeyRing  # noqa: E402
-from erasable.ledger.store import LedgerStore  # noqa: E402
-from erasable.service.app import create_app  # noqa: E402
+from erasable.ledger.keys import KeyRing
+from erasable.ledger.store import LedgerStore
+from erasable.service.app import create_app
 
 
 @pytest.fixture

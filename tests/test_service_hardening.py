@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from erasable.ledger.store import LedgerStore
-from tests.test_service import DIM, Api, samples
+from tests.conftest import unit_rows
+from tests.test_service import DIM, Api, packed, samples
 
 JSON = {"Content-Type": "application/json"}
 HUGE = 1180591620717411303424  # 2**70: no int64
@@ -103,3 +104,17 @@ def test_labels_have_a_length_bound(api: Api) -> None:
     body = {"samples": [{"id": "long", "label": "x" * 257, "vector": [0.1] * DIM}]}
     assert api.call("POST", "/v1/models/m/learn", "learn", json=body).status_code == 422
     assert api.state() == before
+
+
+def test_packed_vectors_with_an_idempotency_key(api: Api) -> None:
+    rng = np.random.default_rng(7)
+    vectors = unit_rows(rng, 2, DIM).astype("<f4")
+    batch = [{"id": f"p{i}", "label": "cat", "vector_base64": packed(v)} for i, v in enumerate(vectors)]
+    key = {"Idempotency-Key": "packed-1"}
+    first = api.call("POST", "/v1/models/m/learn", "learn", json={"samples": batch}, headers=key)
+    assert first.status_code == 200, first.text
+    again = api.call("POST", "/v1/models/m/learn", "learn", json={"samples": batch}, headers=key)
+    assert again.status_code == 200 and again.json() == first.json()
+    other = [{**batch[0], "vector_base64": packed(vectors[1])}, batch[1]]  # the same ids, other bytes
+    assert api.call("POST", "/v1/models/m/learn", "learn", json={"samples": other}, headers=key).status_code == 409
+    assert api.state()[0] == first.json()["seq"] and api.store.load_model("m").count == 32

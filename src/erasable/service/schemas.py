@@ -13,7 +13,16 @@ import base64
 import binascii
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from erasable.steering import MAX_WEIGHT
 
@@ -53,9 +62,17 @@ def _base64_bytes(text: str) -> bytes:
     return raw
 
 
-#: A vector as base64 of its little-endian float32 values: no decimal parsing, 4 bytes a value.
+def _base64_text(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+#: A vector as base64 of its little-endian float32 values: no decimal parsing, 4 bytes a value. Validated, it is
+#: the raw bytes; serialized (e.g. for the digest of a request sent with an idempotency key) it is base64 again.
 PackedVector = Annotated[
-    StrictStr, Field(min_length=4, max_length=(MAX_DIM * 4 + 2) // 3 * 4), AfterValidator(_base64_bytes)
+    StrictStr,
+    Field(min_length=4, max_length=(MAX_DIM * 4 + 2) // 3 * 4),
+    AfterValidator(_base64_bytes),
+    PlainSerializer(_base64_text, return_type=str),
 ]
 
 

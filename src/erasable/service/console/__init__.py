@@ -34,7 +34,11 @@ SECURITY_HEADERS = {
 }
 
 #: The files served under /console/static, and their media types: nothing else is.
-ASSETS = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
+ASSETS = {
+    "console.js": "text/javascript; charset=utf-8",
+    "console.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
 
 
 def _read(name: str) -> bytes:
@@ -42,7 +46,7 @@ def _read(name: str) -> bytes:
 
 
 def console_router() -> APIRouter:
-    """``GET /console`` (the page) and ``GET /console/static/{name}`` (its script and style sheet)."""
+    """``GET /console`` (the page) and ``GET /console/static/{name}`` (its script, style sheet and icon)."""
     router = APIRouter(include_in_schema=False)
     page = _read("index.html")
     assets = {name: (_read(name), media) for name, media in ASSETS.items()}
@@ -54,7 +58,7 @@ def console_router() -> APIRouter:
 
     @router.get("/console/static/{name}")
     def asset(name: str) -> Response:
-        """The console's script or style sheet."""
+        """The console's script, style sheet or icon."""
         if name not in assets:
             raise HTTPException(404, "No such file.")
         content, media = assets[name]

@@ -22,7 +22,7 @@
       if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
       else node.setAttribute(name, value === true ? "" : String(value));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child !== null && child !== undefined && child !== false) node.append(child);
     }
     return node;
@@ -363,8 +363,8 @@
     function describeScope() {
       const can = allows("forget", model());
       submit.disabled = !can;
-      scope.replaceChildren(can ? null : notice(`This key lacks the forget scope on model ${model()}: `
-        + "it can neither look up nor forget what the model holds about a subject."));
+      scope.replaceChildren(...(can ? [] : [notice(`This key lacks the forget scope on model ${model()}: `
+        + "it can neither look up nor forget what the model holds about a subject.")]));
     }
     form.addEventListener("submit", (event) => {
       event.preventDefault();

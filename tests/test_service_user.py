@@ -76,3 +76,14 @@ def test_swagger_ui_renders_the_openapi_version_the_server_writes(client: tuple[
     assert spec["openapi"].startswith("3.1")
     bundle = next(a for a in _assets(http.get("/docs").text) if a.endswith("swagger-ui-bundle.js"))
     assert "isOAS31" in http.get(bundle).text  # Swagger UI 5: renders OpenAPI 3.1 (4.x shows an error)
+
+
+def test_predict_counts_clipped_inputs(client: tuple[TestClient, dict[str, str]]) -> None:
+    http, auth = client
+    http.post("/v1/models", json={"name": "m", "input_dim": 2}, headers=auth).raise_for_status()
+    samples = [{"id": "1", "label": "a", "vector": [1, 0]}, {"id": "2", "label": "b", "vector": [0, 1]}]
+    http.post("/v1/models/m/learn", json={"samples": samples}, headers=auth).raise_for_status()
+    vectors = [[0.9, 0.1], [90.0, 10.0], [0.1, -5.0]]  # the last two exceed |x| <= 4
+    answer = http.post("/v1/models/m/predict", json={"vectors": vectors}, headers=auth).json()
+    assert answer["clipped"] == 2 and len(answer["predictions"]) == 3
+    assert http.post("/v1/models/m/predict", json={"vectors": vectors[:1]}, headers=auth).json()["clipped"] == 0

@@ -47,6 +47,7 @@ from erasable.datasets import (
 )
 from erasable.encoders import EmbeddingCache
 from erasable.estimator import ErasableClassifier
+from erasable.exact import clipping_message
 from erasable.ledger import UnknownSampleError
 from erasable.ledger.store import LedgerStore
 from erasable.model import CHUNK_ROWS, HeadKind, Model
@@ -258,7 +259,10 @@ def _queries(
     text_column: str,
     cache_dir: Path | None,
 ) -> VectorData:
-    """The vectors to predict: read from DATA, or raw inputs (DATA or --text) embedded by the model."""
+    """The vectors to predict: read from DATA, or raw inputs (DATA or --text) embedded by the model.
+
+    Prints a warning on stderr when some exceed the model's fixed-point range (they are clipped).
+    """
     if (data_path is None) == (texts is None):
         raise CliError("Give DATA or --text (not both).")
     if model.config.encoder is None:
@@ -268,6 +272,9 @@ def _queries(
     else:
         data = _embedded(model, _raw_queries(data_path, texts, columns, text_column), cache_dir)
     _check_dimension(model, data, data_path or Path("--text"))
+    if clipped := model.clipped(data.vectors):
+        message = clipping_message(clipped, data.vectors.shape[0], model.config.scale_bits)
+        err_console.print(f"[bold yellow]Warning:[/] {escape(message)}", soft_wrap=True)
     return data
 
 

@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -31,6 +32,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from erasable.encoders import load_encoder
+from erasable.exact import clipping_message
 from erasable.features import shift_for_unit_norm
 from erasable.model import ForgetReceipt, HeadKind, Model, ModelConfig
 from erasable.model_file import load_model, save_model
@@ -57,7 +59,8 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
     scale_bits : int, default=13
         Fixed-point scale: inputs are stored as ``round(x * 2**scale_bits)`` in int16, so
         ``|x|`` must stay below ``2**(15 - scale_bits)`` (4 by default, right for unit-norm
-        embeddings).
+        embeddings). Learning refuses inputs beyond it (``OverflowRiskError``); predicting
+        clips them, with a ``UserWarning`` that counts them.
     alpha : float or None, default=None
         Ridge penalty relative to the mean eigenvalue of the centered feature Gram;
         ``None`` chooses it by generalized cross-validation.
@@ -276,8 +279,12 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         return model.embed(items, cache_dir=self.cache_dir, to_learn=to_learn)
 
     def _inputs(self, X: ArrayLike) -> NDArray[np.float64]:
+        """The vectors to predict; a ``UserWarning`` says how many exceed the fixed-point range (they are clipped)."""
         check_is_fitted(self)
-        return validate_data(self, self._embedded(X, self.model_), reset=False, dtype=np.float64)
+        inputs = validate_data(self, self._embedded(X, self.model_), reset=False, dtype=np.float64)
+        if clipped := self.model_.clipped(inputs):
+            warnings.warn(clipping_message(clipped, len(inputs), self.model_.config.scale_bits), stacklevel=3)
+        return inputs
 
     def decision_function(self, X: ArrayLike) -> NDArray[np.float64]:
         """Class scores (n, K); for two classes, the score of ``classes_[1]`` minus ``classes_[0]``."""

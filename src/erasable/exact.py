@@ -38,6 +38,8 @@ __all__ = [
     "GramAccumulator",
     "OverflowRiskError",
     "check_accumulator_range",
+    "clipped_rows",
+    "clipping_message",
     "exact_matmul",
     "exact_transpose_matmul",
     "gram_plus_rows",
@@ -77,6 +79,29 @@ def quantize(x: ArrayLike, scale_bits: int, *, saturate: bool = False) -> NDArra
             f"|x| < {(INT16_MAX + 0.5) / 2**scale_bits!r}. Normalize the embeddings or lower scale_bits."
         )
     return scaled.astype(np.int16)
+
+
+def clipped_rows(x: ArrayLike, scale_bits: int) -> NDArray[np.bool_]:
+    """Which rows of ``x`` hold a value that ``quantize(x, scale_bits, saturate=True)`` clips.
+
+    >>> clipped_rows([[1.0, -0.5], [0.0, -9.0]], scale_bits=12).tolist()
+    [False, True]
+    """
+    values = np.asarray(x, dtype=np.float64)
+    return np.abs(np.rint(values * float(2**scale_bits))).max(axis=-1, initial=0) > INT16_MAX
+
+
+def clipping_message(clipped: int, total: int, scale_bits: int) -> str:
+    """The warning for ``clipped`` of ``total`` inputs clipped at prediction time (library, CLI and API say this).
+
+    >>> clipping_message(3, 10, 13)  # doctest: +ELLIPSIS
+    '3 of 10 inputs exceed the range |x| <= 4 of scale_bits=13 and were clipped: ... the training data was.'
+    """
+    return (
+        f"{clipped} of {total} inputs exceed the range |x| <= {INT16_MAX / 2**scale_bits:.4g} of "
+        f"scale_bits={scale_bits} and were clipped: predictions on them are unreliable. Scale the inputs "
+        "as the training data was."
+    )
 
 
 def max_abs(a: NDArray[np.number]) -> float:

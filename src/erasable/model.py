@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from erasable.encoders import Batch, Encoder, check_same_encoder, encode_batched, load_encoder
-from erasable.exact import OverflowRiskError, quantize
+from erasable.exact import OverflowRiskError, clipped_rows, quantize
 from erasable.features import Identity, RandomReLU, feature_map_from_config
 from erasable.heads import GaussianHead, Head, PrototypeHead, RidgeHead
 from erasable.heads.ridge import gcv_alpha_of
@@ -328,6 +328,13 @@ class Model:
         if array.shape[0] == 0:
             raise ValueError("Empty batch: at least one sample is required.")
         return quantize(array, self.config.scale_bits, saturate=saturate)
+
+    def clipped(self, embeddings: ArrayLike) -> int:
+        """How many rows of ``embeddings`` exceed the fixed-point range: predictions clip them, learning refuses them.
+
+        See :func:`~erasable.exact.clipping_message` for what to tell the user.
+        """
+        return int(clipped_rows(embeddings, self.config.scale_bits).sum())
 
     def batch_statistics(
         self,

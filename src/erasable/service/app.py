@@ -361,7 +361,8 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
     def predict(name: str, body: PredictRequest, key: Caller) -> PredictResponse:
         """Labels, top-k probabilities and OOD scores (``predict``); neighbours from the memory on request.
 
-        All predictions of a request come from one committed state, named in the response.
+        All predictions of a request come from one committed state, named in the response;
+        ``clipped`` counts the inputs out of the model's fixed-point range (clipped, unreliable).
         """
         permit(key, "predict", name)
         slot = served.get(name)
@@ -388,7 +389,9 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
                     neighbours=None if evidence is None else [NeighbourOut(**vars(n)) for n in evidence[i]],
                 )
             )
-        return PredictResponse(seq=seq, certificate=certificate, predictions=predictions)
+        return PredictResponse(
+            seq=seq, certificate=certificate, predictions=predictions, clipped=slot.model.clipped(vectors)
+        )
 
     # -- audit ------------------------------------------------------------------------------
 

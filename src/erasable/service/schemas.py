@@ -221,6 +221,10 @@ class PredictResponse(BaseModel):
     seq: int
     certificate: str
     predictions: list[Prediction]
+    clipped: int = Field(
+        description="How many inputs exceeded the model's fixed-point range and were clipped: predictions on them "
+        "are unreliable (scale inputs as the training data was)."
+    )
 
 
 Weight = Annotated[float, Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False)]

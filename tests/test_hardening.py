@@ -169,3 +169,47 @@ def test_a_resealed_file_cannot_make_the_loader_allocate(
 def test_config_sizes_are_bounded_before_anything_is_allocated(config: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ModelConfig.from_dict(config)
+
+
+def test_memory_predictions_do_not_depend_on_the_order_ties_were_learned_in(tmp_path: Path) -> None:
+    """The issue's case: two copies of one vector, labels a and b; learned a-then-b or b-then-a, saved and loaded."""
+    pytest.importorskip("faiss")
+    from erasable import ErasableClassifier
+
+    x = np.array([[1, 0], [1, 0], [0, 1], [0.1, 1]])
+    answers = set()
+    for ids in (["i0", "i1", "i2", "i3"], ["i1", "i0", "i2", "i3"]):
+        labels = ["a", "b", "c", "c"] if ids[0] == "i0" else ["b", "a", "c", "c"]  # i0 is a, i1 is b, both times
+        clf = ErasableClassifier(scale_bits=8, head="memory").fit(x, labels, ids=ids)
+        path = tmp_path / f"{ids[0]}.erasable"
+        clf.save(path)
+        answers.add((clf.certificate(), clf.predict([[1, 0]])[0], ErasableClassifier.load(path).predict([[1, 0]])[0]))
+    assert len(answers) == 1, answers
+    assert next(iter(answers))[1] == "a"  # the tie goes to the smaller id, i0
+
+
+def test_memory_neighbours_are_a_function_of_the_live_samples(rng: np.random.Generator) -> None:
+    """Many exact duplicates, learned in shuffled orders with forgets between: neighbours, votes and the voting
+    rule chosen by leave-one-out equal those of a memory built at once in id order."""
+    pytest.importorskip("faiss")
+    from erasable.heads.memory import MemoryHead
+
+    base = rng.integers(-50, 50, size=(12, 6)).astype(np.int16)
+    e_q = base[rng.integers(0, 12, 300)]  # every vector has about 25 copies
+    ids = [f"s{i:03d}" for i in range(300)]
+    labels = rng.integers(0, 3, 300)
+    queries = base.astype(np.float64) + rng.normal(0, 0.01, base.shape)
+    forgotten = set(rng.choice(300, 60, replace=False).tolist())
+    live = [i for i in range(300) if i not in forgotten]
+    reference = MemoryHead.from_samples([ids[i] for i in live], e_q[live], labels[live])
+    expected = [[(n.id, n.weight) for n in row] for row in reference.explain(queries, 20)]
+    for trial in range(3):
+        order = rng.permutation(300)
+        head = MemoryHead.from_samples([ids[i] for i in order[:150]], e_q[order[:150]], labels[order[:150]])
+        head.remove([ids[i] for i in order[:150] if i in forgotten])
+        rest = order[150:].tolist()
+        head.add([ids[i] for i in rest], e_q[rest], labels[rest])
+        head.remove([ids[i] for i in rest if i in forgotten])
+        assert [[(n.id, n.weight) for n in row] for row in head.explain(queries, 20)] == expected, trial
+        assert head.voting == reference.voting
+        assert np.array_equal(head.decision_function(queries), reference.decision_function(queries))

@@ -26,6 +26,11 @@ is 100,000. The shipped IVF settings (``nlist`` ~ sqrt(n), 40 points per list, 1
 iterations) build 150k vectors in about 3 s and 1M in about 30 s, with top-10 results
 identical to FAISS's own IVF at 1M (benchmarks/bench_memory.py).
 
+**Ties.** Equally similar samples (copies of one vector: BANKING77 has a few) are ordered by
+sample id, never by their place in the index, which depends on the order they were learned
+and forgotten in: neighbours, votes and the leave-one-out choice of the voting rule are a
+function of the live samples alone, so a model and its saved and reloaded copy agree.
+
 **Ids.** FAISS ids are int64: the flat index uses row positions; the IVF index uses keys
 that stay with their vectors, and an array maps each key to its row. A ledger id maps to
 its key through a dictionary. Saving puts the rows in id order with keys 0..n-1.
@@ -91,6 +96,11 @@ IVF_ITERATIONS = 10
 IVF_REMOVE_ONE_BY_ONE = 2
 #: Rows normalized at a time (small blocks stay in cache: 3x faster than 16k-row blocks).
 NORMALIZE_BLOCK = 1024
+#: Similarities within this of the k-th nearest are fetched too, to be ordered exactly (float32 rounding of a
+#: unit vectors' inner product is below 1e-6).
+TIE_MARGIN = 1e-5
+#: Candidate vector values recomputed at a time (float64: 32 MiB).
+NEAREST_BLOCK_VALUES = 2**22
 #: Memory samples used as leave-one-out queries when choosing the voting rule.
 CV_QUERIES = 4000
 FORMAT = "erasable-memory"
@@ -609,11 +619,62 @@ class MemoryHead:
     def _class_weight_vector(self) -> NDArray[np.float64]:
         return np.array([self._class_weights.get(c, 1.0) for c in self.classes], dtype=np.float64)
 
-    def search(self, vectors: ArrayLike, k: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        """Similarities and rows (n, k') of the ``k' = min(k, len)`` nearest samples; row -1 = none."""
+    def search(self, vectors: ArrayLike, k: int) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """Similarities and rows (n, k') of the ``k' = min(k, len)`` nearest samples; row -1 = none.
+
+        Nearest first, and equally near samples in sample id order (see :meth:`_nearest`).
+        """
         if not len(self):
             raise ValueError("The memory is empty.")
-        return self._store.search(unit_rows(vectors), min(k, len(self)), self._row_of_key)
+        return self._nearest(unit_rows(vectors), min(k, len(self)))
+
+    def _id_rank(self) -> NDArray[np.int64]:
+        """Each row's position in sample id order."""
+        if "id_rank" not in self._cache:
+            rank = np.empty(len(self), dtype=np.int64)
+            rank[np.argsort(self._ids.astype(str), kind="stable")] = np.arange(len(self))
+            self._cache["id_rank"] = rank
+        result: NDArray[np.int64] = self._cache["id_rank"]
+        return result
+
+    def _nearest(
+        self, queries: NDArray[np.float32], k: int, own_rows: NDArray[np.int64] | None = None
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """The ``k`` nearest rows of each unit query, in a canonical order: similarity, then sample id.
+
+        FAISS orders equal similarities by their place in its index, which depends on the order
+        the samples were learned and forgotten in, and it may compute one similarity with a
+        different rounding depending on where a vector sits (BLAS blocking), so even two copies
+        of one vector need not tie. So every candidate within :data:`TIE_MARGIN` of the k-th is
+        fetched, the candidates' similarities are recomputed pair by pair in float64 (the same
+        bits for the same vectors, wherever they sit), and they are ordered by similarity, ties
+        by sample id: the neighbours are a function of the live samples alone. ``own_rows``
+        (leave-one-out) names each query's own row, which is left out.
+        """
+        n, fetch = len(self), min(len(self), k + (own_rows is not None))
+        fetch = min(n, fetch + max(fetch, 8))
+        while True:
+            similarities, rows = self._store.search(queries, fetch, self._row_of_key)
+            edge = min(k + (own_rows is not None), fetch) - 1
+            if fetch >= n or np.all((rows[:, -1] < 0) | (similarities[:, -1] < similarities[:, edge] - TIE_MARGIN)):
+                break
+            fetch = min(n, 2 * fetch)
+        exact = np.full(rows.shape, -np.inf)
+        step = max(1, NEAREST_BLOCK_VALUES // (fetch * self.dim))
+        for start in range(0, len(rows), step):
+            block = slice(start, start + step)
+            found = rows[block]
+            candidates = self._store.vectors(np.maximum(found, 0).ravel(), self._keys).astype(np.float64)
+            candidates = candidates.reshape(*found.shape, self.dim)
+            exact[block] = np.einsum("qkd,qd->qk", candidates, queries[block].astype(np.float64))
+        invalid = rows < 0
+        if own_rows is not None:
+            invalid |= rows == own_rows[:, None]
+        exact[invalid] = -np.inf
+        order = np.lexsort((self._id_rank()[np.maximum(rows, 0)], -exact))[:, :k]
+        exact, rows = np.take_along_axis(exact, order, axis=1), np.take_along_axis(rows, order, axis=1)
+        rows[exact == -np.inf] = -1
+        return exact, rows
 
     def neighbour_weights(
         self, voting: Voting, similarities: NDArray[np.floating], rows: NDArray[np.int64]
@@ -644,15 +705,10 @@ class MemoryHead:
 
     def loo_neighbours(
         self, k: int, rows: NDArray[np.int64] | None = None
-    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        """The ``k`` nearest other samples of memory rows ``rows`` (default: all), self left out."""
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """The ``k`` nearest other samples of memory rows ``rows`` (default: all), self left out, ties by id."""
         rows = np.arange(len(self)) if rows is None else rows
-        k = min(k, len(self) - 1)
-        similarities, found = self._store.search(self._store.vectors(rows, self._keys), k + 1, self._row_of_key)
-        is_self = found == rows[:, None]
-        is_self[~is_self.any(axis=1), -1] = True  # self not retrieved (ties, IVF): drop the last
-        keep = ~is_self
-        return similarities[keep].reshape(len(rows), k), found[keep].reshape(len(rows), k)
+        return self._nearest(self._store.vectors(rows, self._keys), min(k, len(self) - 1), own_rows=rows)
 
     def cv_rows(self) -> NDArray[np.int64]:
         """The memory rows used as leave-one-out queries: at most ``cv_queries``, evenly spaced in id order.

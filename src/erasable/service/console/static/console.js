@@ -56,6 +56,10 @@
     return typeof label === "string" ? label : String(label);
   }
 
+  function plural(n, one, many = one + "s") {
+    return `${n} ${n === 1 ? one : many}`;
+  }
+
   function notice(text) {
     return el("p", { class: "notice", role: "status" }, text);
   }
@@ -518,7 +522,9 @@
     }));
     root.append(card(form, el("div", { class: "actions" }, verify), chain), listing);
 
+    let loading = 0;
     async function load() {
+      const ticket = ++loading;
       if (!allows("admin", model())) {
         verify.hidden = true;
         listing.replaceChildren(card(notice(`Reading the log of model ${model()} needs the admin scope.`)));
@@ -533,9 +539,9 @@
       listing.replaceChildren(card(el("p", { class: "muted" }, "Loading…")));
       try {
         const page = await api("GET", path("/v1/models/", model(), "/events?" + params.toString()));
-        listing.replaceChildren(renderEvents(page, after));
+        if (ticket === loading) listing.replaceChildren(renderEvents(page, after));
       } catch (error) {
-        listing.replaceChildren(card(errorLine(error)));
+        if (ticket === loading) listing.replaceChildren(card(errorLine(error)));
       }
     }
 
@@ -563,16 +569,19 @@
     root.append(el("h1", {}, "Playground"));
     if (!state.models.length) return noModels(root);
     const body = el("div", {});
-    const picker = modelPicker((name) => draw(name));
-    root.append(card(picker, body));
+    let drawing = 0;
+    const picker = modelPicker((name) => draw(name).catch((error) => body.replaceChildren(errorLine(error))));
+    root.append(card(el("div", { class: "inline" }, picker), body));
     await draw(currentModel());
 
     async function draw(name) {
+      const ticket = ++drawing;
       if (!allows("predict", name)) {
         body.replaceChildren(notice(`This key lacks the predict scope on model ${name}.`));
         return;
       }
       const info = await api("GET", path("/v1/models/", name));
+      if (ticket !== drawing) return; // another model was chosen meanwhile
       const textual = info.config.encoder !== null && info.config.encoder !== undefined;
       const input = el("textarea", {
         id: "predict-input", required: true, spellcheck: "false",
@@ -581,7 +590,7 @@
       const topK = el("input", { id: "predict-top", type: "number", min: 1, max: 20, value: Math.min(5, Math.max(1, info.classes.length)) });
       const submit = el("button", { type: "submit" }, "Predict");
       const out = el("div", { id: "prediction", "aria-live": "polite" });
-      const form = el("form", { id: "predict-form" },
+      const form = el("form", { id: "predict-form", "data-model": name },
         el("label", { for: "predict-input" }, textual ? "Text" : `Vector (a JSON array of ${info.config.input_dim} numbers)`, input),
         el("div", { class: "inline actions" }, el("label", { for: "predict-top" }, "Top classes", topK), submit));
       form.addEventListener("submit", (event) => {
@@ -595,7 +604,8 @@
         });
       });
       body.replaceChildren(
-        el("p", { class: "muted" }, `${info.count} samples, ${info.classes.length} classes, ${info.config.head} head.`),
+        el("p", { class: "muted" }, `${plural(info.count, "sample")}, ${plural(info.classes.length, "class", "classes")}, `
+          + `${info.config.head} head.`),
         info.count ? form : el("p", { class: "empty" }, "This model has no samples yet: learn something first."), out);
     }
   }

@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -43,6 +43,7 @@ from erasable.datasets import (
     read_dataset,
     read_idx_dataset,
     read_image_folder,
+    read_npz,
     read_table,
 )
 from erasable.encoders import EmbeddingCache
@@ -112,17 +113,19 @@ ModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help="Model file, e.g
 LedgerModelArg = Annotated[
     Path, typer.Argument(metavar="MODEL", help="Model file, or with --store the name of a model in the ledger.")
 ]
-DataArg = Annotated[Path, typer.Argument(metavar="DATA", help="Vectors: .npz, .npy or .csv.")]
+DATA_HELP = (
+    "Vectors (.npz/.npy/.csv) for a model of vectors; for a model with an encoder, raw inputs: a table of texts "
+    "(.csv/.tsv/.jsonl/.parquet), a folder of images (one subfolder per class), an image file, an IDX file, "
+    "or .npz/.npy arrays."
+)
+DataArg = Annotated[Path, typer.Argument(metavar="DATA", help=DATA_HELP)]
 LabelColumn = Annotated[str, typer.Option("--label-column", "--labels", help="CSV column holding the labels.")]
 IdColumn = Annotated[str | None, typer.Option(help="CSV column holding sample ids.")]
 SubjectColumn = Annotated[str | None, typer.Option(help="CSV column holding subjects.")]
 SplitOption = Annotated[str | None, typer.Option(help="NPZ: read X_SPLIT, y_SPLIT, ... instead of X, y, ...")]
 TextColumnOption = Annotated[str, typer.Option(help="Raw inputs: the table column holding the texts.")]
 LabelsPath = Annotated[Path | None, typer.Option(help="Raw inputs: the IDX file of labels for an IDX file of items.")]
-QueryData = Annotated[
-    Path | None,
-    typer.Argument(metavar="[DATA]", help="Vectors (.npz/.npy/.csv); for a model with an encoder, raw inputs."),
-]
+QueryData = Annotated[Path | None, typer.Argument(metavar="[DATA]", help=DATA_HELP)]
 QueryTexts = Annotated[list[str] | None, typer.Option("--text", help="A text to query (repeatable; text models).")]
 CacheDir = Annotated[Path | None, typer.Option(help="Raw inputs: directory of an on-disk embedding cache.")]
 ForgetIds = Annotated[list[str] | None, typer.Option("--id", help="Id of a sample to forget (repeatable).")]
@@ -170,7 +173,9 @@ def learn(
 
     Vectors: NPZ/NPY/CSV. Raw inputs (with --encoder, or into a model that has one): a
     CSV/TSV/JSONL/Parquet table (--text-column, --label-column), a folder of images with one
-    subfolder per class, or an IDX file (--labels-path). Ids come from the data (NPZ array
+    subfolder per class, an NPZ of texts or images (--split), or an IDX file (--labels-path;
+    found beside it when named like Fashion-MNIST's). predict, explain and audit read data
+    the same way. Ids are checked before anything is encoded. Ids come from the data (NPZ array
     ids, --id-column, image paths) or are consecutive integers continuing the model's. The
     configuration options apply when MODEL is created; when it exists they may be omitted,
     or must match it.
@@ -178,7 +183,7 @@ def learn(
     Example: erasable learn model.erasable train.csv --encoder text --text-column text --label-column category
     """
     with _user_errors():
-        columns = Columns(label_column, id_column, subject_column)
+        reading = Reading(Columns(label_column, id_column, subject_column), split, text_column, labels_path, cache_dir)
         existing = load_model(model_path) if model_path.exists() else None
         options = {
             "encoder": encoder,
@@ -191,13 +196,14 @@ def learn(
         }
         given = {k: v for k, v in options.items() if v is not None}
         if encoder is not None or (existing is not None and existing.config.encoder is not None):
-            raw = _read_raw(data_path, columns, text_column, labels_path, need_labels=True)
             model = _open_or_create(model_path, existing, given, None)
-            data = _embedded(model, raw, cache_dir, to_learn=True)
+            data = _read_for(model, data_path, reading, need_labels=True, to_learn=True)
         else:
-            data = read_vectors(data_path, columns=columns, split=split, labels_file=labels_file, need_labels=True)
+            data = read_vectors(
+                data_path, columns=reading.columns, split=split, labels_file=labels_file, need_labels=True
+            )
             model = _open_or_create(model_path, existing, given, data.vectors.shape[1])
-        _check_dimension(model, data, data_path)
+            _check_dimension(model, data, data_path)
         _learn_in_chunks(model, data)
         _save(model, model_path)
     console.print(f"Learned {data.vectors.shape[0]} samples into {escape(str(model_path))}.", soft_wrap=True)
@@ -232,17 +238,87 @@ def _open_or_create(path: Path, existing: Model | None, options: dict[str, Any],
     return model
 
 
-def _read_raw(path: Path, columns: Columns, text_column: str, labels_path: Path | None, need_labels: bool) -> Dataset:
-    """Raw inputs: a table of texts, a folder of images, an IDX file, or NPZ/NPY items."""
+@dataclass(frozen=True)
+class Reading:
+    """How the commands that take data read it: the options they share."""
+
+    columns: Columns
+    split: str | None = None
+    text_column: str = "text"
+    labels_path: Path | None = None
+    cache_dir: Path | None = None
+
+
+def _read_for(model: Model, path: Path, reading: Reading, need_labels: bool, to_learn: bool = False) -> VectorData:
+    """DATA as the vectors ``model`` scores: vectors for a model of vectors, raw inputs embedded by its encoder.
+
+    Raw inputs of the wrong kind (vectors or texts for an image model, arrays for a text model)
+    are refused in one line saying what the model takes, before anything is encoded; so are
+    ids the model already holds, when learning.
+    """
+    if model.config.encoder is None:
+        data = read_vectors(path, columns=reading.columns, split=reading.split, need_labels=need_labels)
+    else:
+        raw = _read_raw(path, reading, need_labels)
+        holds = _kind_of(raw)
+        if holds != model.config.encoder["kind"]:
+            raise DataError(f"{path} holds {_KIND_NAMES[holds]}, but this model takes {_expects(model)}.")
+        if to_learn and raw.ids is not None:
+            model.registry.check_new_ids(raw.ids)
+        data = _embedded(model, raw, reading.cache_dir, to_learn=to_learn)
+    _check_dimension(model, data, path)
+    return data
+
+
+_KIND_NAMES = {"text": "texts", "image": "arrays or image files"}
+
+
+def _kind_of(data: Dataset) -> str:
+    """ "text" when every item is a string, "image" otherwise (arrays, image files)."""
+    items = data.items
+    strings = items.dtype.kind == "U" if isinstance(items, np.ndarray) else all(isinstance(i, str) for i in items)
+    return "text" if strings and len(items) else "image"
+
+
+def _expects(model: Model) -> str:
+    """What ``model`` takes as data, for error messages."""
+    if model.config.encoder is None:
+        return f"vectors of dimension {model.config.input_dim} (.npz/.npy/.csv)"
+    if model.config.encoder["kind"] == "text":
+        return "texts: a .csv/.tsv/.jsonl/.parquet table (--text-column), or --text"
+    return "images: a folder of images (one subfolder per class), an image file, an IDX file or an .npz/.npy array"
+
+
+def _read_raw(path: Path, reading: Reading, need_labels: bool) -> Dataset:
+    """Raw inputs: a table of texts, a folder of images, an image file, an IDX file, or NPZ/NPY items.
+
+    An IDX file of items named like Fashion-MNIST's (``*-images-idx3-ubyte[.gz]``) finds its labels beside it.
+    """
+    columns, suffix = reading.columns, path.suffix.lower()
+    if reading.split is not None and suffix != ".npz":
+        raise DataError("--split applies to NPZ files only.")
     if path.is_dir():
         data = read_image_folder(path)
-    elif path.suffix.lower() in TABLE_SUFFIXES:
+    elif suffix in IMAGE_SUFFIXES:
+        if not path.is_file():
+            raise DataError(f"No such image file: {path}")
+        data = Dataset(items=[path], ids=[str(path)])
+    elif suffix in TABLE_SUFFIXES:
         label = columns.label if need_labels else None
         data = read_table(
-            path, text_column=text_column, label_column=label, id_column=columns.id, subject_column=columns.subject
+            path,
+            text_column=reading.text_column,
+            label_column=label,
+            id_column=columns.id,
+            subject_column=columns.subject,
         )
     elif "idx" in path.name.lower():
-        data = read_idx_dataset(path, labels_path)
+        beside = path.with_name(path.name.replace("images-idx3", "labels-idx1"))
+        labels = reading.labels_path or (beside if need_labels and beside != path and beside.is_file() else None)
+        data = read_idx_dataset(path, labels)
+    elif suffix == ".npz":
+        split = "" if reading.split is None else f"_{reading.split}"
+        data = read_npz(path, items_key=f"X{split}", labels_key=f"y{split}" if need_labels else None)
     else:
         data = read_dataset(path)
     if need_labels and data.labels is None:
@@ -250,44 +326,24 @@ def _read_raw(path: Path, columns: Columns, text_column: str, labels_path: Path 
     return data
 
 
-def _queries(
-    model: Model,
-    data_path: Path | None,
-    texts: list[str] | None,
-    columns: Columns,
-    split: str | None,
-    text_column: str,
-    cache_dir: Path | None,
-) -> VectorData:
-    """The vectors to predict: read from DATA, or raw inputs (DATA or --text) embedded by the model.
+def _queries(model: Model, data_path: Path | None, texts: list[str] | None, reading: Reading) -> VectorData:
+    """The vectors to predict: DATA read for the model (see :func:`_read_for`), or --text embedded by it.
 
     Prints a warning on stderr when some exceed the model's fixed-point range (they are clipped).
     """
     if (data_path is None) == (texts is None):
-        raise CliError("Give DATA or --text (not both).")
-    if model.config.encoder is None:
-        if data_path is None:
-            raise CliError("This model takes vectors: give a DATA file, not --text.")
-        data = read_vectors(data_path, columns=columns, split=split)
+        raise CliError("Give either DATA or --text.")
+    if texts is not None:
+        if model.config.encoder is None or model.config.encoder["kind"] != "text":
+            raise CliError(f"--text is for text models; this model takes {_expects(model)}.")
+        data = _embedded(model, Dataset(items=list(texts), ids=[str(i) for i in range(len(texts))]), reading.cache_dir)
     else:
-        data = _embedded(model, _raw_queries(data_path, texts, columns, text_column), cache_dir)
-    _check_dimension(model, data, data_path or Path("--text"))
+        assert data_path is not None
+        data = _read_for(model, data_path, reading, need_labels=False)
     if clipped := model.clipped(data.vectors):
         message = clipping_message(clipped, data.vectors.shape[0], model.config.scale_bits)
         err_console.print(f"[bold yellow]Warning:[/] {escape(message)}", soft_wrap=True)
     return data
-
-
-def _raw_queries(path: Path | None, texts: list[str] | None, columns: Columns, text_column: str) -> Dataset:
-    """Raw inputs to predict: texts given on the command line, one image file, or a data file."""
-    if texts is not None:
-        return Dataset(items=list(texts), ids=[str(i) for i in range(len(texts))])
-    assert path is not None
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        if not path.is_file():
-            raise DataError(f"No such image file: {path}")
-        return Dataset(items=[path], ids=[str(path)])
-    return _read_raw(path, columns, text_column, None, need_labels=False)
 
 
 def _embedded(model: Model, data: Dataset, cache_dir: Path | None, to_learn: bool = False) -> VectorData:
@@ -417,8 +473,8 @@ def predict(
     """
     with _user_errors():
         model = load_model(model_path)
-        columns = Columns(label_column, id_column, subject_column)
-        data = _queries(model, data_path, texts, columns, split, text_column, cache_dir)
+        reading = Reading(Columns(label_column, id_column, subject_column), split, text_column, None, cache_dir)
+        data = _queries(model, data_path, texts, reading)
         if 0 < len(model.classes) < top_k:
             raise CliError(f"--top-k {top_k} but the model has {len(model.classes)} classes.")
         header, rows = _predictions(model, data, head, proba, top_k)
@@ -481,7 +537,7 @@ def explain(
     """
     with _user_errors():
         model = load_model(model_path)
-        data = _queries(model, data_path, texts, Columns(id=id_column), split, text_column, cache_dir)
+        data = _queries(model, data_path, texts, Reading(Columns(id=id_column), split, text_column, None, cache_dir))
         memory = model.memory()
         vectors = model.head_inputs(data.vectors, "memory")
         predictions = memory.predict(vectors)
@@ -681,20 +737,22 @@ def _bytes(n: int) -> str:
 @app.command()
 def audit(
     model_path: LedgerModelArg,
-    test_path: Annotated[Path, typer.Option("--test", help="Labelled test vectors (.npz/.npy/.csv).")],
+    test_path: Annotated[Path, typer.Option("--test", help="Labelled test data (read like DATA of learn).")],
     out: Annotated[Path, typer.Option(help="Directory to write report.md, report.html and the PNG plots to.")],
     ids: ForgetIds = None,
     ids_file: ForgetIdsFile = None,
     subjects: ForgetSubjects = None,
     forgotten: Annotated[
         Path | None,
-        typer.Option(help="Labelled vectors of samples MODEL has already forgotten: audit that forget request."),
+        typer.Option(help="Labelled data of samples MODEL has already forgotten: audit that forget request."),
     ] = None,
     heldout: Annotated[
-        Path | None, typer.Option(help="Labelled held-out vectors for the membership attack (default: --test).")
+        Path | None, typer.Option(help="Labelled held-out data for the membership attack (default: --test).")
     ] = None,
     label_column: LabelColumn = "label",
     split: SplitOption = None,
+    text_column: TextColumnOption = "text",
+    cache_dir: CacheDir = None,
     seed: Annotated[int, typer.Option(help="Seed of the held-out and retained samples drawn.")] = 0,
     store: Annotated[
         str | None,
@@ -718,11 +776,10 @@ def audit(
     with _user_errors():
         ledger = None if store is None else LedgerStore(store)
         model = load_model(model_path) if ledger is None else ledger.load_model(str(model_path))
-        columns = Columns(label_column)
+        reading = Reading(Columns(label_column), split, text_column, None, cache_dir)
 
         def labelled(path: Path) -> LabelledSet:
-            data = read_vectors(path, columns=columns, split=split, need_labels=True)
-            _check_dimension(model, data, path)
+            data = _read_for(model, path, reading, need_labels=True)
             assert data.labels is not None, "read with need_labels=True"
             return LabelledSet(data.vectors, data.labels)
 

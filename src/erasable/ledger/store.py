@@ -43,6 +43,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,8 +81,13 @@ log = logging.getLogger(__name__)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 #: Rows per statement when deleting by id (SQLite binds at most 32766 parameters).
 DELETE_CHUNK = 2000
-#: Tries to truncate SQLite's write-ahead log after a forget while readers hold it.
-CHECKPOINT_ATTEMPTS = 50
+#: How long a forget may try to truncate SQLite's write-ahead log while a reader holds it, in seconds. Each try
+#: waits at most CHECKPOINT_WAIT_MS for readers (and blocks other writers only that long); after the budget the
+#: forget returns with the residue pending (see :attr:`LedgerStore.residue_pending`).
+ERASE_SECONDS = 2.0
+CHECKPOINT_WAIT_MS = 50
+#: How long a statement waits for SQLite's lock before "database is locked".
+BUSY_TIMEOUT_MS = 30000
 
 
 class LedgerError(ValueError):
@@ -139,7 +145,12 @@ class Event:
 
 @dataclass(frozen=True)
 class Verification:
-    """What :meth:`LedgerStore.verify` found; ``ok`` iff every check passed."""
+    """What :meth:`LedgerStore.verify` found; ``ok`` iff every check passed.
+
+    ``residues_erased``: SQLite's write-ahead log was truncated, so no old page image of a
+    deleted row is left in the store's files (``False``: a reader holds the log; it may still
+    hold some). ``None`` on PostgreSQL, which cannot tell (see :meth:`LedgerStore.compact`).
+    """
 
     chain: ChainVerification
     certificate_recorded: str
@@ -147,6 +158,7 @@ class Verification:
     certificate_recomputed: str
     live_ids_match_log: bool
     statistics_at_last_event: bool
+    residues_erased: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -155,6 +167,7 @@ class Verification:
             and self.statistics_at_last_event
             and self.live_ids_match_log
             and self.certificate_recorded == self.certificate_of_last_event == self.certificate_recomputed
+            and self.residues_erased is not False
         )
 
 
@@ -200,7 +213,11 @@ class LedgerStore:
         elif self.dialect != "postgresql":
             raise LedgerError(f"Unsupported database {self.dialect!r}: use a SQLite path or a PostgreSQL URL.")
         self._write_lock = threading.Lock()
+        #: Whether deleted rows may still have old images in SQLite's write-ahead log: a truncation failed.
+        self.residue_pending = False
         migrate(self.engine)
+        if self.dialect == "sqlite":
+            self.erase_residues()  # a crash between a forget's commit and its truncation left them there
 
     def close(self) -> None:
         self.engine.dispose()
@@ -219,7 +236,7 @@ class LedgerStore:
             "certificate_after": model.certificate(),
         }
         event_hash = link(genesis(name), body)
-        with self._write_lock, self.engine.begin() as connection:
+        with self._writing() as connection:
             if connection.execute(sa.select(models.c.name).where(models.c.name == name)).first():
                 raise ModelExistsError(f"A model named {name!r} exists already.")
             connection.execute(
@@ -251,7 +268,7 @@ class LedgerStore:
 
     def delete_model(self, name: str) -> None:
         """Delete a model with its samples, statistics, log and keys, and erase their bytes."""
-        with self._write_lock, self.engine.begin() as connection:
+        with self._writing() as connection:
             self._model_row(connection, name)
             for table in (samples, events, statistics, idempotency):
                 connection.execute(sa.delete(table).where(table.c.model == name))
@@ -270,18 +287,43 @@ class LedgerStore:
         return self.load(name)[0]
 
     def load(self, name: str) -> tuple[Model, int]:
-        """The committed model and the sequence number of its last event, read in one transaction."""
-        with self.engine.begin() as connection:
-            row = self._model_row(connection, name)
-            model = Model(ModelConfig.from_dict(json.loads(row.config)))
-            stats = connection.execute(sa.select(statistics).where(statistics.c.model == name)).one()
-            ids, subjects, labels, vectors = [], [], [], []
-            query = sa.select(samples.c.id, samples.c.subject, samples.c.label, samples.c.embedding)
-            for sample in connection.execute(query.where(samples.c.model == name).order_by(samples.c.id)):
-                ids.append(sample.id)
-                subjects.append(sample.subject)
-                labels.append(json.loads(sample.label))
-                vectors.append(sample.embedding)
+        """The committed model and the sequence number of its last event, read from one snapshot."""
+        with self._snapshot() as connection:
+            return self._load(connection, name)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction, one at a time in this process; on SQLite it takes the write lock at once
+        (``BEGIN IMMEDIATE``). A deferred one would read first and then fail to upgrade to a writer with
+        "database is locked", without waiting, whenever a checkpoint holds the lock at that moment."""
+        with (
+            self._write_lock,
+            self.engine.connect() as connection,
+            connection.execution_options(sqlite_begin="IMMEDIATE").begin(),
+        ):
+            yield connection
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read transaction that sees one committed state throughout (REPEATABLE READ on PostgreSQL, whose
+        default gives each statement its own snapshot; a SQLite read transaction is one already)."""
+        with self.engine.connect() as connection:
+            if self.dialect == "postgresql":
+                connection = connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                yield connection
+
+    def _load(self, connection: Connection, name: str) -> tuple[Model, int]:
+        row = self._model_row(connection, name)
+        model = Model(ModelConfig.from_dict(json.loads(row.config)))
+        stats = connection.execute(sa.select(statistics).where(statistics.c.model == name)).one()
+        ids, subjects, labels, vectors = [], [], [], []
+        query = sa.select(samples.c.id, samples.c.subject, samples.c.label, samples.c.embedding)
+        for sample in connection.execute(query.where(samples.c.model == name).order_by(samples.c.id)):
+            ids.append(sample.id)
+            subjects.append(sample.subject)
+            labels.append(json.loads(sample.label))
+            vectors.append(sample.embedding)
         embedding, features = _statistics_from_blob(stats.tensors, model)
         model.replace_statistics(embedding, features)
         if ids:
@@ -309,17 +351,21 @@ class LedgerStore:
         idempotency_key: str | None = None,
         request_digest: str = "",
         response: dict[str, Any] | None = None,
+        erase: bool = True,
     ) -> Event:
         """Persist a planned change in one transaction: samples, event, statistics (and idempotency record).
 
         ``expected_seq`` (default: whatever is current) guards against a concurrent writer.
         ``request`` is recorded in the event (how the forget named its samples, without ids);
         ``response`` is what a retry with the same ``idempotency_key`` will be answered.
+        After a forget (or any commit while a residue is pending) the residues of deleted rows
+        are erased (:meth:`erase_residues`), unless ``erase=False``: then the caller does it,
+        e.g. after applying the change so that nothing serves the forgotten samples meanwhile.
         """
         kind = "learn" if change.sign > 0 else "forget"
         if change.sign > 0 and any("\x00" in text for text in (*change.ids, *change.subjects, source) if text):
             raise LedgerError("Sample ids, subjects and sources must not contain NUL characters (PostgreSQL cannot).")
-        with self._write_lock, self.engine.begin() as connection:
+        with self._writing() as connection:
             row, current = self._head(connection, name, expected_seq)
             seq, time = int(current.seq) + 1, _now()
             if change.sign > 0:
@@ -355,12 +401,22 @@ class LedgerStore:
                 tensors=_statistics_blob(change.state_after),
                 steering=_steering_json(change.steering_after),
             )
-        if change.sign < 0:
-            try:  # the change is committed: a failure here must not make the caller think otherwise
-                self.erase_residues()
-            except sa.exc.SQLAlchemyError as exc:
-                log.warning("Erasing the residues of a forget failed (%s); `erasable ledger compact` will.", exc)
+        if erase:
+            self.erase_residues_after(change)
         return event
+
+    def erase_residues_after(self, change: Change) -> bool:
+        """Erase residues after committing ``change``: a forget tries for :data:`ERASE_SECONDS`; a learn
+        retries once if an earlier erasure is pending. ``False`` if residues remain (logged, never raised: the
+        change is committed, and a failure here must not make the caller think otherwise)."""
+        if change.sign > 0 and not self.residue_pending:
+            return True
+        try:
+            return self.erase_residues(ERASE_SECONDS if change.sign < 0 else 0.0)
+        except sa.exc.SQLAlchemyError as exc:
+            self.residue_pending = True
+            log.warning("Erasing the residues of a forget failed (%s); `erasable ledger compact` will.", exc)
+            return False
 
     def _insert_samples(self, connection: Connection, name: str, change: Change, source: str | None, time: str) -> None:
         vectors = np.ascontiguousarray(change.quantized, dtype="<i2")
@@ -396,7 +452,7 @@ class LedgerStore:
         The event records the weights with subjects and ids as salted hashes, like the
         samples of learn and forget events; the certificate is unchanged.
         """
-        with self._write_lock, self.engine.begin() as connection:
+        with self._writing() as connection:
             row, current = self._head(connection, name, expected_seq)
             weights = steering.to_json()
             body = {
@@ -454,24 +510,41 @@ class LedgerStore:
         response: dict[str, Any] = json.loads(row.response)
         return response
 
-    def erase_residues(self) -> bool:
+    def erase_residues(self, seconds: float = ERASE_SECONDS) -> bool:
         """Remove the bytes of deleted rows from the store's files (see the module docstring).
 
-        Returns ``False`` (and logs a warning) if SQLite's write-ahead log stayed busy: the
-        deleted rows are then erased at the next checkpoint, but are still in the WAL file.
+        SQLite: truncate the write-ahead log, trying for up to ``seconds`` while readers hold it
+        (each try waits :data:`CHECKPOINT_WAIT_MS` at most, so other writers are never held up
+        for long). Returns ``False`` and sets :attr:`residue_pending` if it stayed busy: old page
+        images of deleted rows are then still in the ``-wal`` file, until a later commit, a
+        :meth:`verify` or the next opening of the store truncates it. PostgreSQL: ``VACUUM``.
         """
-        if self.dialect == "sqlite":
-            with self.engine.connect() as connection:
-                for attempt in range(CHECKPOINT_ATTEMPTS):  # a reader in the WAL blocks truncation: retry
-                    busy = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").scalar()
+        if self.dialect != "sqlite":
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.exec_driver_sql("VACUUM samples")
+            return True
+        deadline = time.monotonic() + seconds
+        raw = self.engine.raw_connection()  # no transaction around the checkpoint: it would hold a snapshot
+        try:
+            cursor = raw.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+            try:
+                while True:
+                    busy = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
                     if not busy:
+                        self.residue_pending = False
                         return True
-                    time.sleep(0.01 * (attempt + 1))
-            log.warning("The write-ahead log stayed busy: forgotten rows leave it at the next checkpoint.")
-            return False
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.exec_driver_sql("VACUUM samples")
-        return True
+                    if time.monotonic() >= deadline:
+                        break
+                    time.sleep(0.02)
+            finally:
+                cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                cursor.close()
+        finally:
+            raw.close()
+        self.residue_pending = True
+        log.warning("A reader holds the write-ahead log: deleted rows stay in it until it can be truncated.")
+        return False
 
     def compact(self) -> None:
         """Rewrite the whole store without free space: ``VACUUM`` (SQLite) or ``VACUUM FULL`` + ``CHECKPOINT``."""
@@ -497,27 +570,30 @@ class LedgerStore:
             )
             return [Event(int(r.seq), json.loads(r.body), r.hash) for r in rows]
 
-    def _all_events(self, name: str, batch: int = 1000) -> Iterator[Event]:
-        after = 0
-        while page := self.events(name, after=after, limit=batch):
-            yield from page
-            after = page[-1].seq
-
     def verify(self, name: str) -> Verification:
-        """Recompute the model from the ledger and check it against the log (see the module docstring)."""
-        model, seq = self.load(name)
-        with self.engine.connect() as connection:
+        """Recompute the model from the ledger and check it against the log (see the module docstring).
+
+        Everything is read from one snapshot, so writes committed meanwhile cannot tear it. On
+        SQLite it first erases the residues of deleted rows and reports whether it could.
+        """
+        erased = self.erase_residues() if self.dialect == "sqlite" else None
+        with self._snapshot() as connection:
+            model, seq = self._load(connection, name)
             row = self._model_row(connection, name)
             head = sa.select(statistics.c.certificate, statistics.c.last_hash)  # not the tensors again
             stats = connection.execute(head.where(statistics.c.model == name)).one()
+            log_rows = connection.execute(
+                sa.select(events.c.body, events.c.hash).where(events.c.model == name).order_by(events.c.seq)
+            )
+            logged = [(json.loads(r.body), r.hash) for r in log_rows]
         expected_ids: Counter[str] = Counter()
         last_certificate = ""
         pairs: list[tuple[dict[str, Any], str]] = []
-        for event in self._all_events(name):
-            pairs.append((event.body, event.hash))
-            last_certificate = event.body.get("certificate_after", "")
-            sign = {"learn": 1, "forget": -1}.get(event.body["kind"], 0)
-            for hashed in event.body.get("ids", []):
+        for body, event_hash in logged:
+            pairs.append((body, event_hash))
+            last_certificate = body.get("certificate_after", "")
+            sign = {"learn": 1, "forget": -1}.get(body["kind"], 0)
+            for hashed in body.get("ids", []):
                 expected_ids[hashed] += sign
         chain = verify_chain(name, pairs)
         live = Counter(id_hashes(row.salt, model.registry.ids))
@@ -528,6 +604,7 @@ class LedgerStore:
             certificate_recomputed=model.refit().certificate(),
             live_ids_match_log=+expected_ids == live and not -expected_ids,
             statistics_at_last_event=chain.ok and stats.last_hash == chain.last_hash and seq == chain.events,
+            residues_erased=erased,
         )
 
 
@@ -538,10 +615,12 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # let the "begin" hook below open transactions
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "busy_timeout=30000"):
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", f"busy_timeout={BUSY_TIMEOUT_MS}"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql(
+            "BEGIN IMMEDIATE" if connection.get_execution_options().get("sqlite_begin") else "BEGIN"
+        )

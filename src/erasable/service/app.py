@@ -31,12 +31,14 @@ True
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -81,6 +83,8 @@ from erasable.service.schemas import (
 from erasable.service.served import ServedModel, ServedModels
 
 __all__ = ["DEFAULT_MAX_BODY", "create_app"]
+
+log = logging.getLogger(__name__)
 
 #: Largest request body accepted (bytes); larger ones get 413 before they are read.
 DEFAULT_MAX_BODY = 64 * 2**20
@@ -194,6 +198,13 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
     for error, status in ERROR_STATUS:
         app.add_exception_handler(error, _handler(status))
 
+    @app.exception_handler(sa.exc.OperationalError)
+    async def busy(_: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+        """The database is locked (another process writes or checkpoints the SQLite file) or unreachable."""
+        log.warning("Ledger unavailable: %s", exc.orig)  # the statement and its parameters stay in the log
+        detail = "The ledger is busy or unreachable; nothing was changed by this request. Retry shortly."
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
@@ -303,12 +314,20 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
         metrics.samples.labels(name).set(slot.model.count)
         return LearnResponse(seq=event.seq, count=len(change.ids), certificate=change.certificate_after)
 
-    @app.post("/v1/models/{name}/forget", tags=["learning"])
-    def forget(name: str, body: ForgetRequest, key: Caller) -> ForgetReceiptResponse:
+    @app.post(
+        "/v1/models/{name}/forget",
+        tags=["learning"],
+        responses={202: {"description": "Forgotten, but old bytes of the samples are still in the store's files."}},
+    )
+    def forget(name: str, body: ForgetRequest, key: Caller, response: Response) -> ForgetReceiptResponse:
         """Forget samples by ids, by subject or by class (``forget``), exactly and physically.
 
         Returns the certificates before and after: ``certificate_after`` equals the
-        certificate of a model fitted from scratch on the remaining samples.
+        certificate of a model fitted from scratch on the remaining samples. The forget is
+        committed and no prediction uses the samples any more either way; the answer is 202
+        instead of 200 (``residues_erased`` false) when a reader of the SQLite file kept old
+        page images of them in its write-ahead log: they are erased at the next commit,
+        verify or start that finds the log free.
         """
         permit(key, "forget", name)
         slot = served.get(name)
@@ -319,11 +338,15 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
             event = slot.commit(change, request=request)
         metrics.samples.labels(name).set(slot.model.count)
         metrics.forgotten.labels(name).inc(len(change.ids))
+        erased = not store.residue_pending
+        if not erased:
+            response.status_code = 202
         return ForgetReceiptResponse(
             seq=event.seq,
             count=len(change.ids),
             certificate_before=change.certificate_before,
             certificate_after=change.certificate_after,
+            residues_erased=erased,
         )
 
     # -- steering ---------------------------------------------------------------------------
@@ -409,6 +432,7 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
             "certificate_of_last_event": result.certificate_of_last_event,
             "certificate_recomputed": result.certificate_recomputed,
             "live_ids_match_log": result.live_ids_match_log,
+            "residues_erased": result.residues_erased,
         }
 
     @app.get("/v1/models/{name}/events", tags=["audit"])

@@ -180,6 +180,8 @@ class ForgetReceiptResponse(BaseModel):
     count: int
     certificate_before: str
     certificate_after: str
+    #: False: a reader of the SQLite file holds old page images of the samples in its write-ahead log (HTTP 202).
+    residues_erased: bool = True
 
 
 class PredictRequest(Strict):

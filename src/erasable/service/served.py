@@ -107,11 +107,17 @@ class ServedModel:
         return self._writer
 
     def commit(self, change: Change, **record: Any) -> Event:
-        """Persist a planned change in the ledger, then apply it (call while holding :meth:`writing`)."""
-        event = self.store.commit(self.name, change, expected_seq=self.seq, **record)
+        """Persist a planned change in the ledger, apply it, then erase what a forget left in the store's files.
+
+        Call while holding :meth:`writing`. The change is applied before the erasure, which may
+        wait (boundedly) for readers of SQLite's log: from the commit on, no prediction can see
+        a forgotten sample. Whether the erasure completed is :attr:`LedgerStore.residue_pending`.
+        """
+        event = self.store.commit(self.name, change, expected_seq=self.seq, erase=False, **record)
         with self._lock.exclusive():
             self.model.apply(change)
             self.seq = event.seq
+        self.store.erase_residues_after(change)
         return event
 
     def steer(self, steering: Steering) -> Event:

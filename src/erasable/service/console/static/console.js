@@ -49,7 +49,7 @@
   }
 
   function when(iso) {
-    return iso ? iso.replace("T", " ").replace(/\.\d+/, "").replace("+00:00", " UTC") : "—";
+    return iso ? iso.replace("T", " ").replace(/\.\d+/, "").replace(/(\+00:00|Z)$/, " UTC") : "—";
   }
 
   function labelText(label) {
@@ -640,7 +640,7 @@
     if (p.neighbours) {
       parts.push(el("h2", {}, "Neighbours (the memory's evidence)"), p.neighbours.length
         ? table(["Id", "Class", "Similarity", "Weight"], p.neighbours.map((n) => [
-          el("code", {}, n.id), labelText(n.label), n.similarity.toFixed(4), String(n.weight)]), [2, 3])
+          el("code", {}, n.id), labelText(n.label), n.similarity.toFixed(4), n.weight.toFixed(4)]), [2, 3])
         : el("p", { class: "empty" }, "No neighbours."));
     }
     return card(...parts);

@@ -242,7 +242,7 @@ def test_unknown_id_leaves_the_model_file_unchanged(tmp_path: Path) -> None:
     before = model_path.read_bytes()
     assert_user_error(run("forget", model_path, "--id", "3", "--id", "nope"), "Unknown sample ids", "nope")
     assert_user_error(run("forget", model_path, "--subject", "nobody"), "nobody")
-    assert_user_error(run("forget", model_path), "exactly one")
+    assert_user_error(run("forget", model_path), "Name what to forget")
     assert model_path.read_bytes() == before
 
 

@@ -19,8 +19,7 @@ Vectors are read by :mod:`erasable.vector_files`, raw inputs by :mod:`erasable.d
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import sys
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -28,9 +27,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from erasable import __version__
@@ -50,16 +47,13 @@ from erasable.encoders import EmbeddingCache
 from erasable.estimator import ErasableClassifier
 from erasable.exact import clipping_message
 from erasable.ledger import UnknownSampleError
-from erasable.ledger.store import LedgerStore
 from erasable.model import CHUNK_ROWS, HeadKind, Model
 from erasable.model_file import load_model, save_model
-from erasable.service.commands import keys_app, ledger_app, serve
+from erasable.service.commands import keys_app, ledger_app, open_store, serve
+from erasable.terminal import Command, console, err_console, progress, say, status, user_errors, warn
 from erasable.vector_files import Columns, DataError, VectorData, read_vectors
 
 __all__ = ["app"]
-
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
 
 app = typer.Typer(
     rich_markup_mode="markdown",  # docstring paragraphs reflow to the terminal, ``code`` is shown as code
@@ -76,20 +70,7 @@ class CliError(ValueError):
     """A command's arguments contradict each other or the model."""
 
 
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn user errors into one red line on stderr and exit code 2 (no traceback)."""
-    try:
-        yield
-    except (ValueError, UnknownSampleError, OSError) as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        err_console.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
-        raise typer.Exit(2) from None
-
-
-def _say(name: str, value: object) -> None:
-    """Print ``name: value`` with the value taken literally (no markup), never wrapped."""
-    console.print(f"[bold]{name}:[/] {escape(str(value))}", soft_wrap=True)
+_user_errors = partial(user_errors, UnknownSampleError)
 
 
 def _check_dimension(model: Model, data: VectorData, path: Path) -> None:
@@ -104,9 +85,9 @@ def _summary(model: Model) -> None:
     """Print the sample count, the (first 20) classes and the certificate."""
     shown = ", ".join(str(c) for c in model.classes[:20])
     more = f", … ({len(model.classes) - 20} more)" if len(model.classes) > 20 else ""
-    _say("samples", model.count)
-    _say("classes", f"{len(model.classes)}: {shown}{more}")
-    _say("certificate", model.certificate())
+    say("samples", model.count)
+    say("classes", f"{len(model.classes)}: {shown}{more}")
+    say("certificate", model.certificate())
 
 
 ModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help="Model file, e.g. model.erasable.")]
@@ -138,7 +119,7 @@ ForgetSubjects = Annotated[
 # -- learn -------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=Command)
 def learn(
     model_path: ModelArg,
     data_path: DataArg,
@@ -216,7 +197,7 @@ def _save(model: Model, path: Path) -> None:
     The file keeps that penalty, so no later ``predict`` has to choose it again.
     """
     ridge = model.config.head == "ridge" and model.config.alpha is None
-    with console.status("Saving the model" + (" (choosing the ridge penalty by GCV)…" if ridge else "…")):
+    with status("Saving the model" + (" (choosing the ridge penalty by GCV)…" if ridge else "…")):
         save_model(model, path)
 
 
@@ -342,32 +323,16 @@ def _queries(model: Model, data_path: Path | None, texts: list[str] | None, read
         data = _read_for(model, data_path, reading, need_labels=False)
     if clipped := model.clipped(data.vectors):
         message = clipping_message(clipped, data.vectors.shape[0], model.config.scale_bits)
-        err_console.print(f"[bold yellow]Warning:[/] {escape(message)}", soft_wrap=True)
+        warn(message)
     return data
 
 
 def _embedded(model: Model, data: Dataset, cache_dir: Path | None, to_learn: bool = False) -> VectorData:
     """Raw inputs embedded by the model's encoder, with a progress bar on a terminal (see ``Model.embed``)."""
     items = data.items
-    with _progress("Encoding", len(items)) as advance:
+    with progress("Encoding", len(items)) as advance:
         vectors = model.embed(items, progress=advance, cache_dir=cache_dir, to_learn=to_learn)
     return VectorData(vectors.astype(np.float64), data.labels, data.ids, data.subjects)
-
-
-@contextmanager
-def _progress(what: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr (only on a terminal); yields the callback to advance it."""
-    progress = Progress(
-        TextColumn(what),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    )
-    with progress:
-        yield partial(progress.advance, progress.add_task(what, total=total))
 
 
 def _learn_in_chunks(model: Model, data: VectorData) -> None:
@@ -382,7 +347,7 @@ def _learn_in_chunks(model: Model, data: VectorData) -> None:
     if data.ids is not None:
         model.registry.check_new_ids(data.ids)
     model.quantize(data.vectors)
-    with _progress("Learning", n) as advance:
+    with progress("Learning", n) as advance:
         for start in range(0, n, CHUNK_ROWS):
             rows = slice(start, start + CHUNK_ROWS)
             model.learn(
@@ -397,60 +362,76 @@ def _learn_in_chunks(model: Model, data: VectorData) -> None:
 # -- forget ------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=Command)
 def forget(
     model_path: ModelArg,
     ids: ForgetIds = None,
     ids_file: ForgetIdsFile = None,
     subjects: ForgetSubjects = None,
+    classes: Annotated[
+        list[str] | None, typer.Option("--class", help="Forget every sample of this class (repeatable).")
+    ] = None,
     cache_dir: Annotated[
         Path | None,
         typer.Option(help="Embedding cache to empty as well: it may hold embeddings of the forgotten inputs."),
     ] = None,
 ) -> None:
-    """Forget samples by id or by subject, exactly: the result equals learning only the rest.
+    """Forget samples by id, by subject or by class, exactly: the result equals learning only the rest.
 
+    --id and --ids-file may be combined; subjects and classes are requests of their own.
     Prints the receipt: the number of samples removed and the certificates before and after.
 
     Example: erasable forget model.erasable --id 17 --id 42
     """
     with _user_errors():
-        id_list, subject_list = _forget_request(ids, ids_file, subjects)
         model = load_model(model_path)
-        receipt = model.forget(ids=id_list, subjects=subject_list)
+        if classes is not None:
+            if any(x is not None for x in (ids, ids_file, subjects)):
+                raise CliError("Forget by class alone: --class cannot be combined with --id, --ids-file or --subject.")
+            by_name = {str(c): c for c in model.classes}
+            unknown = [c for c in classes if c not in by_name]
+            if unknown:
+                raise CliError(f"No class {unknown[0]!r} in {model_path}.")
+            receipt = model.forget(classes=[by_name[c] for c in classes])
+        else:
+            id_list, subject_list = _forget_request(ids, ids_file, subjects)
+            receipt = model.forget(ids=id_list, subjects=subject_list)
         _save(model, model_path)
         purged = EmbeddingCache(cache_dir).clear() if cache_dir is not None else None
     console.print(f"Forgot {len(receipt.ids)} samples from {escape(str(model_path))}.", soft_wrap=True)
-    _say("certificate before", receipt.certificate_before)
-    _say("certificate after", receipt.certificate_after)
-    _say("samples left", model.count)
+    say("certificate before", receipt.certificate_before)
+    say("certificate after", receipt.certificate_after)
+    say("samples left", model.count)
     if purged is not None:
-        _say("cache files removed", purged)
+        say("cache files removed", purged)
 
 
 def _forget_request(
     ids: list[str] | None, ids_file: Path | None, subjects: list[str] | None
 ) -> tuple[list[str] | None, list[str] | None]:
-    """The ids or the subjects to forget; exactly one kind of request is allowed."""
-    if sum(x is not None for x in (ids, ids_file, subjects)) != 1:
-        raise CliError("Name what to forget with exactly one of --id, --ids-file or --subject.")
+    """The ids (--id and --ids-file together) or the subjects to forget: one kind of request."""
+    if (ids is None and ids_file is None) == (subjects is None):
+        raise CliError("Name what to forget: ids (--id, --ids-file) or subjects (--subject), one kind only.")
     if ids_file is not None:
         lines = ids_file.read_text(encoding="utf-8").splitlines()
-        ids = [line.strip() for line in lines if line.strip()]
-        if not ids:
+        listed = [line.strip() for line in lines if line.strip()]
+        if not listed:
             raise CliError(f"{ids_file} lists no ids.")
+        ids = list(dict.fromkeys([*(ids or []), *listed]))
     return ids, subjects
 
 
 # -- predict -----------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=Command)
 def predict(
     model_path: ModelArg,
     data_path: QueryData = None,
     texts: QueryTexts = None,
-    output: Annotated[Path | None, typer.Option(help="Write the predictions to this CSV file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write the predictions to this CSV file; '-' writes the CSV to stdout.")
+    ] = None,
     proba: Annotated[bool, typer.Option("--proba", help="Add the probability of each predicted label.")] = False,
     head: Annotated[HeadKind | None, typer.Option(help="Head to use.", show_default="the model's")] = None,
     top_k: Annotated[int, typer.Option(min=1, help="Number of labels per row, best first.")] = 1,
@@ -478,6 +459,9 @@ def predict(
         if 0 < len(model.classes) < top_k:
             raise CliError(f"--top-k {top_k} but the model has {len(model.classes)} classes.")
         header, rows = _predictions(model, data, head, proba, top_k)
+        if output == Path("-"):
+            csv.writer(sys.stdout).writerows([header, *rows])
+            return
         if output is not None:
             with output.open("w", newline="", encoding="utf-8") as handle:
                 csv.writer(handle).writerows([header, *rows])
@@ -517,7 +501,7 @@ def _predictions(
 # -- explain ---------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=Command)
 def explain(
     model_path: ModelArg,
     data_path: QueryData = None,
@@ -553,7 +537,7 @@ def explain(
 # -- prune -----------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=Command)
 def prune(
     model_path: ModelArg,
     criterion: Annotated[
@@ -577,17 +561,17 @@ def prune(
         total = model.count
         if not total:
             raise CliError(f"{model_path} has no samples to prune.")
-        with console.status("Leave-one-out votes of every sample…"):
+        with status("Leave-one-out votes of every sample…"):
             ids = hard_prune(model.memory(), criterion)
         receipt = model.forget(ids=ids) if ids and not dry_run else None
         if receipt is not None:
             _save(model, model_path)
     console.print(f"{'Would forget' if dry_run else 'Forgot'} {len(ids)} of {total} samples ({criterion}).")
     if ids:
-        _say("ids", ", ".join(ids[:20]) + (f", … ({len(ids) - 20} more)" if len(ids) > 20 else ""))
+        say("ids", ", ".join(ids[:20]) + (f", … ({len(ids) - 20} more)" if len(ids) > 20 else ""))
     if receipt is not None:
-        _say("certificate before", receipt.certificate_before)
-        _say("certificate after", receipt.certificate_after)
+        say("certificate before", receipt.certificate_before)
+        say("certificate after", receipt.certificate_after)
 
 
 # -- steer -----------------------------------------------------------------------------------
@@ -595,7 +579,7 @@ def prune(
 SteerPairs = list[str] | None
 
 
-@app.command()
+@app.command(cls=Command)
 def steer(
     model_path: ModelArg,
     classes: Annotated[
@@ -658,7 +642,7 @@ def _weight_pairs(pairs: SteerPairs, option: str) -> list[tuple[str, float]]:
 # -- certify and info --------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=Command)
 def certify(model_path: ModelArg) -> None:
     """Recompute the statistics from the live samples and compare certificates.
 
@@ -673,20 +657,20 @@ def certify(model_path: ModelArg) -> None:
         refit = model.refit()
         alphas = (model.gcv_alpha(), refit.gcv_alpha()) if model.config.head == "ridge" else (None, None)
     stored, recomputed = model.certificate(), refit.certificate()
-    _say("model certificate", stored)
-    _say("refit certificate", recomputed)
+    say("model certificate", stored)
+    say("refit certificate", recomputed)
     if stored != recomputed:
         err_console.print("[bold red]MISMATCH:[/] the statistics are not those of the live samples.")
         raise typer.Exit(1)
     if alphas[0] is not None:
-        _say("ridge penalty (file / GCV of the refit)", f"{alphas[0]:.6g} / {alphas[1]:.6g}")
+        say("ridge penalty (file / GCV of the refit)", f"{alphas[0]:.6g} / {alphas[1]:.6g}")
         if alphas[0] != alphas[1]:
             err_console.print("[bold red]MISMATCH:[/] the file's ridge penalty is not the one GCV chooses.")
             raise typer.Exit(1)
     console.print(f"[bold green]OK:[/] the statistics are exactly those of the {model.count} live samples.")
 
 
-@app.command()
+@app.command(cls=Command)
 def info(
     model_path: ModelArg,
     top: Annotated[int, typer.Option(min=0, help="Number of classes listed, largest first.")] = 10,
@@ -701,22 +685,24 @@ def info(
     config = Table("setting", "value", title="configuration")
     for key, value in model.config.to_dict().items():
         config.add_row(key, escape(str(value)))
+    if model.config.head == "ridge" and (chosen := model.gcv_alpha()) is not None:
+        config.add_row("alpha chosen by GCV", f"{chosen:.6g}")
     console.print(config)
-    _say("classes", f"{len(model.classes)}, the {min(top, len(model.classes))} largest:")
+    say("classes", f"{len(model.classes)}, the {min(top, len(model.classes))} largest:")
     counts = Table("class", "samples")
     class_counts = model.embedding_moments.class_counts.tolist()
     for index in sorted(range(len(class_counts)), key=lambda i: -class_counts[i])[:top]:
         counts.add_row(escape(str(model.classes[index])), str(class_counts[index]))
     console.print(counts)
     statistics = [model.embedding_moments] + ([model.feature_moments] if model.feature_moments is not None else [])
-    _say("samples", model.count)
-    _say("subjects", len({s for s in model.registry.subjects if s is not None}))
-    _say("certificate", model.certificate())
+    say("samples", model.count)
+    say("subjects", len({s for s in model.registry.subjects if s is not None}))
+    say("certificate", model.certificate())
     steering = model.steering
-    _say("steering", f"{len(steering.classes)} classes, {len(steering.subjects)} subjects, {len(steering.samples)} ids")
-    _say("file size", _bytes(file_size))
-    _say("statistics memory", _bytes(sum(a.nbytes for m in statistics for a in m.arrays().values())))
-    _say("samples memory", _bytes(model.registry.embeddings.nbytes))
+    say("steering", f"{len(steering.classes)} classes, {len(steering.subjects)} subjects, {len(steering.samples)} ids")
+    say("file size", _bytes(file_size))
+    say("statistics memory", _bytes(sum(a.nbytes for m in statistics for a in m.arrays().values())))
+    say("samples memory", _bytes(model.registry.embeddings.nbytes))
 
 
 def _bytes(n: int) -> str:
@@ -734,7 +720,7 @@ def _bytes(n: int) -> str:
 # -- audit -------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=Command)
 def audit(
     model_path: LedgerModelArg,
     test_path: Annotated[Path, typer.Option("--test", help="Labelled test data (read like DATA of learn).")],
@@ -774,7 +760,7 @@ def audit(
     Example: erasable audit bank --store models.db --forgotten forgotten.npz --test test.npz --out audit/
     """
     with _user_errors():
-        ledger = None if store is None else LedgerStore(store)
+        ledger = None if store is None else open_store(store)
         model = load_model(model_path) if ledger is None else ledger.load_model(str(model_path))
         reading = Reading(Columns(label_column), split, text_column, None, cache_dir)
 
@@ -799,16 +785,16 @@ def audit(
     for row in report.metric_rows():
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)
-    _say("divergence (served vs refit)", f"{report.divergence.disagreement:.4%} of test labels differ")
-    _say("verdict", report.verdict())
-    _say("report", ", ".join(str(p) for p in paths))
+    say("divergence (served vs refit)", f"{report.divergence.disagreement:.4%} of test labels differ")
+    say("verdict", report.verdict())
+    say("report", ", ".join(str(p) for p in paths))
     if not report.certificates_equal or report.chain_verified is False:
         raise typer.Exit(1)
 
 
 # -- the service: serve, keys, ledger (defined in erasable.service.commands) -------------------
 
-app.command()(serve)
+app.command(cls=Command)(serve)
 app.add_typer(keys_app, name="keys")
 app.add_typer(ledger_app, name="ledger")
 

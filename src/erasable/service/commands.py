@@ -7,35 +7,38 @@ that a database password need not appear on a command line.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from erasable.ledger.keys import SCOPES, KeyRing
 from erasable.ledger.store import LedgerError, LedgerStore
+from erasable.terminal import Command, console, fail, user_errors
 
-__all__ = ["keys_app", "ledger_app", "serve"]
-
-console = Console()
+__all__ = ["keys_app", "ledger_app", "open_store", "serve"]
 
 StoreOption = Annotated[
     str,
     typer.Option(
         "--store",
         envvar="ERASABLE_STORE",
-        help="The ledger: a SQLite file (created if missing) or a postgresql+psycopg:// URL.",
+        help="The ledger: a SQLite file or a postgresql+psycopg:// URL.",
     ),
 ]
 
 
-def _open(store: str) -> LedgerStore:
+def open_store(store: str, *, create: bool = False) -> LedgerStore:
+    """The ledger at ``store``. A SQLite file that does not exist is created only with ``create``
+    (``serve``, ``keys create``); the commands that read a ledger refuse it, so a typo creates nothing."""
+    path = store.removeprefix("sqlite:///") if store.startswith("sqlite:///") else None if "://" in store else store
+    if not create and path is not None and not Path(path).expanduser().is_file():
+        fail(f"No ledger at {path}: give an existing one with --store (or $ERASABLE_STORE).")
     try:
         return LedgerStore(store)
     except Exception as exc:  # any driver error: say what could not be opened, without a traceback
-        console.print(f"[red]error:[/red] cannot open the ledger {store!r}: {exc}")
-        raise typer.Exit(2) from exc
+        fail(f"Cannot open the ledger {store!r}: {exc}")
 
 
 def serve(
@@ -45,7 +48,7 @@ def serve(
     max_body_mb: Annotated[int, typer.Option(min=1, help="Largest request body accepted, in MiB.")] = 64,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Run the HTTP service (FastAPI + uvicorn) over a ledger; OpenAPI docs at /docs.
+    """Run the HTTP service (FastAPI + uvicorn) over a ledger (a new SQLite file is created); OpenAPI docs at /docs.
 
     Make a key first: erasable keys create --store erasable.db --scope admin
 
@@ -55,64 +58,55 @@ def serve(
 
     from erasable.service.app import create_app
 
-    app = create_app(_open(store), max_body=max_body_mb * 2**20)
+    app = create_app(open_store(store, create=True), max_body=max_body_mb * 2**20)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
 keys_app = typer.Typer(help="API keys: scoped, per model, stored hashed (a token is shown only when made).")
 
 
-@keys_app.command("create")
+@keys_app.command("create", cls=Command)
 def create_key(
+    scope: Annotated[list[str], typer.Option("--scope", help=f"One of {', '.join(SCOPES)}; repeat for more.")],
     store: StoreOption = "erasable.db",
-    scope: Annotated[list[str], typer.Option("--scope", help=f"One of {', '.join(SCOPES)}; repeat for more.")] = [],  # noqa: B006
     model: Annotated[str, typer.Option(help="The model the key is for; '*' for every model.")] = "*",
     description: Annotated[str, typer.Option(help="A note to recognize the key by.")] = "",
 ) -> None:
-    """Make a key and print its token once.
+    """Make a key and print its token once (a new SQLite ledger is created).
 
     Example: erasable keys create --store erasable.db --model bank --scope predict --scope learn
     """
-    try:
-        token, key = KeyRing(_open(store)).create(model=model, scopes=scope, description=description)
-    except LedgerError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    with user_errors(LedgerError):
+        token, key = KeyRing(open_store(store, create=True)).create(model=model, scopes=scope, description=description)
     console.print(f"key {key.key_id} for model {key.model!r}, scopes {', '.join(sorted(key.scopes))}")
     print(token)
 
 
-@keys_app.command("list")
+@keys_app.command("list", cls=Command)
 def list_keys(store: StoreOption = "erasable.db") -> None:
     """List the keys (ids, models, scopes; never secrets)."""
     table = Table("key id", "model", "scopes", "created", "description")
-    for key in KeyRing(_open(store)).list():
+    for key in KeyRing(open_store(store)).list():
         table.add_row(key.key_id, key.model, ",".join(sorted(key.scopes)), key.created_at, key.description)
     console.print(table)
 
 
-@keys_app.command("revoke")
+@keys_app.command("revoke", cls=Command)
 def revoke_key(key_id: str, store: StoreOption = "erasable.db") -> None:
     """Delete a key: requests with it get 401 from now on."""
-    try:
-        KeyRing(_open(store)).revoke(key_id)
-    except LedgerError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    with user_errors(LedgerError):
+        KeyRing(open_store(store)).revoke(key_id)
     console.print(f"revoked {key_id}")
 
 
 ledger_app = typer.Typer(help="Inspect and maintain a ledger.")
 
 
-@ledger_app.command("verify")
+@ledger_app.command("verify", cls=Command)
 def verify(model: str, store: StoreOption = "erasable.db") -> None:
     """Check a model's hash chain and recompute its state from the stored samples; exit 1 if anything is off."""
-    try:
-        result = _open(store).verify(model)
-    except LedgerError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    with user_errors(LedgerError):
+        result = open_store(store).verify(model)
     chain = "ok" if result.chain.ok else f"BROKEN: {result.chain.reason}"
     console.print(f"events: {result.chain.events}, chain {chain}")
     console.print(f"certificate recorded:   {result.certificate_recorded}")
@@ -123,8 +117,8 @@ def verify(model: str, store: StoreOption = "erasable.db") -> None:
         raise typer.Exit(1)
 
 
-@ledger_app.command("compact")
+@ledger_app.command("compact", cls=Command)
 def compact(store: StoreOption = "erasable.db") -> None:
     """Rewrite the store without free space (VACUUM; on PostgreSQL VACUUM FULL + CHECKPOINT)."""
-    _open(store).compact()
+    open_store(store).compact()
     console.print("compacted")

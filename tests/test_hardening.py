@@ -318,3 +318,54 @@ def test_verify_reads_one_committed_state_while_writes_go_on(
     assert not torn, f"{len(torn)} of {len(verdicts)} verifications saw a torn state"
     assert all(v.chain.ok and v.statistics_at_last_event for v in verdicts)
     store.close()
+
+
+SAVE_KILLED_AFTER_FSYNC = """
+import os, signal, sys
+import numpy as np
+from erasable.model_file import load_model, save_model
+
+model = load_model(sys.argv[1])
+model.learn(np.full((1, 8), 0.25), ["a"], ids=["late"])
+os.replace = lambda *_: os.kill(os.getpid(), signal.SIGKILL)  # the temporary file is written and synced
+save_model(model, sys.argv[1])
+"""
+
+
+def test_a_killed_save_leaves_no_copy_once_a_forget_returns(tmp_path: Path) -> None:
+    """The CLI: a save killed after fsync left `.MODEL.erasable.*.tmp` with the rows, ids and subject of a sample
+    forgotten later; a kill mid-write left a partial one. The next write removes both; a live write's is kept."""
+    from typer.testing import CliRunner
+
+    from erasable.cli import app
+
+    directory = tmp_path / "models"
+    directory.mkdir()
+    x = np.random.default_rng(5).standard_normal((5, 8)) / 4
+    np.savez(
+        tmp_path / "train.npz",
+        X=x,
+        y=np.array(["a", "b", "a", "b", "a"]),
+        ids=np.array([f"q{i}" for i in range(5)]),
+        subjects=np.array(["victim-subject"] + ["someone"] * 4),
+    )
+    model_path = directory / "m.erasable"
+    runner = CliRunner()
+    assert runner.invoke(app, ["learn", str(model_path), str(tmp_path / "train.npz"), "--width", "32"]).exit_code == 0
+    victim = [load_model(model_path).quantize(x[:1]).astype("<i2").tobytes(), b"victim-subject"]
+    killed = subprocess.run([sys.executable, "-c", SAVE_KILLED_AFTER_FSYNC, str(model_path)], timeout=120)
+    assert killed.returncode == -9
+    (directory / ".m.erasable.partial.tmp").write_bytes(b"\\0" * 1000 + victim[0] + b"...")  # killed mid-write
+    assert len(list(directory.glob(".m.erasable.*.tmp"))) == 2
+    assert _found(directory, victim) == victim  # the attack: copies of the victim outside the model file
+    live = directory / ".m.erasable.live.tmp"  # a save in progress (its writer holds the lock): not touched
+    live.write_bytes(b"in progress")
+    import fcntl
+
+    with live.open("rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        forgot = runner.invoke(app, ["forget", str(model_path), "--subject", "victim-subject"])
+        assert forgot.exit_code == 0, forgot.output
+        assert sorted(p.name for p in directory.iterdir()) == [".m.erasable.live.tmp", "m.erasable"]
+    assert _found(directory, victim) == []
+    assert load_model(model_path).count == 4

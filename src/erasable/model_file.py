@@ -26,6 +26,8 @@ True
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -58,6 +60,7 @@ __all__ = [
     "moments_from_tensors",
     "moments_tensors",
     "read_container",
+    "remove_stale_temporaries",
     "safetensors_metadata",
     "save_model",
     "statistics_from_tensors",
@@ -186,23 +189,74 @@ def write_container(path: str | os.PathLike[str], manifest: dict[str, Any], tens
     """Write tensors and a manifest (plus its digest) as one safetensors file, atomically.
 
     A temporary file in the same directory is written, synced and renamed over ``path``,
-    so a crash leaves either the old file or the new one, never a mix.
+    so a crash leaves either the old file or the new one, never a mix. A crash can leave the
+    temporary file, though -- a full copy of the model's samples, including any forgotten
+    later -- so every write first removes those of earlier, dead writes
+    (:func:`remove_stale_temporaries`): a forget that saves the model leaves no older copy.
     """
     manifest = {**manifest, "digest": manifest_digest(manifest, tensors)}
     blob = safetensors_save(tensors, metadata={"erasable": json.dumps(manifest, sort_keys=True)})
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.", suffix=".tmp")
+    handle, tmp = _locked_temporary(target)
     try:
+        remove_stale_temporaries(target)  # ours is locked, so it is left alone
         # mkstemp creates 0600: keep the mode of the file replaced, else the usual 0644.
         os.chmod(tmp, target.stat().st_mode & 0o777 if target.exists() else 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(blob)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        handle.write(blob)
+        handle.flush()
+        os.fsync(handle.fileno())
+        os.replace(tmp, target)  # still open and locked: no cleaner can take it before the rename
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        handle.close()
+
+
+def _temporaries(target: Path) -> list[Path]:
+    return sorted(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
+
+
+def _locked_temporary(target: Path) -> tuple[Any, str]:
+    """A new temporary file next to ``target``, open for writing and locked (``flock``) while this process lives."""
+    while True:
+        fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.", suffix=".tmp")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # a cleaner may have taken it between its creation and the lock: then make another
+            if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
+                return os.fdopen(fd, "wb"), tmp
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def remove_stale_temporaries(target: str | os.PathLike[str]) -> list[Path]:
+    """Overwrite with zeros and delete the temporary files that killed writes of ``target`` left; returns them.
+
+    A write holds a lock on its temporary file until it is renamed, and the lock dies with the
+    process, so a temporary file that can be locked is one no live write will rename.
+    """
+    removed = []
+    for candidate in _temporaries(Path(target)):
+        try:
+            fd = os.open(candidate, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # a write in progress
+        try:
+            size = os.fstat(fd).st_size
+            for start in range(0, size, 2**20):
+                os.pwrite(fd, bytes(min(2**20, size - start)), start)
+            os.fsync(fd)
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def read_container(

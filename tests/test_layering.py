@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
     {"ledger.keys"},
     {"audit"},
     {"service"},
+    {"client"},
     {"cli", "demo"},
     {"__init__", "__main__"},
 ]

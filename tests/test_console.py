@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import Any
@@ -197,9 +198,51 @@ def test_events_filter_by_kind_and_time_and_page_after_the_last_returned(api: Ap
 def test_new_routes_are_documented_in_the_openapi_spec(api: Api) -> None:
     spec = api.client.get("/openapi.json").json()
     paths = spec["paths"]
-    for route in ["/v1/whoami", "/v1/overview", "/v1/models/{name}/samples", "/v1/models/{name}/receipts/{seq}"]:
-        operation = paths[route]["get"]
+    for route, method in [
+        ("/v1/whoami", "get"),
+        ("/v1/overview", "get"),
+        ("/v1/models/{name}/samples", "get"),
+        ("/v1/models/{name}/receipts/{seq}", "get"),
+        ("/v1/models/{name}/audit", "post"),
+    ]:
+        operation = paths[route][method]
         assert operation["description"] and operation["responses"]["200"]["content"], route
     events = {p["name"] for p in paths["/v1/models/{name}/events"]["get"]["parameters"]}
     assert {"after", "limit", "kind", "since", "until"} <= events
     assert not any(route.startswith("/console") for route in paths)
+
+
+def test_audit_compares_a_copy_with_a_refit_and_changes_nothing(api: Api) -> None:
+    before = api.get("/v1/models/bank").json()
+    report = api.post("/v1/models/bank/audit", {"subjects": ["c1"], "held_out": 3}, "forget").json()
+    assert (report["seq"], report["certificate"], report["forgotten"], report["held_out"]) == (
+        before["seq"],
+        before["certificate"],
+        4,
+        3,
+    )
+    assert report["certificates_equal"] and report["certificate_served"] == report["certificate_refit"]
+    assert report["certificate_served"] != before["certificate"]  # the copy lost the request and the held-out
+    assert report["verdict"].startswith("certificates EQUAL")
+    assert [row["metric"].split(" (")[0] for row in report["metrics"]][:3] == [
+        "forget-set accuracy",
+        "retained-set accuracy",
+        "test accuracy",
+    ]
+    assert "(5 samples)" in report["metrics"][1]["metric"] and "(3 samples)" in report["metrics"][2]["metric"]
+    assert [d["disagreement"] for d in report["divergence"]][1] == 0.0  # canonical head: same statistics
+    assert report["markdown"].startswith("# Unlearning audit")
+    if report["plots"]:  # with matplotlib (extra 'audit')
+        assert sorted(p["name"] for p in report["plots"]) == ["accuracy.png", "mia.png"]
+        assert all(base64.b64decode(p["png_base64"]).startswith(b"\x89PNG") for p in report["plots"])
+    assert api.get("/v1/models/bank").json() == before
+
+
+def test_audit_refusals(api: Api) -> None:
+    url = "/v1/models/bank/audit"
+    assert api.post(url, {"subjects": ["c1"]}, "predict").status_code == 403
+    assert api.post(url, {"subjects": ["c1"]}, "other").status_code == 403
+    assert api.post(url, {"subjects": ["nobody"]}).status_code == 404
+    assert api.post(url, {"ids": ["q1"], "subjects": ["c1"]}).status_code == 422
+    assert api.post(url, {"ids": ["q1"], "held_out": 0}).status_code == 422
+    assert api.post(url, {"ids": [f"q{i}" for i in range(11)]}).status_code == 422  # one sample left outside

@@ -350,12 +350,40 @@ def test_the_playground_shows_the_memory_heads_neighbours(page: tuple[Any, Watch
     assert float(page.inner_text("#ood-score")) == pytest.approx(expected["ood_score"], abs=1e-3)
 
 
+def test_audit_a_forget_before_serving_it(page: tuple[Any, Watched], served: Served) -> None:
+    page, _ = page
+    create_model(served, "audited")
+    x = vectors(40, seed=6)
+    served.learn(
+        "audited",
+        [{"id": f"a{i}", "label": f"k{i % 2}", "subject": f"p{i % 4}", "vector": v.tolist()} for i, v in enumerate(x)],
+    )
+    before = served.http.get("/v1/models/audited").json()
+    sign_in(page, served)
+    open_view(page, "subjects", "audited")
+    search(page, "p3")
+    page.click("#audit-first")
+    page.wait_for_selector("#audit-verdict", timeout=60_000)
+    assert page.inner_text("#audit-verdict").startswith("Verdict: certificates EQUAL")
+    assert page.inner_text("#audit-served") == page.inner_text("#audit-refit")
+    assert "p3" not in page.url and page.input_value("#audit-value") == "p3"
+    assert "forget-set accuracy (10 samples)" in page.inner_text("#audit-report")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "No plots" in page.inner_text("#audit-report")
+    else:  # the plots arrive as PNG and show through blob: URLs, which the CSP allows for images only
+        page.wait_for_function("[...document.querySelectorAll('img.plot')].every((i) => i.naturalWidth > 0)")
+        assert page.locator("img.plot").count() == 2
+    assert served.http.get("/v1/models/audited").json() == before  # the audit changed nothing
+
+
 def test_readable_on_a_phone(browser: Any, served: Served) -> None:
     """At 390 px nothing but the tables' own scrollers is wider than the screen."""
     context, page, watched = _open(browser, viewport={"width": 390, "height": 844})
     try:
         sign_in(page, served)
-        for view in ["models", "subjects", "events", "playground"]:
+        for view in ["models", "subjects", "events", "playground", "audit"]:
             open_view(page, view)
             page.wait_for_timeout(100)
             assert page.evaluate("document.documentElement.scrollWidth") <= 390, view

@@ -8,11 +8,14 @@ keys and the same scope checks (:meth:`~erasable.ledger.keys.ApiKey.allows`):
 ``GET /v1/overview``                      any key   one summary per model the key may ``predict`` on
 ``GET /v1/models/{name}/samples``         forget    a subject's (or an id's) samples: ids, labels, times
 ``GET /v1/models/{name}/receipts/{seq}``  forget    the receipt of a forget: its event, hash and predecessor
+``POST /v1/models/{name}/audit``          forget    a forget request audited on a copy against a refit
 
 A lookup shows what a forget would remove -- ids, classes, when each was learned and from
 which source -- and never an embedding. It needs the ``forget`` scope: whoever may erase a
 subject may see what is held about it, and nobody else. A receipt names samples only by the
-salted hashes the log keeps, so it can be handed on.
+salted hashes the log keeps, so it can be handed on. An audit changes nothing: it serves the
+request on a copy of the model and compares the copy with a model refitted from scratch
+(:func:`erasable.audit.report.audit_forget`).
 
 >>> import tempfile, os
 >>> from fastapi.testclient import TestClient
@@ -40,18 +43,25 @@ salted hashes the log keeps, so it can be handed on.
 
 from __future__ import annotations
 
+import base64
 import json
+import tempfile
 from collections import Counter
 from typing import Annotated, Any
 
+import numpy as np
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, model_validator
 
+from erasable.audit.report import UnlearningAudit, audit_forget
+from erasable.audit.unlearning import LabelledSet
 from erasable.ledger.chain import genesis
 from erasable.ledger.schema import samples, statistics
 from erasable.ledger.store import LedgerStore
+from erasable.model import Model
 from erasable.service.app import Caller
+from erasable.service.schemas import Identifier, Strict
 from erasable.service.served import ServedModels
 
 __all__ = ["LOOKUP_LIMIT", "lookup_router"]
@@ -136,6 +146,64 @@ class Receipt(BaseModel):
     previous_hash: str
     verify_command: str
     verify_route: str
+
+
+class AuditRequest(Strict):
+    """The forget request to audit (exactly one of ``ids`` or ``subjects``) and the held-out samples to use."""
+
+    ids: Annotated[list[Identifier], Field(min_length=1, max_length=10_000)] | None = None
+    subjects: Annotated[list[Identifier], Field(min_length=1, max_length=10_000)] | None = None
+    held_out: Annotated[int, Field(ge=1, le=10_000)] = 1000
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AuditRequest:
+        if (self.ids is None) == (self.subjects is None):
+            raise ValueError("give exactly one of ids or subjects")
+        return self
+
+
+class AuditRow(BaseModel):
+    metric: str
+    served: str
+    refit: str
+
+
+class DivergenceRow(BaseModel):
+    """How far one model's test predictions are from the refit's."""
+
+    predictions: str
+    disagreement: float
+    total_variation: float
+
+
+class AuditPlot(BaseModel):
+    name: str
+    png_base64: str
+
+
+class AuditReport(BaseModel):
+    """An audit of a forget request on a copy of the model, as of event ``seq`` (the model is unchanged).
+
+    ``held_out`` random live samples outside the request are removed from the copy first:
+    they are the test set and the membership attack's non-members, unseen by both the copy
+    after the request and the refit. ``plots`` is empty when matplotlib is not installed.
+    """
+
+    model: str
+    seq: int
+    certificate: str
+    request: str
+    forgotten: int
+    held_out: int
+    certificates_equal: bool
+    verdict: str
+    certificate_served: str
+    certificate_refit: str
+    metrics: list[AuditRow]
+    divergence: list[DivergenceRow]
+    markdown: str
+    plots: list[AuditPlot]
 
 
 def lookup_router(served: ServedModels, store: LedgerStore) -> APIRouter:
@@ -250,7 +318,74 @@ def lookup_router(served: ServedModels, store: LedgerStore) -> APIRouter:
             verify_route=f"/v1/models/{name}/verify",
         )
 
+    @router.post("/v1/models/{name}/audit", tags=["audit"])
+    def audit(name: str, body: AuditRequest, key: Caller) -> AuditReport:
+        """Audit a forget request before serving it (``forget``): on a copy, against a refit from scratch.
+
+        Reports whether the certificates are equal, the accuracies on the forgotten, retained
+        and held-out samples, the membership-inference AUC of the forgotten samples and the
+        divergence of the predictions (see ``erasable audit``). The model is not changed.
+        """
+        permit(key, "forget", name)
+        slot = served.get(name)
+        with slot.reading():
+            copy = Model(slot.model.config)
+            copy.merge(slot.model)
+            copy.set_steering(slot.model.steering)
+            seq, certificate = slot.seq, slot.model.certificate()
+        registry = copy.registry
+        requested = (
+            registry.rows_for_ids(body.ids) if body.ids is not None else registry.rows_for_subjects(body.subjects or [])
+        )
+        others = np.setdiff1d(np.arange(copy.count), requested)
+        if len(others) < 2:
+            raise HTTPException(422, "Too few samples outside the request to hold out and keep: nothing to audit.")
+        rng = np.random.default_rng(body.seed)
+        held = np.sort(rng.choice(others, min(body.held_out, len(others) // 2), replace=False))
+        embeddings = np.asarray(registry.embeddings[held], dtype=np.float64) / 2.0**copy.config.scale_bits
+        test = LabelledSet(embeddings, np.asarray([registry.labels[r] for r in held.tolist()]))
+        copy.forget(ids=[registry.ids[r] for r in held.tolist()])
+        report = audit_forget(copy, ids=body.ids, subjects=body.subjects, test=test, seed=body.seed)
+        rows = [AuditRow(metric=m, served=a, refit=b) for m, a, b in report.metric_rows()]
+        divergence = [
+            DivergenceRow(predictions=label, disagreement=d.disagreement, total_variation=d.total_variation)
+            for label, d in (
+                ("served (low-rank update, alpha kept)", report.divergence),
+                ("canonical (recomputed from the statistics)", report.canonical_divergence),
+            )
+        ]
+        return AuditReport(
+            model=name,
+            seq=seq,
+            certificate=certificate,
+            request=report.request,
+            forgotten=report.forgotten,
+            held_out=len(held),
+            certificates_equal=report.certificates_equal,
+            verdict=report.verdict(),
+            certificate_served=report.certificate_served,
+            certificate_refit=report.certificate_refit,
+            metrics=rows,
+            divergence=divergence,
+            markdown=report.to_markdown(),
+            plots=_plots(report),
+        )
+
     return router
+
+
+def _plots(report: UnlearningAudit) -> list[AuditPlot]:
+    """The audit's PNG plots, base64-encoded; none without matplotlib (extra ``audit``)."""
+    with tempfile.TemporaryDirectory() as directory:
+        try:
+            paths = report.write(directory)
+        except ImportError:
+            return []
+        return [
+            AuditPlot(name=p.name, png_base64=base64.b64encode(p.read_bytes()).decode())
+            for p in paths
+            if p.suffix == ".png"
+        ]
 
 
 def _by_label(item: tuple[Any, int]) -> tuple[str, Any]:

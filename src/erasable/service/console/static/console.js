@@ -9,6 +9,7 @@
 (() => {
   const KEY = "erasable.key";
   const MODEL = "erasable.model";
+  const AUDIT = "erasable.audit";
   const PAGE_SIZE = 50;
   const state = { key: null, who: null, models: [] };
 
@@ -225,6 +226,7 @@
     receipt: showReceipt,
     events: showEvents,
     playground: showPlayground,
+    audit: showAudit,
   };
 
   function route() {
@@ -404,7 +406,13 @@
       const forget = el("button", { type: "button", class: "danger", id: "forget", "data-action": "forget" },
         `Forget ${named}`);
       forget.addEventListener("click", () => confirmForget(model, by, value, named, found, forget, out));
-      section.append(el("div", { class: "actions" }, forget), out);
+      const audit = el("button", { type: "button", class: "quiet", id: "audit-first" }, "Audit this forget first");
+      audit.addEventListener("click", () => {
+        // Handed over in session storage, not in the address: a subject stays out of the history.
+        sessionStorage.setItem(AUDIT, JSON.stringify({ model, by, value }));
+        location.hash = "#/audit";
+      });
+      section.append(el("div", { class: "actions" }, forget, audit), out);
     }
     results.replaceChildren(section);
   }
@@ -450,14 +458,8 @@
     ].join("\n");
     const out = el("div", { "aria-live": "polite" });
     const download = el("button", { type: "button", id: "download-receipt" }, "Download JSON");
-    download.addEventListener("click", () => {
-      const blob = new Blob([JSON.stringify(receipt, null, 2) + "\n"], { type: "application/json" });
-      const link = el("a", { href: URL.createObjectURL(blob), download: `erasable-receipt-${model}-${event.seq}.json` });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(link.href), 1000);
-    });
+    download.addEventListener("click", () => saveFile(JSON.stringify(receipt, null, 2) + "\n", "application/json",
+      `erasable-receipt-${model}-${event.seq}.json`));
     const print = el("button", { type: "button", class: "quiet" }, "Print");
     print.addEventListener("click", () => window.print());
     const actions = el("div", { class: "actions" }, download, print);
@@ -644,6 +646,91 @@
         : el("p", { class: "empty" }, "No neighbours."));
     }
     return card(...parts);
+  }
+
+  // Audit: a forget request served on a copy and compared with a refit from scratch; nothing changes.
+  async function showAudit(root) {
+    root.append(el("h1", {}, "Audit a forget request"));
+    if (!state.models.length) return noModels(root);
+    const handed = JSON.parse(sessionStorage.getItem(AUDIT) || "null");
+    sessionStorage.removeItem(AUDIT);
+    if (handed && state.models.includes(handed.model)) sessionStorage.setItem(MODEL, handed.model);
+    const by = el("select", { id: "audit-by" }, el("option", { value: "subject" }, "subject"), el("option", { value: "id" }, "sample id"));
+    const value = el("input", { id: "audit-value", required: true, maxlength: 256, autocomplete: "off", spellcheck: "false" });
+    const held = el("input", { id: "audit-held-out", type: "number", min: 1, max: 10000, value: 1000 });
+    const submit = el("button", { type: "submit" }, "Run the audit");
+    const scope = el("div", {});
+    const report = el("div", { id: "audit-report", "aria-live": "polite" });
+    const model = () => document.getElementById("model").value;
+    const picker = modelPicker(() => { report.replaceChildren(); describeScope(); });
+    const form = el("form", { class: "inline", id: "audit-form" }, picker, el("label", { for: "audit-by" }, "Forget by", by),
+      el("label", { for: "audit-value" }, "Subject or id", value), el("label", { for: "audit-held-out" }, "Held-out samples", held), submit);
+    function describeScope() {
+      const can = allows("forget", model());
+      submit.disabled = !can;
+      scope.replaceChildren(...(can ? [] : [notice(`This key lacks the forget scope on model ${model()}: it cannot audit a forget.`)]));
+    }
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const started = performance.now();
+      const progress = el("p", { class: "muted", role: "status" }, "Serving the request on a copy and refitting from scratch…");
+      const ticker = setInterval(() => {
+        progress.textContent = `Serving the request on a copy and refitting from scratch… ${Math.round((performance.now() - started) / 1000)} s`;
+      }, 1000);
+      report.replaceChildren(card(progress));
+      const body = { held_out: Number(held.value) };
+      body[by.value === "subject" ? "subjects" : "ids"] = [value.value.trim()];
+      busy(submit, "Auditing…", report, async () => {
+        try {
+          report.replaceChildren(renderAudit(await api("POST", path("/v1/models/", model(), "/audit"), body)));
+        } finally {
+          clearInterval(ticker);
+        }
+      });
+    });
+    root.append(card(form, scope, el("p", { class: "muted" },
+      "The model is not changed. The held-out samples, drawn from outside the request, are removed from the copy too: "
+      + "they are the test set and the membership attack's non-members, unseen by both models compared.")), report);
+    describeScope();
+    if (handed) {
+      by.value = handed.by;
+      value.value = handed.value;
+      if (!submit.disabled) form.requestSubmit();
+    }
+  }
+
+  function renderAudit(audit) {
+    const download = el("button", { type: "button", class: "quiet", id: "download-audit" }, "Download Markdown");
+    download.addEventListener("click", () => saveFile(audit.markdown, "text/markdown", `erasable-audit-${audit.model}-${audit.seq}.md`));
+    const plots = audit.plots.map((plot) => {
+      const bytes = Uint8Array.from(atob(plot.png_base64), (c) => c.charCodeAt(0));
+      return el("img", { src: URL.createObjectURL(new Blob([bytes], { type: "image/png" })), alt: plot.name, class: "plot",
+        onload: (event) => URL.revokeObjectURL(event.target.src) });
+    });
+    return card(
+      el("h2", { id: "audit-verdict", class: audit.certificates_equal ? "ok" : "error" }, "Verdict: " + audit.verdict),
+      facts([
+        ["Request", audit.request], ["Samples forgotten", String(audit.forgotten)], ["Held out", String(audit.held_out)],
+        ["As of event", String(audit.seq)],
+        ["Certificate served", el("code", { id: "audit-served" }, audit.certificate_served)],
+        ["Certificate refit", el("code", { id: "audit-refit" }, audit.certificate_refit)],
+      ]),
+      el("h2", {}, "Metrics"),
+      table(["Metric", "Served copy", "Refit from scratch"], audit.metrics.map((r) => [r.metric, r.served, r.refit])),
+      el("h2", {}, "Divergence from the refit (held-out samples)"),
+      table(["Predictions", "Label disagreement", "Mean total variation"], audit.divergence.map((d) =>
+        [d.predictions, (100 * d.disagreement).toFixed(4) + " %", d.total_variation.toExponential(2)]), [1, 2]),
+      plots.length ? el("div", { class: "plots" }, plots) : el("p", { class: "muted" }, "No plots: the server lacks matplotlib."),
+      el("div", { class: "actions" }, download),
+    );
+  }
+
+  function saveFile(text, type, name) {
+    const link = el("a", { href: URL.createObjectURL(new Blob([text], { type })), download: name });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
   }
 
   // -- start -------------------------------------------------------------------------------

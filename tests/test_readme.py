@@ -1,5 +1,6 @@
 """The README's own code runs (issue 14, item 2): its Python blocks, and its service block -- ``erasable keys
-create``, ``erasable serve`` and every ``curl`` line, run by bash against a real server with the real text encoder.
+create``, ``erasable serve`` and every ``curl`` line, run by bash against a real server with the real text encoder,
+then the Python block of ``erasable.client`` against the same server.
 
 The lines run as written, with two substitutions, both for speed or the machine, not for correctness: the
 server listens on a free port instead of 8000 (``localhost:8000`` is rewritten), and the Python blocks'
@@ -10,6 +11,7 @@ are BANKING77 embeddings from the shared data.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -30,9 +32,25 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 FAST = "width=256"
 
 
-def python_blocks(text: str) -> list[str]:
-    """The fenced ```python blocks."""
-    return re.findall(r"^```python\n(.*?)^```$", text, flags=re.S | re.M)
+def python_blocks(text: str, *, client: bool) -> list[str]:
+    """The fenced ```python blocks that use ``erasable.client`` (``client``) or do not."""
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.S | re.M)
+    return [b for b in blocks if ("erasable.client" in b) == client]
+
+
+def run_recording(code: str, names: dict[str, Any]) -> list[Any]:
+    """Run ``code`` in ``names`` and return the value of each of its expression statements, in order."""
+    tree = ast.parse(code)
+
+    class Record(ast.NodeTransformer):
+        def visit_Expr(self, node: ast.Expr) -> ast.Expr:
+            call = ast.Call(ast.Name("_record", ast.Load()), [node.value], [])
+            return ast.copy_location(ast.Expr(call), node)
+
+    values: list[Any] = []
+    names["_record"] = values.append
+    exec(compile(ast.fix_missing_locations(Record().visit(tree)), str(README), "exec"), names)
+    return values
 
 
 def command_blocks(text: str) -> list[list[str]]:
@@ -56,7 +74,7 @@ def command_blocks(text: str) -> list[list[str]]:
 
 def test_the_readme_has_the_blocks_this_test_runs() -> None:
     text = README.read_text(encoding="utf-8")
-    assert len(python_blocks(text)) >= 1
+    assert len(python_blocks(text, client=False)) >= 1 and len(python_blocks(text, client=True)) == 1
     service = [b for b in command_blocks(text) if any(c.startswith("erasable serve") for c in b)]
     assert len(service) == 1 and sum(c.startswith("curl ") for c in service[0]) >= 5, service
 
@@ -90,6 +108,12 @@ def test_the_service_block_runs_verbatim_against_a_real_server(tmp_path: Path) -
                 answer = json.loads(_shell(line, tmp_path, token))
                 assert not (isinstance(answer, dict) and "detail" in answer), f"{command}\n{answer}"
                 answers.append((command, answer))
+        assert server is not None
+        [client_block] = python_blocks(README.read_text(encoding="utf-8"), client=True)
+        code = client_block.replace("localhost:8000", f"localhost:{server.port}")
+        _, label, certificate = run_recording(code, {"TOKEN": token})
+        verify = f"curl -s -H 'Authorization: Bearer {token}' {server.url}/v1/models/bank/verify"
+        verified = json.loads(_shell(verify, tmp_path))
     finally:
         if server is not None:
             server.stop()
@@ -99,6 +123,8 @@ def test_the_service_block_runs_verbatim_against_a_real_server(tmp_path: Path) -
     assert by_route["predict"]["predictions"][0]["label"] == "card_declined"
     assert by_route["forget"]["count"] == 1 and by_route["forget"]["certificate_after"]
     assert by_route["verify"]["ok"] is True
+    assert label == "card_declined"  # the client block: its prediction, and its forget's certificate
+    assert verified["ok"] and certificate == verified["certificate_recomputed"]
 
 
 def _banking77_names() -> dict[str, Any]:
@@ -125,7 +151,7 @@ def _banking77_names() -> dict[str, Any]:
 def test_the_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # the block saves model.erasable
     names = _banking77_names()
-    for block in python_blocks(README.read_text(encoding="utf-8")):
+    for block in python_blocks(README.read_text(encoding="utf-8"), client=False):
         code = re.sub(r"\bErasableClassifier\((?=.)", f"ErasableClassifier({FAST}, ", block)
         exec(compile(code, str(README), "exec"), names)
     clf = names["clf"]

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from erasable.ledger.keys import SCOPES, KeyRing
 from erasable.ledger.store import LedgerError, LedgerStore
+from erasable.service.guard import DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from erasable.terminal import Command, console, fail, user_errors
 
 __all__ = ["keys_app", "ledger_app", "open_store", "serve"]
@@ -46,6 +47,15 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps the service local.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     max_body_mb: Annotated[int, typer.Option(min=1, help="Largest request body accepted, in MiB.")] = 64,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="Open connections served at once; one more is answered 503 and closed.")
+    ] = DEFAULT_MAX_CONNECTIONS,
+    header_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds for a request's head to arrive (else 408 and closed).")
+    ] = DEFAULT_HEAD_TIMEOUT,
+    body_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds for a request's body to arrive after its head (else 408).")
+    ] = DEFAULT_BODY_TIMEOUT,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the HTTP service (FastAPI + uvicorn) over a ledger (a new SQLite file is created); OpenAPI docs at /docs.
@@ -57,9 +67,11 @@ def serve(
     import uvicorn
 
     from erasable.service.app import create_app
+    from erasable.service.guard import guarded_protocol
 
     app = create_app(open_store(store, create=True), max_body=max_body_mb * 2**20)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    protocol = guarded_protocol(max_connections=max_connections, head_timeout=header_timeout, body_timeout=body_timeout)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol)
 
 
 keys_app = typer.Typer(help="API keys: scoped, per model, stored hashed (a token is shown only when made).")

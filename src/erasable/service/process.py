@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -36,8 +37,11 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m erasable serve --store STORE`` on 127.0.0.1, with its output in a log file."""
 
-    def __init__(self, store: str | Path, *, port: int | None = None, log: str | Path | None = None) -> None:
+    def __init__(
+        self, store: str | Path, *, port: int | None = None, log: str | Path | None = None, options: Sequence[str] = ()
+    ) -> None:
         self.store = str(store)
+        self.options = list(options)  # more ``erasable serve`` options, e.g. ["--max-connections", "20"]
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = Path(log) if log else Path(f"{self.store}.server.log")
@@ -45,7 +49,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         command = [sys.executable, "-m", "erasable", "serve", "--store", self.store, "--port", str(self.port)]
-        command += ["--log-level", "warning"]
+        command += ["--log-level", "warning", *self.options]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout

@@ -20,7 +20,7 @@ request on a copy of the model and compares the copy with a model refitted from 
 >>> import tempfile, os
 >>> from fastapi.testclient import TestClient
 >>> from erasable.ledger.keys import KeyRing
->>> from erasable.ledger.store import LedgerStore
+>>> from erasable.ledger.store import Event, LedgerStore
 >>> from erasable.service.app import create_app
 >>> store = LedgerStore(os.path.join(tempfile.mkdtemp(), "ledger.db"))
 >>> token, _ = KeyRing(store).create(scopes=["admin"])
@@ -47,6 +47,8 @@ import base64
 import json
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Annotated, Any
 
 import numpy as np
@@ -56,9 +58,9 @@ from pydantic import BaseModel, Field, model_validator
 
 from erasable.audit.report import UnlearningAudit, audit_forget
 from erasable.audit.unlearning import LabelledSet
-from erasable.ledger.chain import genesis
+from erasable.ledger.chain import genesis, verify_chain
 from erasable.ledger.schema import samples, statistics
-from erasable.ledger.store import LedgerStore
+from erasable.ledger.store import Event, LedgerStore
 from erasable.model import Model
 from erasable.service.app import Caller
 from erasable.service.schemas import Identifier, Strict
@@ -187,7 +189,8 @@ class AuditReport(BaseModel):
 
     ``held_out`` random live samples outside the request are removed from the copy first:
     they are the test set and the membership attack's non-members, unseen by both the copy
-    after the request and the refit. ``plots`` is empty when matplotlib is not installed.
+    after the request and the refit. The verdict includes the hash chain of the log up to
+    ``seq``. ``plots`` is empty when matplotlib is not installed.
     """
 
     model: str
@@ -346,6 +349,8 @@ def lookup_router(served: ServedModels, store: LedgerStore) -> APIRouter:
         test = LabelledSet(embeddings, np.asarray([registry.labels[r] for r in held.tolist()]))
         copy.forget(ids=[registry.ids[r] for r in held.tolist()])
         report = audit_forget(copy, ids=body.ids, subjects=body.subjects, test=test, seed=body.seed)
+        chain = verify_chain(name, ((e.body, e.hash) for e in _events_through(store, name, seq)))
+        report = replace(report, chain_verified=chain.ok, chain_events=chain.events)
         rows = [AuditRow(metric=m, served=a, refit=b) for m, a, b in report.metric_rows()]
         divergence = [
             DivergenceRow(predictions=label, disagreement=d.disagreement, total_variation=d.total_variation)
@@ -372,6 +377,14 @@ def lookup_router(served: ServedModels, store: LedgerStore) -> APIRouter:
         )
 
     return router
+
+
+def _events_through(store: LedgerStore, name: str, seq: int) -> Iterator[Event]:
+    """The model's events 1 to ``seq``, a page at a time."""
+    after = 0
+    while after < seq and (page := store.events(name, after=after, limit=min(1000, seq - after))):
+        yield from page
+        after = page[-1].seq
 
 
 def _plots(report: UnlearningAudit) -> list[AuditPlot]:

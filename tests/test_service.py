@@ -177,7 +177,7 @@ def test_delete_model_and_metrics(api: Api) -> None:
     assert api.call("DELETE", "/v1/models/m").status_code == 204
     assert api.call("GET", "/v1/models/m").status_code == 404
     assert api.call("DELETE", "/v1/models/m").status_code == 404
-    metrics = api.client.get("/metrics").text
+    metrics = api.call("GET", "/metrics").text
     assert 'erasable_requests_total{method="DELETE",route="/v1/models/{name}",status="204"} 1.0' in metrics
     assert api.client.get("/openapi.json").json()["info"]["title"] == "erasable"
 

@@ -183,3 +183,33 @@ def test_a_locked_database_is_a_503_not_a_500(api: Api, monkeypatch: pytest.Monk
     )
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert "secret-id" not in response.text
+
+
+def test_metrics_need_a_key_unless_made_public(api: Api, tmp_path: Path) -> None:
+    """/metrics names every model and counts its live and forgotten samples: not for anyone who can connect."""
+    from erasable.ledger.keys import KeyRing
+
+    assert api.client.get("/metrics").status_code == 401
+    assert api.call("GET", "/metrics", "predict").status_code == 403
+    scraper, _ = KeyRing(api.store).create(scopes=["metrics"])
+    shown = api.client.get("/metrics", headers={"Authorization": f"Bearer {scraper}"})
+    assert shown.status_code == 200 and 'model="m"' in shown.text
+    query = {"vectors": [[0.1] * DIM]}
+    as_scraper = {"Authorization": f"Bearer {scraper}"}
+    assert api.client.post("/v1/models/m/predict", headers=as_scraper, json=query).status_code == 403
+    public = next(served(str(tmp_path / "public.db"), public_metrics=True))
+    assert public.client.get("/metrics").status_code == 200
+    public.store.close()
+
+
+def test_classes_are_bounded(tmp_path: Path) -> None:
+    """One learn with 10,000 labels once made a 1.29 GB ledger; the class count now has a (configurable) bound."""
+    bounded = next(served(str(tmp_path / "ledger.db"), max_classes=5))  # model m has 3 classes: cat, dog, eel
+    before = bounded.state()
+    many = [{"id": f"x{i}", "label": f"class-{i}", "vector": [0.1] * DIM} for i in range(3)]
+    response = bounded.call("POST", "/v1/models/m/learn", "learn", json={"samples": many})
+    assert response.status_code == 422 and "more than 5 classes" in response.json()["detail"]
+    assert bounded.state() == before
+    assert bounded.call("POST", "/v1/models/m/learn", "learn", json={"samples": many[:2]}).status_code == 200
+    assert bounded.call("GET", "/v1/models/m").json()["classes"] == ["cat", "class-0", "class-1", "dog", "eel"]
+    bounded.store.close()

@@ -5,8 +5,8 @@ key id, ``sha256(secret)``, the scopes and the model it is for (``*`` for every 
 a stolen database yields no usable key. Secrets are 256 random bits, which is why a fast
 hash is enough (no password-style stretching is needed).
 
-Scopes: ``predict``, ``learn``, ``forget``, and ``admin`` (create and delete models, read the
-log, verify; it implies the others).
+Scopes: ``predict``, ``learn``, ``forget``, ``metrics`` (read ``/metrics``, e.g. for a Prometheus
+scraper), and ``admin`` (create and delete models, read the log, verify; it implies the others).
 
 >>> import tempfile, os
 >>> from erasable.ledger.store import LedgerStore
@@ -34,7 +34,7 @@ from erasable.ledger.store import LedgerError, LedgerStore, check_model_name
 
 __all__ = ["SCOPES", "ApiKey", "KeyRing"]
 
-SCOPES = ("predict", "learn", "forget", "admin")
+SCOPES = ("predict", "learn", "forget", "metrics", "admin")
 ALL_MODELS = "*"
 PREFIX = "erasable"
 

@@ -1,8 +1,9 @@
 """The HTTP API: learn, forget, predict and verify over a durable ledger (FastAPI).
 
-Every route but ``/health`` and ``/metrics`` needs an API key (``Authorization: Bearer
-<token>``) with the route's scope on the model: ``predict``, ``learn``, ``forget`` or
-``admin`` (see :mod:`erasable.ledger.keys`). A request without a valid key gets 401, one
+Every route but ``/health`` needs an API key (``Authorization: Bearer <token>``) with the
+route's scope on the model: ``predict``, ``learn``, ``forget``, ``metrics`` (``/metrics``,
+which names every model, unless the app is made with ``public_metrics=True``) or ``admin``
+(see :mod:`erasable.ledger.keys`). A request without a valid key gets 401, one
 without the scope 403, and neither changes anything. Bad input gets a 4xx with a message
 and changes nothing; the OpenAPI spec is at ``/openapi.json`` and ``/docs``.
 
@@ -61,6 +62,7 @@ from erasable.ledger.store import (
     ModelExistsError,
     UnknownModelError,
 )
+from erasable.service.guard import DEFAULT_MAX_CLASSES
 from erasable.service.metrics import ServiceMetrics
 from erasable.service.schemas import (
     ClassWeight,
@@ -184,8 +186,19 @@ def _caller(request: Request, credentials: Annotated[HTTPAuthorizationCredential
 Caller = Annotated[ApiKey, Depends(_caller)]
 
 
-def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
-    """The API over ``store``: models are loaded from it on first use and every change is committed to it."""
+def create_app(
+    store: LedgerStore,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    max_classes: int = DEFAULT_MAX_CLASSES,
+    public_metrics: bool = False,
+) -> FastAPI:
+    """The API over ``store``: models are loaded from it on first use and every change is committed to it.
+
+    ``max_classes`` bounds the classes of a model (each costs a row of every class statistic,
+    and every change writes them all); a learn beyond it is refused with 422.
+    ``public_metrics`` serves ``/metrics`` without a key.
+    """
     app = FastAPIOffline(  # /docs and /redoc with assets served from the installed package, not a CDN
         title="erasable",
         version=__version__,
@@ -235,8 +248,16 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
         return {"status": "ok", "version": __version__}
 
     @app.get("/metrics", tags=["service"], response_class=Response)
-    def prometheus() -> Response:
-        """Prometheus metrics (text exposition format)."""
+    def prometheus(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Response:
+        """Prometheus metrics (text exposition format): a key with the ``metrics`` scope, unless public.
+
+        They name every model and count its live and forgotten samples, so they are not public
+        by default (``erasable serve --public-metrics`` makes them so).
+        """
+        if not public_metrics:
+            permit(_caller(request, credentials), "metrics")
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     # -- models -----------------------------------------------------------------------------
@@ -301,6 +322,12 @@ def create_app(store: LedgerStore, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
         with slot.writing():
             if idempotency_key is not None and (done := store.idempotent_response(name, idempotency_key, digest)):
                 return LearnResponse(**done)
+            if len(set(slot.model.classes).union(labels)) > max_classes:
+                raise HTTPException(
+                    422,
+                    f"This learn would give model {name!r} more than {max_classes} classes"
+                    " (the server's limit: erasable serve --max-classes).",
+                )
             change = slot.model.plan_learn(
                 vectors, labels, ids=[s.id for s in body.samples], subjects=[s.subject for s in body.samples]
             )

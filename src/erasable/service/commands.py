@@ -15,7 +15,12 @@ from rich.table import Table
 
 from erasable.ledger.keys import SCOPES, KeyRing
 from erasable.ledger.store import LedgerError, LedgerStore
-from erasable.service.guard import DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_CONNECTIONS
+from erasable.service.guard import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_MAX_CLASSES,
+    DEFAULT_MAX_CONNECTIONS,
+)
 from erasable.terminal import Command, console, fail, user_errors
 
 __all__ = ["keys_app", "ledger_app", "open_store", "serve"]
@@ -56,6 +61,12 @@ def serve(
     body_timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds for a request's body to arrive after its head (else 408).")
     ] = DEFAULT_BODY_TIMEOUT,
+    max_classes: Annotated[
+        int, typer.Option(min=1, help="Classes a model may have; a learn beyond is refused (422).")
+    ] = DEFAULT_MAX_CLASSES,
+    public_metrics: Annotated[
+        bool, typer.Option("--public-metrics", help="Serve /metrics without a key (it names every model).")
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the HTTP service (FastAPI + uvicorn) over a ledger (a new SQLite file is created); OpenAPI docs at /docs.
@@ -69,7 +80,12 @@ def serve(
     from erasable.service.app import create_app
     from erasable.service.guard import guarded_protocol
 
-    app = create_app(open_store(store, create=True), max_body=max_body_mb * 2**20)
+    app = create_app(
+        open_store(store, create=True),
+        max_body=max_body_mb * 2**20,
+        max_classes=max_classes,
+        public_metrics=public_metrics,
+    )
     protocol = guarded_protocol(max_connections=max_connections, head_timeout=header_timeout, body_timeout=body_timeout)
     uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol)
 

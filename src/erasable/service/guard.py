@@ -23,8 +23,17 @@ import asyncio
 from functools import cache
 from typing import Any
 
-__all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_HEAD_TIMEOUT", "DEFAULT_MAX_CONNECTIONS", "guarded_protocol"]
+__all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_HEAD_TIMEOUT",
+    "DEFAULT_MAX_CLASSES",
+    "DEFAULT_MAX_CONNECTIONS",
+    "guarded_protocol",
+]
 
+#: Classes a served model may have (``erasable serve --max-classes``): each costs a row of every class statistic,
+#: which every change writes -- 10,000 classes on a 4096-wide model once made a 1.29 GB ledger and 24 s predictions.
+DEFAULT_MAX_CLASSES = 1000
 #: Open connections served at once; each holds a file descriptor (the usual soft limit is 1024).
 DEFAULT_MAX_CONNECTIONS = 256
 #: Seconds for a request's head (request line and headers) to arrive.

@@ -224,6 +224,39 @@ def test_forget_a_subject_end_to_end(page: tuple[Any, Watched], served: Served, 
     assert page.inner_text("#certificate-after") == refit.certificate()
 
 
+def test_the_event_log_pages_and_filters_by_time(page: tuple[Any, Watched], served: Served) -> None:
+    page, _ = page
+    create_model(served, "busy")
+    for i, v in enumerate(vectors(54, seed=7)):  # events 2..55 after the create
+        served.learn("busy", [{"id": f"b{i}", "label": "x", "vector": v.tolist()}])
+    sign_in(page, served)
+    open_view(page, "events", "busy")
+    page.wait_for_selector("#event-list tbody tr")
+    first = page.locator("#event-list tbody tr td:first-child")
+    assert first.all_inner_texts() == [str(seq) for seq in range(1, 51)]
+    earlier, later = (
+        page.locator("#event-list button", has_text="Earlier"),
+        page.locator("#event-list button", has_text="Later"),
+    )
+    assert earlier.is_disabled() and later.is_enabled()
+    later.click()
+    page.wait_for_selector("#event-list tbody tr td:first-child >> text=55")
+    assert first.all_inner_texts() == [str(seq) for seq in range(51, 56)] and later.is_disabled()
+    earlier.click()
+    page.wait_for_selector("#event-list tbody tr td:first-child >> text=50")
+    assert first.count() == 50
+    page.fill("#event-until", "2000-01-01T00:00:00")  # the log starts after this
+    page.click("#event-filter button[type=submit]")
+    page.wait_for_selector("#event-list .empty")
+    assert page.inner_text("#event-list .empty") == "No events match."
+    page.fill("#event-until", "")
+    page.fill("#event-since", "2000-01-01T00:00:00")
+    page.select_option("#event-kind", "create")
+    page.click("#event-filter button[type=submit]")
+    page.wait_for_selector("#event-list tbody tr")
+    assert first.all_inner_texts() == ["1"]
+
+
 def test_a_hostile_label_and_subject_render_as_text(page: tuple[Any, Watched], served: Served) -> None:
     page, watched = page
     create_model(served, "xss")

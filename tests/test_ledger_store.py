@@ -264,6 +264,7 @@ def test_a_version_1_ledger_is_migrated_and_keeps_its_models(tmp_path: Path, rng
     engine = sa.create_engine(f"sqlite:///{path}")
     with engine.begin() as connection:  # back to what version 1 wrote
         connection.exec_driver_sql("ALTER TABLE statistics DROP COLUMN steering")
+        connection.exec_driver_sql("ALTER TABLE api_keys DROP COLUMN expires_at")  # version 3 added it
         connection.execute(sa.update(schema_version).values(version=1))
     engine.dispose()
     store = LedgerStore(path)

@@ -213,3 +213,21 @@ def test_classes_are_bounded(tmp_path: Path) -> None:
     assert bounded.call("POST", "/v1/models/m/learn", "learn", json={"samples": many[:2]}).status_code == 200
     assert bounded.call("GET", "/v1/models/m").json()["classes"] == ["cat", "class-0", "class-1", "dog", "eel"]
     bounded.store.close()
+
+
+def test_api_keys_can_expire(api: Api) -> None:
+    from datetime import timedelta
+
+    from erasable.ledger.keys import KeyRing
+
+    ring = KeyRing(api.store)
+    lasting, lasting_key = ring.create(scopes=["predict"], expires_in=timedelta(hours=1))
+    expired, expired_key = ring.create(scopes=["predict"], expires_in=timedelta(seconds=-1))
+    assert lasting_key.expires_at is not None and not lasting_key.expired() and expired_key.expired()
+    for token, status in ((lasting, 200), (expired, 401)):
+        response = api.client.get("/v1/models/m", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == status, response.text
+    listed = {key.key_id: key for key in ring.list()}
+    assert listed[expired_key.key_id].expires_at == expired_key.expires_at  # kept, and shown, until revoked
+    unlimited = ring.authenticate(api.tokens["admin"])
+    assert unlimited is not None and listed[unlimited.key_id].expires_at is None  # no expiry unless asked

@@ -8,7 +8,7 @@ Tables, all keyed by model name:
 ``samples``      the live samples: id, subject, label (JSON), source, time, quantized embedding (int16 LE)
 ``events``       the append-only, hash-chained log (see :mod:`erasable.ledger.chain`)
 ``idempotency``  responses of learn requests by idempotency key (counts and certificates, no ids)
-``api_keys``     key id, SHA-256 of the secret, scopes, model (``*`` for all)
+``api_keys``     key id, SHA-256 of the secret, scopes, model (``*`` for all), optional expiry (version 3)
 
 The schema version lives in ``schema_version``; :func:`migrate` brings a database up to
 :data:`SCHEMA_VERSION` step by step, each step in its own transaction, and refuses a
@@ -107,6 +107,7 @@ api_keys = sa.Table(
     sa.Column("scopes", sa.String(64), nullable=False),
     sa.Column("description", sa.String(256), nullable=False),
     sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("expires_at", sa.String(32), nullable=True),  # ISO 8601 UTC; none: never expires
 )
 
 
@@ -120,16 +121,21 @@ def _as_created(table: sa.Table, *later: str) -> sa.Table:
 
 
 def _create_v1(connection: Connection) -> None:
-    metadata.create_all(connection, tables=[schema_version, models, samples, events, idempotency, api_keys])
+    metadata.create_all(connection, tables=[schema_version, models, samples, events, idempotency])
     _as_created(statistics, "steering").create(connection)
+    _as_created(api_keys, "expires_at").create(connection)
 
 
 def _add_steering(connection: Connection) -> None:
     connection.execute(sa.text(f"ALTER TABLE statistics ADD COLUMN steering TEXT NOT NULL DEFAULT '{EMPTY_STEERING}'"))
 
 
+def _add_key_expiry(connection: Connection) -> None:
+    connection.execute(sa.text("ALTER TABLE api_keys ADD COLUMN expires_at VARCHAR(32)"))
+
+
 #: Step ``i`` takes a database from version ``i`` to ``i + 1``. Append; never edit a released step.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _add_steering]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _add_steering, _add_key_expiry]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import csv
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 import typer
@@ -50,7 +50,18 @@ from erasable.ledger import UnknownSampleError
 from erasable.model import CHUNK_ROWS, HeadKind, Model
 from erasable.model_file import load_model, save_model
 from erasable.service.commands import keys_app, ledger_app, open_store, serve
-from erasable.terminal import Command, console, err_console, progress, say, status, user_errors, warn
+from erasable.terminal import (
+    Command,
+    JsonFlag,
+    console,
+    err_console,
+    print_json,
+    progress,
+    say,
+    status,
+    user_errors,
+    warn,
+)
 from erasable.vector_files import Columns, DataError, VectorData, read_vectors
 
 __all__ = ["app"]
@@ -109,6 +120,7 @@ LabelsPath = Annotated[Path | None, typer.Option(help="Raw inputs: the IDX file 
 QueryData = Annotated[Path | None, typer.Argument(metavar="[DATA]", help=DATA_HELP)]
 QueryTexts = Annotated[list[str] | None, typer.Option("--text", help="A text to query (repeatable; text models).")]
 CacheDir = Annotated[Path | None, typer.Option(help="Raw inputs: directory of an on-disk embedding cache.")]
+LimitOption = Annotated[int | None, typer.Option(min=1, help="Read only the first N inputs of DATA.")]
 ForgetIds = Annotated[list[str] | None, typer.Option("--id", help="Id of a sample to forget (repeatable).")]
 ForgetIdsFile = Annotated[Path | None, typer.Option(help="Text file of ids to forget, one per line.")]
 ForgetSubjects = Annotated[
@@ -149,6 +161,7 @@ def learn(
     text_column: TextColumnOption = "text",
     labels_path: LabelsPath = None,
     cache_dir: CacheDir = None,
+    limit: LimitOption = None,
 ) -> None:
     """Learn labelled vectors, or raw texts and images, into MODEL, creating it if it does not exist.
 
@@ -164,7 +177,8 @@ def learn(
     Example: erasable learn model.erasable train.csv --encoder text --text-column text --label-column category
     """
     with _user_errors():
-        reading = Reading(Columns(label_column, id_column, subject_column), split, text_column, labels_path, cache_dir)
+        columns = Columns(label_column, id_column, subject_column)
+        reading = Reading(columns, split, text_column, labels_path, cache_dir, limit)
         existing = load_model(model_path) if model_path.exists() else None
         options = {
             "encoder": encoder,
@@ -178,11 +192,12 @@ def learn(
         given = {k: v for k, v in options.items() if v is not None}
         if encoder is not None or (existing is not None and existing.config.encoder is not None):
             model = _open_or_create(model_path, existing, given, None)
-            data = _read_for(model, data_path, reading, need_labels=True, to_learn=True)
+            data, _ = _read_for(model, data_path, reading, need_labels=True, to_learn=True)
         else:
             data = read_vectors(
                 data_path, columns=reading.columns, split=split, labels_file=labels_file, need_labels=True
             )
+            data = _limited(data, limit)
             model = _open_or_create(model_path, existing, given, data.vectors.shape[1])
             _check_dimension(model, data, data_path)
         _learn_in_chunks(model, data)
@@ -228,27 +243,46 @@ class Reading:
     text_column: str = "text"
     labels_path: Path | None = None
     cache_dir: Path | None = None
+    limit: int | None = None
 
 
-def _read_for(model: Model, path: Path, reading: Reading, need_labels: bool, to_learn: bool = False) -> VectorData:
-    """DATA as the vectors ``model`` scores: vectors for a model of vectors, raw inputs embedded by its encoder.
+Data = TypeVar("Data", Dataset, VectorData)
 
-    Raw inputs of the wrong kind (vectors or texts for an image model, arrays for a text model)
-    are refused in one line saying what the model takes, before anything is encoded; so are
-    ids the model already holds, when learning.
+
+def _limited(data: Data, limit: int | None) -> Data:
+    """The first ``limit`` samples of ``data``; all of them without a limit."""
+    if limit is None:
+        return data
+    parts = {f.name: getattr(data, f.name) for f in fields(data)}
+    first: dict[str, Any] = {name: None if part is None else part[:limit] for name, part in parts.items()}
+    return type(data)(**first)
+
+
+def _read_for(
+    model: Model, path: Path, reading: Reading, need_labels: bool, to_learn: bool = False
+) -> tuple[VectorData, list[str] | None]:
+    """DATA as the vectors ``model`` scores, and the texts themselves when they are texts.
+
+    Vectors for a model of vectors, raw inputs embedded by its encoder otherwise. Raw inputs of
+    the wrong kind (vectors or texts for an image model, arrays for a text model) are refused
+    in one line saying what the model takes, before anything is encoded; so are ids the model
+    already holds, when learning.
     """
+    texts = None
     if model.config.encoder is None:
         data = read_vectors(path, columns=reading.columns, split=reading.split, need_labels=need_labels)
+        data = _limited(data, reading.limit)
     else:
-        raw = _read_raw(path, reading, need_labels)
+        raw = _limited(_read_raw(path, reading, need_labels), reading.limit)
         holds = _kind_of(raw)
         if holds != model.config.encoder["kind"]:
             raise DataError(f"{path} holds {_KIND_NAMES[holds]}, but this model takes {_expects(model)}.")
         if to_learn and raw.ids is not None:
             model.registry.check_new_ids(raw.ids)
         data = _embedded(model, raw, reading.cache_dir, to_learn=to_learn)
+        texts = [str(item) for item in raw.items] if holds == "text" else None
     _check_dimension(model, data, path)
-    return data
+    return data, texts
 
 
 _KIND_NAMES = {"text": "texts", "image": "arrays or image files"}
@@ -266,14 +300,15 @@ def _expects(model: Model) -> str:
     if model.config.encoder is None:
         return f"vectors of dimension {model.config.input_dim} (.npz/.npy/.csv)"
     if model.config.encoder["kind"] == "text":
-        return "texts: a .csv/.tsv/.jsonl/.parquet table (--text-column), or --text"
+        return "texts: a .csv/.tsv/.jsonl/.parquet table (--text-column), a .txt file (one per line), or --text"
     return "images: a folder of images (one subfolder per class), an image file, an IDX file or an .npz/.npy array"
 
 
 def _read_raw(path: Path, reading: Reading, need_labels: bool) -> Dataset:
     """Raw inputs: a table of texts, a folder of images, an image file, an IDX file, or NPZ/NPY items.
 
-    An IDX file of items named like Fashion-MNIST's (``*-images-idx3-ubyte[.gz]``) finds its labels beside it.
+    An IDX file of items named like Fashion-MNIST's (``*-images-idx3-ubyte[.gz]``) finds its labels beside it;
+    a ``.txt`` file holds one text per line (blank lines skipped; ids are line numbers, no labels).
     """
     columns, suffix = reading.columns, path.suffix.lower()
     if reading.split is not None and suffix != ".npz":
@@ -284,6 +319,12 @@ def _read_raw(path: Path, reading: Reading, need_labels: bool) -> Dataset:
         if not path.is_file():
             raise DataError(f"No such image file: {path}")
         data = Dataset(items=[path], ids=[str(path)])
+    elif suffix == ".txt":
+        if not path.is_file():
+            raise DataError(f"No such text file: {path}")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        numbered = [(str(n), line) for n, line in enumerate(lines, start=1) if line.strip()]
+        data = Dataset(items=[line for _, line in numbered], ids=[n for n, _ in numbered])
     elif suffix in TABLE_SUFFIXES:
         label = columns.label if need_labels else None
         data = read_table(
@@ -307,8 +348,10 @@ def _read_raw(path: Path, reading: Reading, need_labels: bool) -> Dataset:
     return data
 
 
-def _queries(model: Model, data_path: Path | None, texts: list[str] | None, reading: Reading) -> VectorData:
-    """The vectors to predict: DATA read for the model (see :func:`_read_for`), or --text embedded by it.
+def _queries(
+    model: Model, data_path: Path | None, texts: list[str] | None, reading: Reading
+) -> tuple[VectorData, list[str] | None]:
+    """The vectors to predict, and their texts: DATA read for the model (see :func:`_read_for`), or --text.
 
     Prints a warning on stderr when some exceed the model's fixed-point range (they are clipped).
     """
@@ -320,11 +363,10 @@ def _queries(model: Model, data_path: Path | None, texts: list[str] | None, read
         data = _embedded(model, Dataset(items=list(texts), ids=[str(i) for i in range(len(texts))]), reading.cache_dir)
     else:
         assert data_path is not None
-        data = _read_for(model, data_path, reading, need_labels=False)
+        data, texts = _read_for(model, data_path, reading, need_labels=False)
     if clipped := model.clipped(data.vectors):
-        message = clipping_message(clipped, data.vectors.shape[0], model.config.scale_bits)
-        warn(message)
-    return data
+        warn(clipping_message(clipped, data.vectors.shape[0], model.config.scale_bits))
+    return data, texts
 
 
 def _embedded(model: Model, data: Dataset, cache_dir: Path | None, to_learn: bool = False) -> VectorData:
@@ -375,6 +417,7 @@ def forget(
         Path | None,
         typer.Option(help="Embedding cache to empty as well: it may hold embeddings of the forgotten inputs."),
     ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Forget samples by id, by subject or by class, exactly: the result equals learning only the rest.
 
@@ -398,6 +441,19 @@ def forget(
             receipt = model.forget(ids=id_list, subjects=subject_list)
         _save(model, model_path)
         purged = EmbeddingCache(cache_dir).clear() if cache_dir is not None else None
+    if as_json:
+        print_json(
+            {
+                "model": str(model_path),
+                "forgot": len(receipt.ids),
+                "ids": list(receipt.ids),
+                "certificate_before": receipt.certificate_before,
+                "certificate_after": receipt.certificate_after,
+                "samples_left": model.count,
+                "cache_files_removed": purged,
+            }
+        )
+        return
     console.print(f"Forgot {len(receipt.ids)} samples from {escape(str(model_path))}.", soft_wrap=True)
     say("certificate before", receipt.certificate_before)
     say("certificate after", receipt.certificate_after)
@@ -441,24 +497,32 @@ def predict(
     split: SplitOption = None,
     text_column: TextColumnOption = "text",
     cache_dir: CacheDir = None,
+    limit: LimitOption = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Predict labels for the vectors in DATA, or raw inputs, with an out-of-distribution score.
 
-    A model with an encoder takes raw inputs: a table of texts (--text-column), texts given
-    with --text, an image file, a folder of images, or an IDX file. Columns: id; prediction,
-    prediction_2, ... up to --top-k, each followed by its probability with --proba
-    (probability, probability_2, ...); ood_score, the squared Mahalanobis distance to the
-    nearest class mean. Label and subject columns are ignored.
+    A model with an encoder takes raw inputs: a table of texts (--text-column), a .txt file
+    (one text per line), texts given with --text, an image file, a folder of images, or an IDX
+    file. Columns: id; input (texts only: the text itself); prediction, prediction_2, ... up to
+    --top-k, each followed by its probability with --proba (probability, probability_2, ...);
+    ood_score, the squared Mahalanobis distance to the nearest class mean. Label and subject
+    columns are ignored. With --json: one document, {"predictions": [{"id", "input", "labels",
+    "probabilities", "ood_score"}, ...], "clipped": N}.
 
     Example: erasable predict model.erasable --text "my card was declined" --top-k 3 --proba
     """
     with _user_errors():
         model = load_model(model_path)
-        reading = Reading(Columns(label_column, id_column, subject_column), split, text_column, None, cache_dir)
-        data = _queries(model, data_path, texts, reading)
+        reading = Reading(Columns(label_column, id_column, subject_column), split, text_column, None, cache_dir, limit)
+        data, inputs = _queries(model, data_path, texts, reading)
         if 0 < len(model.classes) < top_k:
             raise CliError(f"--top-k {top_k} but the model has {len(model.classes)} classes.")
-        header, rows = _predictions(model, data, head, proba, top_k)
+        records = _predictions(model, data, inputs, head, proba, top_k)
+        if as_json:
+            print_json({"model": str(model_path), "clipped": model.clipped(data.vectors), "predictions": records})
+            return
+        header, rows = _prediction_table(records, inputs is not None, proba, top_k)
         if output == Path("-"):
             csv.writer(sys.stdout).writerows([header, *rows])
             return
@@ -475,26 +539,43 @@ def predict(
 
 
 def _predictions(
-    model: Model, data: VectorData, head: HeadKind | None, proba: bool, top_k: int
-) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of the prediction table, computed chunk by chunk."""
-    header = ["id"]
-    for rank in range(1, top_k + 1):
-        suffix = "" if rank == 1 else f"_{rank}"
-        header += [f"prediction{suffix}", f"probability{suffix}"] if proba else [f"prediction{suffix}"]
-    header.append("ood_score")
+    model: Model, data: VectorData, inputs: list[str] | None, head: HeadKind | None, proba: bool, top_k: int
+) -> list[dict[str, Any]]:
+    """One record per input -- id, the text (for texts), the top-k labels, their probabilities (with ``proba``),
+    the OOD score -- computed chunk by chunk."""
     ids = data.ids if data.ids is not None else [str(i) for i in range(data.vectors.shape[0])]
     classes = model.classes
-    rows: list[list[Any]] = []
+    records: list[dict[str, Any]] = []
     for start in range(0, data.vectors.shape[0], CHUNK_ROWS):
         chunk = data.vectors[start : start + CHUNK_ROWS]
         scores = model.predict_proba(chunk, head) if proba else model.decision_function(chunk, head)
         best = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
         for i, (ranked, ood) in enumerate(zip(best, model.ood_score(chunk), strict=True)):
-            row: list[Any] = [ids[start + i]]
-            for c in ranked:
-                row += [classes[c], float(scores[i, c])] if proba else [classes[c]]
-            rows.append([*row, float(ood)])
+            record: dict[str, Any] = {"id": ids[start + i]}
+            if inputs is not None:
+                record["input"] = inputs[start + i]
+            record["labels"] = [classes[c] for c in ranked]
+            if proba:
+                record["probabilities"] = [float(scores[i, c]) for c in ranked]
+            records.append({**record, "ood_score": float(ood)})
+    return records
+
+
+def _prediction_table(
+    records: list[dict[str, Any]], with_inputs: bool, proba: bool, top_k: int
+) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of the prediction table (and CSV) of :func:`_predictions`' records."""
+    header = ["id", "input"] if with_inputs else ["id"]
+    for rank in range(1, top_k + 1):
+        suffix = "" if rank == 1 else f"_{rank}"
+        header += [f"prediction{suffix}", f"probability{suffix}"] if proba else [f"prediction{suffix}"]
+    header.append("ood_score")
+    rows = []
+    for record in records:
+        row = [record["id"], record["input"]] if with_inputs else [record["id"]]
+        for rank, label in enumerate(record["labels"]):
+            row += [label, record["probabilities"][rank]] if proba else [label]
+        rows.append([*row, record["ood_score"]])
     return header, rows
 
 
@@ -521,7 +602,7 @@ def explain(
     """
     with _user_errors():
         model = load_model(model_path)
-        data = _queries(model, data_path, texts, Reading(Columns(id=id_column), split, text_column, None, cache_dir))
+        data, _ = _queries(model, data_path, texts, Reading(Columns(id=id_column), split, text_column, None, cache_dir))
         memory = model.memory()
         vectors = model.head_inputs(data.vectors, "memory")
         predictions = memory.predict(vectors)
@@ -643,7 +724,7 @@ def _weight_pairs(pairs: SteerPairs, option: str) -> list[tuple[str, float]]:
 
 
 @app.command(cls=Command)
-def certify(model_path: ModelArg) -> None:
+def certify(model_path: ModelArg, as_json: JsonFlag = False) -> None:
     """Recompute the statistics from the live samples and compare certificates.
 
     For a ridge model with automatic alpha, also recompute the penalty GCV chooses and
@@ -657,6 +738,20 @@ def certify(model_path: ModelArg) -> None:
         refit = model.refit()
         alphas = (model.gcv_alpha(), refit.gcv_alpha()) if model.config.head == "ridge" else (None, None)
     stored, recomputed = model.certificate(), refit.certificate()
+    if as_json:
+        ok = stored == recomputed and alphas[0] == alphas[1]
+        print_json(
+            {
+                "model": str(model_path),
+                "ok": ok,
+                "samples": model.count,
+                "model_certificate": stored,
+                "refit_certificate": recomputed,
+                "ridge_penalty": alphas[0],
+                "ridge_penalty_of_refit": alphas[1],
+            }
+        )
+        raise typer.Exit(0 if ok else 1)
     say("model certificate", stored)
     say("refit certificate", recomputed)
     if stored != recomputed:
@@ -674,6 +769,7 @@ def certify(model_path: ModelArg) -> None:
 def info(
     model_path: ModelArg,
     top: Annotated[int, typer.Option(min=0, help="Number of classes listed, largest first.")] = 10,
+    as_json: JsonFlag = False,
 ) -> None:
     """Show a model's configuration, class counts, certificate and sizes.
 
@@ -682,27 +778,46 @@ def info(
     with _user_errors():
         model = load_model(model_path)
         file_size = model_path.stat().st_size
+    chosen = model.gcv_alpha() if model.config.head == "ridge" else None
+    class_counts = model.embedding_moments.class_counts.tolist()
+    largest = sorted(range(len(class_counts)), key=lambda i: -class_counts[i])
+    statistics = [model.embedding_moments] + ([model.feature_moments] if model.feature_moments is not None else [])
+    steering = model.steering
+    facts: dict[str, Any] = {
+        "samples": model.count,
+        "subjects": len({s for s in model.registry.subjects if s is not None}),
+        "certificate": model.certificate(),
+        "steering": {
+            "classes": len(steering.classes),
+            "subjects": len(steering.subjects),
+            "ids": len(steering.samples),
+        },
+        "file_bytes": file_size,
+        "statistics_bytes": sum(a.nbytes for m in statistics for a in m.arrays().values()),
+        "samples_bytes": model.registry.embeddings.nbytes,
+    }
+    if as_json:
+        classes = [{"label": model.classes[i], "samples": class_counts[i]} for i in largest]
+        print_json({"model": str(model_path), "config": model.config.to_dict(), "alpha_chosen_by_gcv": chosen,
+                    "classes": classes, **facts})  # fmt: skip
+        return
     config = Table("setting", "value", title="configuration")
     for key, value in model.config.to_dict().items():
         config.add_row(key, escape(str(value)))
-    if model.config.head == "ridge" and (chosen := model.gcv_alpha()) is not None:
+    if chosen is not None:
         config.add_row("alpha chosen by GCV", f"{chosen:.6g}")
     console.print(config)
     say("classes", f"{len(model.classes)}, the {min(top, len(model.classes))} largest:")
     counts = Table("class", "samples")
-    class_counts = model.embedding_moments.class_counts.tolist()
-    for index in sorted(range(len(class_counts)), key=lambda i: -class_counts[i])[:top]:
+    for index in largest[:top]:
         counts.add_row(escape(str(model.classes[index])), str(class_counts[index]))
     console.print(counts)
-    statistics = [model.embedding_moments] + ([model.feature_moments] if model.feature_moments is not None else [])
-    say("samples", model.count)
-    say("subjects", len({s for s in model.registry.subjects if s is not None}))
-    say("certificate", model.certificate())
-    steering = model.steering
+    for name in ("samples", "subjects", "certificate"):
+        say(name, facts[name])
     say("steering", f"{len(steering.classes)} classes, {len(steering.subjects)} subjects, {len(steering.samples)} ids")
     say("file size", _bytes(file_size))
-    say("statistics memory", _bytes(sum(a.nbytes for m in statistics for a in m.arrays().values())))
-    say("samples memory", _bytes(model.registry.embeddings.nbytes))
+    say("statistics memory", _bytes(facts["statistics_bytes"]))
+    say("samples memory", _bytes(facts["samples_bytes"]))
 
 
 def _bytes(n: int) -> str:
@@ -740,6 +855,7 @@ def audit(
     text_column: TextColumnOption = "text",
     cache_dir: CacheDir = None,
     seed: Annotated[int, typer.Option(help="Seed of the held-out and retained samples drawn.")] = 0,
+    as_json: JsonFlag = False,
     store: Annotated[
         str | None,
         typer.Option(help="A ledger (SQLite path or PostgreSQL URL): MODEL is then the name of a model in it."),
@@ -765,7 +881,7 @@ def audit(
         reading = Reading(Columns(label_column), split, text_column, None, cache_dir)
 
         def labelled(path: Path) -> LabelledSet:
-            data = _read_for(model, path, reading, need_labels=True)
+            data, _ = _read_for(model, path, reading, need_labels=True)
             assert data.labels is not None, "read with need_labels=True"
             return LabelledSet(data.vectors, data.labels)
 
@@ -781,6 +897,11 @@ def audit(
             verification = ledger.verify(str(model_path))
             report = replace(report, chain_verified=verification.ok, chain_events=verification.chain.events)
         paths = report.write(out)
+    failed = not report.certificates_equal or report.chain_verified is False
+    if as_json:
+        summary = {"certificates_equal": report.certificates_equal, "verdict": report.verdict()}
+        print_json({**asdict(report), **summary, "files": [str(p) for p in paths]})
+        raise typer.Exit(1 if failed else 0)
     table = Table("metric", "served model", "refit from scratch")
     for row in report.metric_rows():
         table.add_row(*(escape(cell) for cell in row))
@@ -788,7 +909,7 @@ def audit(
     say("divergence (served vs refit)", f"{report.divergence.disagreement:.4%} of test labels differ")
     say("verdict", report.verdict())
     say("report", ", ".join(str(p) for p in paths))
-    if not report.certificates_equal or report.chain_verified is False:
+    if failed:
         raise typer.Exit(1)
 
 

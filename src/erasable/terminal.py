@@ -16,13 +16,17 @@ so a long run is never silent, and a short one prints nothing.
 
 from __future__ import annotations
 
+import json
+import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -31,9 +35,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 __all__ = [
     "PLAIN_EVERY",
     "Command",
+    "JsonFlag",
     "console",
     "err_console",
     "fail",
+    "print_json",
     "progress",
     "say",
     "status",
@@ -43,6 +49,9 @@ __all__ = [
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+#: The ``--json`` flag of every command that can answer in JSON.
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document (for scripts) instead of tables.")]
 
 #: Seconds between plain progress lines off a terminal (and before the first one).
 PLAIN_EVERY = 10.0
@@ -78,6 +87,28 @@ def user_errors(*errors: type[Exception]) -> Iterator[None]:
         yield
     except caught as exc:
         fail(str(exc) or type(exc).__name__)
+
+
+def print_json(document: Any) -> None:
+    """Print ``document`` on stdout as one line of JSON: numpy values as numbers, NaN and infinities as null.
+
+    >>> print_json({"n": np.int64(3), "auc": float("nan"), "labels": ("a", 1)})
+    {"n": 3, "auc": null, "labels": ["a", 1]}
+    """
+    sys.stdout.write(json.dumps(_plain(document), ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with only what JSON holds: dicts, lists, strings, finite numbers, booleans, null."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
 
 
 def say(name: str, value: object) -> None:

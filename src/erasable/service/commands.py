@@ -8,12 +8,12 @@ that a database password need not appear on a command line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from erasable.ledger.keys import SCOPES, KeyRing
+from erasable.ledger.keys import SCOPES, ApiKey, KeyRing
 from erasable.ledger.store import LedgerError, LedgerStore
 from erasable.service.guard import (
     DEFAULT_BODY_TIMEOUT,
@@ -21,7 +21,7 @@ from erasable.service.guard import (
     DEFAULT_MAX_CLASSES,
     DEFAULT_MAX_CONNECTIONS,
 )
-from erasable.terminal import Command, console, fail, user_errors
+from erasable.terminal import Command, JsonFlag, console, fail, print_json, user_errors
 
 __all__ = ["keys_app", "ledger_app", "open_store", "serve"]
 
@@ -99,6 +99,7 @@ def create_key(
     store: StoreOption = "erasable.db",
     model: Annotated[str, typer.Option(help="The model the key is for; '*' for every model.")] = "*",
     description: Annotated[str, typer.Option(help="A note to recognize the key by.")] = "",
+    as_json: JsonFlag = False,
 ) -> None:
     """Make a key and print its token once (a new SQLite ledger is created).
 
@@ -106,15 +107,32 @@ def create_key(
     """
     with user_errors(LedgerError):
         token, key = KeyRing(open_store(store, create=True)).create(model=model, scopes=scope, description=description)
+    if as_json:
+        print_json({**_key_facts(key), "token": token})
+        return
     console.print(f"key {key.key_id} for model {key.model!r}, scopes {', '.join(sorted(key.scopes))}")
     print(token)
 
 
+def _key_facts(key: ApiKey) -> dict[str, Any]:
+    return {
+        "key_id": key.key_id,
+        "model": key.model,
+        "scopes": sorted(key.scopes),
+        "created_at": key.created_at,
+        "description": key.description,
+    }
+
+
 @keys_app.command("list", cls=Command)
-def list_keys(store: StoreOption = "erasable.db") -> None:
+def list_keys(store: StoreOption = "erasable.db", as_json: JsonFlag = False) -> None:
     """List the keys (ids, models, scopes; never secrets)."""
+    keys = KeyRing(open_store(store)).list()
+    if as_json:
+        print_json([_key_facts(key) for key in keys])
+        return
     table = Table("key id", "model", "scopes", "created", "description")
-    for key in KeyRing(open_store(store)).list():
+    for key in keys:
         table.add_row(key.key_id, key.model, ",".join(sorted(key.scopes)), key.created_at, key.description)
     console.print(table)
 

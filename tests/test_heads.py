@@ -7,7 +7,9 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from erasable.heads import GaussianHead, PrototypeHead, RidgeHead
-from erasable.heads.ridge import alpha_lattice
+from erasable.heads.gcv import TridiagonalSpectrum, alpha_lattice
+from erasable.heads.penalized import PenalizedGram
+from erasable.heads.ridge import uses_dual
 from erasable.moments import Moments
 
 
@@ -99,3 +101,73 @@ def test_woodbury_learning_matches_canonical_even_for_a_new_class(data: tuple[np
     )
     assert shrunk.classes == head.classes and shrunk.rank_since_refresh == 10
     np.testing.assert_allclose(shrunk.weights, head.weights, rtol=0, atol=1e-9 * np.abs(head.weights).max())
+
+
+@pytest.fixture
+def wide(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Few samples of many features, a fifth of them mislabelled: the regime the ridge head solves in the dual."""
+    y = rng.integers(0, 3, 40)
+    x = rng.integers(-3000, 3000, size=(3, 200))[y] + rng.integers(-6000, 6000, size=(40, 200))
+    y[:8] = (y[:8] + 1) % 3
+    return x, y
+
+
+@pytest.mark.parametrize("alpha", [1e-2, 10.0])
+def test_dual_head_equals_scikit_learn_ridge(wide: tuple[np.ndarray, np.ndarray], alpha: float) -> None:
+    x, y = wide
+    moments = Moments.from_samples(x, y)
+    assert uses_dual(moments.count, moments.dim)
+    head = RidgeHead.from_moments(moments, alpha=alpha, samples=(x.astype(np.float64), y.tolist()))
+    reference = Ridge(alpha=alpha, fit_intercept=True, solver="svd").fit(x.astype(np.float64), one_hot(y))
+    probe = x[:5].astype(np.float64) * 0.9 + 3.0
+    np.testing.assert_allclose(head.decision_function(probe), reference.predict(probe), rtol=1e-8, atol=1e-10)
+    assert head.system is None  # nothing of D x D was formed
+
+
+def test_dual_gcv_matches_a_brute_force_hat_matrix_and_needs_the_samples(
+    wide: tuple[np.ndarray, np.ndarray],
+) -> None:
+    x, y = wide
+    moments = Moments.from_samples(x, y)
+    with pytest.raises(ValueError, match="dual"):
+        RidgeHead.from_moments(moments)
+    head = RidgeHead.from_moments(moments, samples=(x.astype(np.float64), y.tolist()))
+    xc = x - x.mean(axis=0)
+    yc = one_hot(y) - one_hot(y).mean(axis=0)
+    kernel = xc @ xc.T
+    scores = {}
+    for a in alpha_lattice(np.trace(kernel) / x.shape[1], 1.0):
+        hat = kernel @ np.linalg.inv(kernel + a * np.eye(len(y)))
+        residual_dof = len(y) - 1 - np.trace(hat)
+        if residual_dof >= 1:  # nearer interpolation, GCV is 0/0 and an explicit inverse only rounding
+            scores[a] = ((yc - hat @ yc) ** 2).sum() / residual_dof**2
+    assert scores[head.alpha] == pytest.approx(min(scores.values()), rel=1e-9)
+
+
+def test_tridiagonal_spectrum_matches_an_eigendecomposition(rng: np.random.Generator) -> None:
+    features = rng.standard_normal((60, 25)) @ np.diag(np.logspace(0, 3, 25))  # eigenvalues over six decades
+    cross = features.T @ rng.standard_normal((60, 4))
+    gram = features.T @ features
+    spectrum = TridiagonalSpectrum.of(np.triu(gram), cross)  # only the upper triangle is read
+    eigenvalues = np.linalg.eigvalsh(gram)
+    np.testing.assert_allclose(np.sort(spectrum.eigenvalues), eigenvalues, rtol=1e-10, atol=1e-8 * eigenvalues[-1])
+    for lam in np.logspace(-2, 6, 9):
+        m = np.linalg.inv(gram + lam * np.eye(25))
+        expected = 100.0 - 2 * np.trace(cross.T @ m @ cross) + np.trace(cross.T @ m @ gram @ m @ cross)
+        np.testing.assert_allclose(spectrum.residual(np.array([lam]), 100.0), [expected], rtol=1e-9)
+
+
+def test_penalized_gram_refines_float32_to_float64_and_falls_back_when_it_cannot(rng: np.random.Generator) -> None:
+    basis = np.linalg.qr(rng.standard_normal((40, 40)))[0]
+    rhs = rng.standard_normal((40, 3))
+    for condition, falls_back in ((1e4, False), (1e11, True)):
+        gram = basis @ np.diag(np.logspace(0, np.log10(condition), 40)) @ basis.T
+        system = PenalizedGram.cholesky(np.triu(gram), lam=1e-3)
+        x = system.solve(rhs)
+        residual = (gram + 1e-3 * np.eye(40)) @ x - rhs
+        assert np.abs(residual).max() <= 1e-13 * condition * np.abs(x).max()  # as small as a float64 solve's
+        assert bool(system._exact) == falls_back  # float32 cannot hold a system conditioned beyond ~1e7
+    well = basis @ np.diag(np.logspace(0, 4, 40)) @ basis.T
+    np.testing.assert_allclose(
+        PenalizedGram.cholesky(np.triu(well), lam=1e-3).solve(rhs), np.linalg.solve(well + 1e-3 * np.eye(40), rhs)
+    )

@@ -39,7 +39,7 @@ from erasable.encoders import Batch, Encoder, check_same_encoder, encode_batched
 from erasable.exact import OverflowRiskError, clipped_rows, quantize
 from erasable.features import Identity, RandomReLU, feature_map_from_config
 from erasable.heads import GaussianHead, Head, PrototypeHead, RidgeHead
-from erasable.heads.ridge import gcv_alpha_of
+from erasable.heads.ridge import gcv_alpha_of, uses_dual
 from erasable.ledger import SampleRegistry
 from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels, require_unicode
 from erasable.steering import Steering
@@ -636,7 +636,7 @@ class Model:
             else:
                 self._memory.remove(ids)
         ridge_moments = features if features is not None else embedding
-        if isinstance(ridge, RidgeHead) and ridge_moments.count > 0:
+        if isinstance(ridge, RidgeHead) and ridge.system is not None and ridge_moments.count > 0:
             width = ridge_moments.dim
             rank = quantized.shape[0] + 1
             if rank <= width // 4 and ridge.rank_since_refresh + rank <= width // 2:
@@ -668,11 +668,23 @@ class Model:
         if kind == "ridge":
             alpha = self.config.alpha
             if alpha is None and self._recalled_alpha is not None and self._recalled_alpha[0] == self.certificate():
-                alpha = self._recalled_alpha[1]  # what GCV would choose again: the same head, without the eigh
-            return RidgeHead.from_moments(self.ridge_moments, alpha=alpha, unit=self.ridge_unit)
+                alpha = self._recalled_alpha[1]  # what GCV would choose again: the same head, without the GCV
+            return RidgeHead.from_moments(
+                self.ridge_moments, alpha=alpha, unit=self.ridge_unit, samples=self._ridge_samples()
+            )
         if kind == "prototype":
             return PrototypeHead.from_moments(self.embedding_moments, metric=self.config.metric)
         return GaussianHead.from_moments(self.embedding_moments, shrinkage=self.config.shrinkage)
+
+    def _ridge_samples(self) -> tuple[NDArray[np.float64], list[Label]] | None:
+        """The live samples' ridge features and labels, sorted by id, when the ridge head is solved in the dual."""
+        moments = self.ridge_moments
+        if not uses_dual(moments.count, moments.dim):
+            return None
+        order = sorted(range(len(self.registry)), key=self.registry.ids.__getitem__)  # independent of history
+        quantized = np.asarray(self.registry.embeddings)[order]
+        rows = quantized.astype(np.float64) if self.feature_moments is None else self.features(quantized)
+        return rows, [self.registry.labels[i] for i in order]
 
     def memory(self) -> MemoryHead:
         """The k-nearest-neighbour memory of the live samples, steered by :attr:`steering` (extra ``memory``)."""
@@ -687,7 +699,8 @@ class Model:
     def gcv_alpha(self) -> float | None:
         """The ridge penalty GCV chooses for the current statistics; ``None`` if the config fixes alpha.
 
-        It costs one eigendecomposition of the D x D statistics, once per state: it is known
+        It costs a tridiagonal reduction of the D x D statistics (or, for few samples, an
+        eigendecomposition of their n x n kernel), once per state: it is known
         from a ridge head derived from these statistics, or recalled (:meth:`recall_alpha`),
         or computed and remembered. Model files store it, so loading skips that cost.
         """
@@ -698,14 +711,14 @@ class Model:
             return head.alpha  # derived from the current statistics: an update would raise the rank
         certificate = self.certificate()
         if self._recalled_alpha is None or self._recalled_alpha[0] != certificate:
-            self._recalled_alpha = (certificate, gcv_alpha_of(self.ridge_moments, self.ridge_unit))
+            self._recalled_alpha = (certificate, gcv_alpha_of(self.ridge_moments, self.ridge_unit, self._ridge_samples()))
         return self._recalled_alpha[1]
 
     def recall_alpha(self, certificate: str, alpha: float) -> None:
         """Remember that GCV chose ``alpha`` for the statistics of ``certificate`` (e.g. from a model file).
 
         Deriving the ridge head of exactly those statistics then skips the GCV
-        eigendecomposition -- the head is the same -- and any other statistics ignore it.
+        GCV -- the head is the same -- and any other statistics ignore it.
         """
         if not (isinstance(alpha, float) and 0 < alpha < float("inf")):
             raise ValueError(f"A recalled alpha must be a positive finite float, got {alpha!r}.")

@@ -5,7 +5,7 @@ embeddings (int16) and their ids, subjects and labels (UTF-8 bytes with int64 of
 The safetensors metadata holds one JSON manifest: format version, model config, classes,
 the memory's steering weights, the ridge penalty GCV chooses for these statistics (ridge
 models with automatic alpha: a function of the statistics, computed at saving so that loading
-derives the head without the eigendecomposition), the certificate, and a SHA-256 digest of
+derives the head without running GCV again), the certificate, and a SHA-256 digest of
 the manifest and every tensor byte.
 
 Loading never executes anything from the file (no pickle), and checks, in order: the

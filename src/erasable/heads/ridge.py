@@ -4,20 +4,28 @@ With features ``f`` (n, D), one-hot targets ``Y`` (n, K) and an unpenalized inte
 weights are ``W = (A + lambda I)^-1 B`` where ``A = sum (f - mu)(f - mu)^T`` and
 ``B = sum (f - mu) y^T`` -- both follow from the Moments (``A = G - n mu mu^T``,
 ``B = S^T - mu n_c^T`` with ``S`` the per-class feature sums), so the head is a function of
-the statistics alone. It is computed by Cholesky.
+the statistics alone.
 
 ``lambda = alpha * unit``, where ``unit`` is the square of the fixed-point scale of the
 features, so ``alpha`` means what scikit-learn's ``Ridge(alpha)`` means for the features in
 their natural (float) units -- and, being absolute, it does not move when samples come
-and go. With ``alpha=None`` it is chosen by generalized cross-validation (Golub, Heath &
-Wahba, 1979) from one eigendecomposition of ``A``, among the points of a fixed
-logarithmic lattice (:func:`alpha_lattice`): a deterministic function of the Moments, so
-forgetting and refitting from scratch choose the same value, and a small change of the
-data rarely moves it.
+and go. With ``alpha=None`` it is chosen by generalized cross-validation
+(:mod:`erasable.heads.gcv`).
+
+How it is computed depends only on n and D, so the result is a deterministic function of
+the statistics:
+
+* **dual**, when ``n <= D / 4`` (:data:`DUAL_FRACTION`): from the n x n kernel of the live
+  samples' features, ``W = F_c^T (K + lambda I)^-1 Y_c`` -- O(n^2 D), nothing of D x D;
+* **primal** otherwise: GCV from a tridiagonal reduction of ``A``
+  (:class:`~erasable.heads.gcv.TridiagonalSpectrum`), then ``(A + lambda I) W = B`` by a float32
+  Cholesky factor refined to float64 accuracy (:mod:`erasable.heads.penalized`). No
+  eigenvectors of ``A``, no D x D inverse; the weights depend on the statistics and alpha
+  only, not on whether alpha was chosen now or recalled.
 
 A rank-k change of the sample set (forgetting or learning k samples) changes ``A`` by a
-rank-(k+1) term, so :meth:`RidgeHead.updated` serves it by the Woodbury identity in
-O(D^2 k) instead of O(D^3); the result agrees with :meth:`RidgeHead.from_moments` on the
+rank-(k+1) term, so :meth:`RidgeHead.updated` serves a primal head by the Woodbury identity
+in O(D^2 k) instead of O(D^3); the result agrees with :meth:`RidgeHead.from_moments` on the
 new statistics up to floating-point rounding.
 
 >>> import numpy as np
@@ -37,30 +45,31 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
-from erasable.heads.base import full_symmetric, softmax
+from erasable.heads.base import softmax
+from erasable.heads.gcv import KernelSpectrum, TridiagonalSpectrum, gcv_alpha
+from erasable.heads.penalized import PenalizedGram
 from erasable.moments import Label, Moments
 
-#: Points of the lattice per decade, and the range searched relative to the mean eigenvalue.
-LATTICE_STEPS_PER_DECADE = 8
-SEARCH_RANGE = (1e-6, 1e2)
+#: Up to this many samples per feature, the head is computed in the dual (n x n) instead of the primal (D x D).
+DUAL_FRACTION = 0.25
 
-__all__ = ["RidgeHead", "alpha_lattice", "gcv_alpha", "gcv_alpha_of"]
+__all__ = ["DUAL_FRACTION", "RidgeHead", "gcv_alpha_of", "uses_dual"]
+
+
+def uses_dual(n: int, dim: int) -> bool:
+    """Whether statistics of ``n`` samples of ``dim`` features are solved in the dual."""
+    return n <= DUAL_FRACTION * dim
 
 
 def _centered_moments(moments: Moments) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """``(A, B, mu)``: centered Gram (full), centered cross moment (D, K) and feature mean."""
+    """``(A, B, mu)``: centered Gram (valid in the upper triangle), centered cross moment (D, K), feature mean."""
     n = moments.count
     sums = moments.class_sums.astype(np.float64)  # (K, D)
     mean = sums.sum(axis=0) / n
-    gram = full_symmetric(moments.gram)
+    gram = moments.gram.astype(np.float64)
     gram -= n * np.outer(mean, mean)
     cross = sums.T - np.outer(mean, moments.class_counts)
     return gram, cross, mean
-
-
-def _mean_eigenvalue(gram: NDArray[np.float64]) -> float:
-    level = float(np.trace(gram)) / gram.shape[0]
-    return level if level > 0.0 else 1.0
 
 
 def _target_energy(moments: Moments) -> float:
@@ -69,56 +78,36 @@ def _target_energy(moments: Moments) -> float:
     return float(counts.sum() - (counts**2).sum() / counts.sum())
 
 
-def alpha_lattice(mean_eigenvalue: float, unit: float) -> NDArray[np.float64]:
-    """Candidate alphas ``10**(j / 8)`` whose lambda lies in :data:`SEARCH_RANGE` x mean eigenvalue.
+def _centered_samples(
+    moments: Moments, samples: tuple[NDArray[np.float64], Sequence[Label]]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Centered feature rows, centered one-hot targets (classes of ``moments``) and the mean."""
+    rows, labels = samples
+    if rows.shape != (moments.count, moments.dim):
+        raise ValueError(f"Expected the {moments.count} live samples' features, got shape {rows.shape}.")
+    index = {label: j for j, label in enumerate(moments.classes)}
+    targets = np.zeros((moments.count, len(moments.classes)))
+    targets[np.arange(moments.count), [index[label] for label in labels]] = 1.0
+    mean = moments.class_sums.sum(axis=0) / moments.count
+    return rows - mean, targets - moments.class_counts / moments.count, mean
 
-    >>> alpha_lattice(100.0, 1.0)[[0, -1]].round(6).tolist()
-    [0.0001, 10000.0]
-    """
-    low, high = (np.log10(bound * mean_eigenvalue / unit) * LATTICE_STEPS_PER_DECADE for bound in SEARCH_RANGE)
-    steps = np.arange(np.ceil(low - 1e-9), np.floor(high + 1e-9) + 1)
-    return 10.0 ** (steps / LATTICE_STEPS_PER_DECADE)
 
-
-def gcv_alpha(
-    gram: NDArray[np.float64], cross: NDArray[np.float64], target_energy: float, n: int, unit: float
+def gcv_alpha_of(
+    moments: Moments, unit: float = 1.0, samples: tuple[NDArray[np.float64], Sequence[Label]] | None = None
 ) -> float:
-    """The ``alpha`` of :func:`alpha_lattice` minimizing the generalized cross-validation error.
-
-    ``GCV(lambda) = RSS(lambda) / (n - 1 - df(lambda))^2`` with ``df = tr(H)``; both come from
-    the eigendecomposition ``A = V diag(w) V^T`` and ``C = V^T B`` without touching samples:
-    ``RSS = ||Y_c||^2 - sum_i c_i (2 / (w_i + lambda) - w_i / (w_i + lambda)^2)``,
-    ``c_i = ||C_i||^2``. Ties go to the larger alpha (the smoother model).
-    """
-    eigenvalues, vectors = scipy.linalg.eigh(gram, lower=False, driver="evd")
-    eigenvalues = np.clip(eigenvalues, 0.0, None)
-    energy = ((vectors.T @ cross) ** 2).sum(axis=1)
-    alphas = alpha_lattice(_mean_eigenvalue(gram), unit)
-    lambdas = alphas[:, None] * unit
-    shrink = 1.0 / (eigenvalues + lambdas)  # (grid, D)
-    rss = target_energy - (energy * (2.0 * shrink - eigenvalues * shrink**2)).sum(axis=1)
-    dof = (eigenvalues * shrink).sum(axis=1)
-    residual_dof = n - 1 - dof
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gcv = np.where(residual_dof > 0, np.maximum(rss, 0.0) / residual_dof**2, np.inf)
-    best = np.flatnonzero(gcv == gcv.min())[-1] if np.isfinite(gcv).any() else len(alphas) - 1
-    return float(alphas[best])
-
-
-def gcv_alpha_of(moments: Moments, unit: float = 1.0) -> float:
-    """The ``alpha`` that :meth:`RidgeHead.from_moments` chooses for ``moments`` when given none."""
-    gram, cross, _ = _centered_moments(moments)
-    return gcv_alpha(gram, cross, _target_energy(moments), moments.count, unit)
+    """The ``alpha`` that :meth:`RidgeHead.from_moments` chooses for ``moments`` (and ``samples``) when given none."""
+    return RidgeHead.from_moments(moments, alpha=None, unit=unit, samples=samples).alpha
 
 
 @dataclass(frozen=True)
 class RidgeHead:
     """Ridge weights, and what a Woodbury update needs: ``M = (A + lambda I)^-1``.
 
-    ``M`` is kept as the canonical inverse ``M0`` (from the last computation from the
-    Moments) minus low-rank corrections, ``M = M0 - P G P^T``, so that an update reads
-    ``M0`` once and writes nothing of size D x D. ``rank_since_refresh`` is the number of
-    columns of ``P`` (0 for a canonical head).
+    ``M`` is kept as the canonical system ``A0 + lambda I`` (from the last computation from
+    the Moments, solved on demand) minus low-rank corrections, ``M = M0 - P G P^T``, so that
+    an update solves a few columns and writes nothing of size D x D. ``rank_since_refresh``
+    is the number of columns of ``P`` (0 for a canonical head). A dual head has no system
+    (``system is None``): it is recomputed, cheaply, after a change.
     """
 
     classes: tuple[Label, ...]
@@ -127,7 +116,7 @@ class RidgeHead:
     counts: NDArray[np.int64]  # (K,)
     alpha: float
     lam: float
-    inverse: NDArray[np.float64]  # M0, (D, D)
+    system: PenalizedGram | None
     correction_basis: NDArray[np.float64]  # P, (D, r)
     correction_core: NDArray[np.float64]  # G, (r, r)
 
@@ -144,42 +133,74 @@ class RidgeHead:
         return self.correction_basis.shape[1]
 
     @classmethod
-    def from_moments(cls, moments: Moments, alpha: float | None = None, unit: float = 1.0) -> RidgeHead:
+    def from_moments(
+        cls,
+        moments: Moments,
+        alpha: float | None = None,
+        unit: float = 1.0,
+        samples: tuple[NDArray[np.float64], Sequence[Label]] | None = None,
+    ) -> RidgeHead:
         """The canonical head of ``moments``; ``alpha=None`` chooses it by GCV.
 
         ``unit`` is the square of the integer features' fixed-point scale: ``lambda = alpha * unit``.
+        ``samples`` are the live samples' feature rows and labels, required when
+        :func:`uses_dual` (few samples): the head is then computed from them in the dual.
         """
         if moments.count == 0:
             raise ValueError("Cannot derive a ridge head from empty statistics.")
         if alpha is not None and not alpha > 0:
             raise ValueError(f"alpha must be positive, got {alpha}.")
+        if uses_dual(moments.count, moments.dim):
+            if samples is None:
+                raise ValueError(
+                    f"{moments.count} samples of {moments.dim} features are solved in the dual: "
+                    "pass the samples' feature rows and labels."
+                )
+            return cls._dual(moments, alpha, unit, samples)
         gram, cross, mean = _centered_moments(moments)
         if alpha is None:
-            alpha = gcv_alpha(gram, cross, _target_energy(moments), moments.count, unit)
-        lam = alpha * unit
-        gram[np.diag_indices_from(gram)] += lam
-        factor, lower = scipy.linalg.cho_factor(gram, lower=False, overwrite_a=True, check_finite=False)
-        weights = scipy.linalg.cho_solve((factor, lower), cross, check_finite=False)
-        inverse, info = scipy.linalg.lapack.dpotri(factor, lower=0)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"dpotri failed with info={info}.")
-        inverse = np.triu(inverse) + np.triu(inverse, 1).T
-        dim = moments.dim
+            alpha = gcv_alpha(TridiagonalSpectrum.of(gram, cross), _target_energy(moments), moments.count, unit)
+        system = PenalizedGram.cholesky(gram, alpha * unit)  # the same solve however alpha was found
+        return cls._canonical(moments, alpha, unit, system.solve(cross), mean, system)
+
+    @classmethod
+    def _dual(
+        cls, moments: Moments, alpha: float | None, unit: float, samples: tuple[NDArray[np.float64], Sequence[Label]]
+    ) -> RidgeHead:
+        """``W = F_c^T U (S + lambda)^-1 U^T Y_c`` from the kernel's eigen-system."""
+        centered, targets, mean = _centered_samples(moments, samples)
+        spectrum, vectors = KernelSpectrum.of_samples(centered, targets)
+        if alpha is None:
+            alpha = gcv_alpha(spectrum, _target_energy(moments), moments.count, unit)
+        coefficients = vectors @ ((vectors.T @ targets) / (spectrum.eigenvalues + alpha * unit)[:, None])
+        return cls._canonical(moments, alpha, unit, centered.T @ coefficients, mean, None)
+
+    @classmethod
+    def _canonical(
+        cls,
+        moments: Moments,
+        alpha: float,
+        unit: float,
+        weights: NDArray[np.float64],
+        mean: NDArray[np.float64],
+        system: PenalizedGram | None,
+    ) -> RidgeHead:
         return cls(
             classes=moments.classes,
             weights=weights,
             mean=mean,
             counts=moments.class_counts,
             alpha=alpha,
-            lam=lam,
-            inverse=inverse,
-            correction_basis=np.zeros((dim, 0)),
+            lam=alpha * unit,
+            system=system,
+            correction_basis=np.zeros((moments.dim, 0)),
             correction_core=np.zeros((0, 0)),
         )
 
     def _apply_inverse(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``M @ vectors`` for a few columns: one read of ``M0``, no D x D temporary."""
-        product = self.inverse @ vectors
+        """``M @ vectors`` for a few columns: solves with the canonical system, no D x D temporary."""
+        assert self.system is not None
+        product = self.system.solve(vectors)
         if self.rank_since_refresh:
             p = self.correction_basis
             product -= p @ (self.correction_core @ (p.T @ vectors))
@@ -190,10 +211,12 @@ class RidgeHead:
 
         ``moments`` are the statistics *after* the change. ``lambda`` is kept, and the result
         matches ``from_moments(moments, alpha=self.alpha, unit)`` up to rounding. Cost:
-        O(D^2 k) to read ``M0`` once, plus O(D (r + k) (k + K)).
+        O(D^2 k) for the solves with the canonical system, plus O(D (r + k) (k + K)).
         """
         if sign not in (1, -1):
             raise ValueError("sign must be +1 or -1.")
+        if self.system is None:
+            raise ValueError("A dual head is recomputed after a change, not updated.")
         n_after = moments.count
         if n_after == 0:
             raise ValueError("No samples left: the head must be dropped, not updated.")
@@ -245,7 +268,7 @@ class RidgeHead:
             counts=moments.class_counts,
             alpha=self.alpha,
             lam=self.lam,
-            inverse=self.inverse,
+            system=self.system,
             correction_basis=np.hstack([self.correction_basis, projected]),
             correction_core=np.asarray(scipy.linalg.block_diag(self.correction_core, core), dtype=np.float64),
         )

@@ -155,8 +155,12 @@ def learn(
     ] = None,
     alpha: Annotated[float | None, typer.Option(help="Ridge penalty; chosen by GCV when omitted.")] = None,
     encoder: Annotated[
-        Literal["text", "image"] | None,
-        typer.Option(help="Learn raw inputs (texts, images) embedded by this encoder.", show_default="vectors"),
+        str | None,
+        typer.Option(
+            metavar="text|image|text:PATH",
+            help="Learn raw inputs embedded by this encoder; text:PATH is a sentence-transformers model saved in PATH.",
+            show_default="vectors",
+        ),
     ] = None,
     text_column: TextColumnOption = "text",
     labels_path: LabelsPath = None,

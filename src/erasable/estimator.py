@@ -31,7 +31,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from erasable.encoders import load_encoder
+from erasable.encoders import CUSTOM, Encoder, encoder_name, encoder_spec, load_encoder
 from erasable.exact import clipping_message
 from erasable.features import shift_for_unit_norm
 from erasable.model import ForgetReceipt, HeadKind, Model, ModelConfig
@@ -70,11 +70,15 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         Distance of the prototype head.
     shrinkage : float, default=0.05
         Shrinkage of the Gaussian head's covariance towards the identity.
-    encoder : {None, "text", "image"}, default=None
+    encoder : None, "text", "image", "text:PATH" or an Encoder, default=None
         ``None``: ``X`` holds embedding vectors. ``"text"``: ``X`` holds strings, embedded
-        by all-MiniLM-L6-v2 (extra ``text``); ``"image"``: ``X`` holds images (arrays or
-        ``pathlib.Path``), embedded by EfficientNet-Lite0 (extra ``image``). The encoder's
-        identity is part of the model: inputs of another encoder are refused.
+        by all-MiniLM-L6-v2 (extra ``text``); ``"text:PATH"``: by the sentence-transformers
+        model saved in the directory PATH; ``"image"``: ``X`` holds images (arrays or
+        ``pathlib.Path``), embedded by EfficientNet-Lite0 (extra ``image``). Or any object
+        with ``name``, ``dim``, ``identity`` and ``encode`` (see ``erasable.encoders``, e.g.
+        ``CallableEncoder``): a saved model records its identity, and ``load`` needs the
+        object again (``encoder=``). The encoder's identity is part of the model: inputs of
+        another encoder are refused.
     cache_dir : str or None, default=None
         Directory of an on-disk embedding cache for raw inputs (re-runs do not re-encode).
 
@@ -99,7 +103,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         temperature: float = 0.07,
         metric: Literal["cosine", "euclidean"] = "cosine",
         shrinkage: float = 0.05,
-        encoder: Literal["text", "image"] | None = None,
+        encoder: str | Encoder | None = None,
         cache_dir: str | None = None,
     ) -> None:
         self.head = head
@@ -121,11 +125,26 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
 
         With an encoder, the dimension is the encoder's and ``input_dim`` may be omitted.
         """
-        encoder_spec = None
-        if self.encoder is not None:
-            encoder = load_encoder(self.encoder)
-            encoder_spec = ModelConfig.encoder_config(encoder, self.encoder)
-            input_dim = encoder.dim
+        return self._config(input_dim, self._encoder())
+
+    def _encoder(self) -> tuple[Encoder, str, dict[str, Any]] | None:
+        """The encoder the ``encoder`` parameter names, with the kind and options a model records for it."""
+        if self.encoder is None:
+            return None
+        if isinstance(self.encoder, str):
+            kind, options = encoder_spec(self.encoder)
+            return load_encoder(kind, **options), kind, options
+        if not isinstance(self.encoder, Encoder):
+            raise TypeError(
+                f"encoder must be None, 'text', 'image', 'text:PATH' or an Encoder, not {type(self.encoder).__name__}."
+            )
+        return self.encoder, CUSTOM, {}
+
+    def _config(self, input_dim: int | None, encoder: tuple[Encoder, str, dict[str, Any]] | None) -> ModelConfig:
+        encoder_config = None
+        if encoder is not None:
+            encoder_config = ModelConfig.encoder_config(encoder[0], encoder[1], **encoder[2])
+            input_dim = encoder[0].dim
         if input_dim is None:
             raise ValueError("input_dim is needed for a model without an encoder.")
         if self.feature_map == "identity":
@@ -149,7 +168,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
             metric=self.metric,
             shrinkage=float(self.shrinkage),
             temperature=float(self.temperature),
-            encoder=encoder_spec,
+            encoder=encoder_config,
         )
 
     def __sklearn_tags__(self) -> Any:
@@ -269,7 +288,12 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
 
     def _encoding_model(self) -> Model | None:
         """A new model whose encoder will embed the raw inputs; ``None`` for a model of vectors."""
-        return Model(self.model_config()) if self.encoder is not None else None
+        encoder = self._encoder()
+        if encoder is None:
+            return None
+        model = Model(self._config(None, encoder))
+        model.attach_encoder(encoder[0])
+        return model
 
     def _embedded(self, X: Any, model: Model | None, to_learn: bool = False) -> Any:
         """``X`` itself for a model of vectors; the encoder's embeddings of ``X`` otherwise (see ``Model.embed``)."""
@@ -331,9 +355,14 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         save_model(self.model_, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ErasableClassifier:
-        """Read a model file written by :meth:`save`, verifying its digest and certificate."""
+    def load(cls, path: str | os.PathLike[str], *, encoder: Encoder | None = None) -> ErasableClassifier:
+        """Read a model file written by :meth:`save`, verifying its digest and certificate.
+
+        A model built on an encoder object needs it again: ``encoder`` (of the same identity).
+        """
         model = load_model(path)
+        if encoder is not None:
+            model.attach_encoder(encoder)
         return cls.from_model(model)
 
     @classmethod
@@ -351,10 +380,17 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
             temperature=config.temperature,
             metric=config.metric,
             shrinkage=config.shrinkage,
-            encoder=None if config.encoder is None else config.encoder["kind"],
+            encoder=None if config.encoder is None else _encoder_parameter(model),
         )
         if estimator.model_config(config.input_dim) != config:
             raise ValueError("This model's configuration cannot be expressed by ErasableClassifier parameters.")
         estimator.model_ = model
         estimator.n_features_in_ = config.input_dim
         return estimator
+
+
+def _encoder_parameter(model: Model) -> str | Encoder:
+    """The ``encoder`` parameter that names ``model``'s encoder: its name, or the attached object of a custom one."""
+    spec = model.config.encoder
+    assert spec is not None
+    return model.encoder if spec["kind"] == CUSTOM else encoder_name(spec["kind"], spec["options"])

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from erasable.encoders import Batch, Encoder, check_same_encoder, encode_batched, load_encoder
+from erasable.encoders import CUSTOM, Batch, Encoder, check_same_encoder, encode_batched, load_encoder
 from erasable.exact import OverflowRiskError, clipped_rows, quantize
 from erasable.features import Identity, RandomReLU, feature_map_from_config
 from erasable.heads import GaussianHead, Head, PrototypeHead, RidgeHead
@@ -288,10 +288,21 @@ class Model:
             raise ValueError("This model takes embedding vectors: it has no encoder for raw inputs.")
         if self._encoder is None:
             spec = self.config.encoder
-            encoder = load_encoder(spec["kind"], **spec["options"])
-            check_same_encoder(spec["identity"], encoder)
-            self._encoder = encoder
+            if spec["kind"] == CUSTOM:
+                raise ValueError(
+                    f"This model was built with your own encoder {spec['identity']!r}: attach it first "
+                    "(ErasableClassifier.load(path, encoder=...) or Model.attach_encoder)."
+                )
+            self.attach_encoder(load_encoder(spec["kind"], **spec["options"]))
+        assert self._encoder is not None
         return self._encoder
+
+    def attach_encoder(self, encoder: Encoder) -> None:
+        """Embed raw inputs with ``encoder``, which must have the identity this model recorded."""
+        if self.config.encoder is None:
+            raise ValueError("This model takes embedding vectors: it has no encoder for raw inputs.")
+        check_same_encoder(self.config.encoder["identity"], encoder)
+        self._encoder = encoder
 
     def embed(
         self,

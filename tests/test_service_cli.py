@@ -50,3 +50,15 @@ def test_ledger_verify_reports_tampering(tmp_path: Path) -> None:
 def test_serve_help_says_it_binds_locally() -> None:
     result = runner.invoke(app, ["serve", "--help"])
     assert result.exit_code == 0 and "127.0.0.1" in result.output
+
+
+def test_keys_can_be_made_to_expire(tmp_path: Path) -> None:
+    store = str(tmp_path / "ledger.db")
+    made = runner.invoke(app, ["keys", "create", "--store", store, "--scope", "predict", "--expires-in-days", "30"])
+    assert made.exit_code == 0 and "expires" in made.output, made.output
+    key = KeyRing(LedgerStore(store)).authenticate(made.output.strip().splitlines()[-1])
+    assert key is not None and key.expires_at is not None and not key.expired()
+    listed = runner.invoke(app, ["keys", "list", "--store", store, "--json"])
+    assert listed.exit_code == 0 and '"expires_at": "20' in listed.output and '"expired": false' in listed.output
+    refused = runner.invoke(app, ["keys", "create", "--store", store, "--scope", "predict", "--expires-in-days", "0"])
+    assert refused.exit_code == 2

@@ -7,6 +7,7 @@ that a database password need not appear on a command line.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -99,18 +100,24 @@ def create_key(
     store: StoreOption = "erasable.db",
     model: Annotated[str, typer.Option(help="The model the key is for; '*' for every model.")] = "*",
     description: Annotated[str, typer.Option(help="A note to recognize the key by.")] = "",
+    expires_in_days: Annotated[
+        float | None, typer.Option(min=0.001, help="Days until the key expires (default: valid until revoked).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Make a key and print its token once (a new SQLite ledger is created).
 
-    Example: erasable keys create --store erasable.db --model bank --scope predict --scope learn
+    Example: erasable keys create --store erasable.db --model bank --scope predict --scope learn --expires-in-days 90
     """
+    expires_in = None if expires_in_days is None else timedelta(days=expires_in_days)
     with user_errors(LedgerError):
-        token, key = KeyRing(open_store(store, create=True)).create(model=model, scopes=scope, description=description)
+        ring = KeyRing(open_store(store, create=True))
+        token, key = ring.create(model=model, scopes=scope, description=description, expires_in=expires_in)
     if as_json:
         print_json({**_key_facts(key), "token": token})
         return
-    console.print(f"key {key.key_id} for model {key.model!r}, scopes {', '.join(sorted(key.scopes))}")
+    expiry = f", expires {key.expires_at}" if key.expires_at else ""
+    console.print(f"key {key.key_id} for model {key.model!r}, scopes {', '.join(sorted(key.scopes))}{expiry}")
     print(token)
 
 
@@ -120,6 +127,8 @@ def _key_facts(key: ApiKey) -> dict[str, Any]:
         "model": key.model,
         "scopes": sorted(key.scopes),
         "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "expired": key.expired(),
         "description": key.description,
     }
 
@@ -131,9 +140,11 @@ def list_keys(store: StoreOption = "erasable.db", as_json: JsonFlag = False) -> 
     if as_json:
         print_json([_key_facts(key) for key in keys])
         return
-    table = Table("key id", "model", "scopes", "created", "description")
+    table = Table("key id", "model", "scopes", "created", "expires", "description")
     for key in keys:
-        table.add_row(key.key_id, key.model, ",".join(sorted(key.scopes)), key.created_at, key.description)
+        expires = "never" if key.expires_at is None else key.expires_at + (" (expired)" if key.expired() else "")
+        scopes = ",".join(sorted(key.scopes))
+        table.add_row(key.key_id, key.model, scopes, key.created_at, expires, key.description)
     console.print(table)
 
 

@@ -53,10 +53,6 @@
     return iso ? iso.replace("T", " ").replace(/\.\d+/, "").replace(/(\+00:00|Z)$/, " UTC") : "—";
   }
 
-  function labelText(label) {
-    return typeof label === "string" ? label : String(label);
-  }
-
   function plural(n, one, many = one + "s") {
     return `${n} ${n === 1 ? one : many}`;
   }
@@ -107,6 +103,7 @@
     }
   }
 
+  /** A same-origin path from literal parts and data: every odd-numbered part is data, and is encoded. */
   function path(...parts) {
     return parts.map((p, i) => (i % 2 ? encodeURIComponent(p) : p)).join("");
   }
@@ -231,8 +228,14 @@
 
   function route() {
     if (!state.who) return;
-    const [name, ...args] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
-    const view = views[name] ? name : "models";
+    let parts;
+    try {
+      parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+    } catch {
+      parts = []; // a malformed address: show the Models page
+    }
+    const [name, ...args] = parts;
+    const view = Object.hasOwn(views, name ?? "") ? name : "models";
     for (const link of document.querySelectorAll("nav a")) {
       if (link.dataset.view === view) link.setAttribute("aria-current", "page");
       else link.removeAttribute("aria-current");
@@ -389,9 +392,9 @@
         `Model ${model} holds nothing about ${named} (as of event ${found.seq}).`)));
       return;
     }
-    const classes = table(["Class", "Samples"], found.classes.map((c) => [labelText(c.label), String(c.count)]), [1]);
+    const classes = table(["Class", "Samples"], found.classes.map((c) => [String(c.label), String(c.count)]), [1]);
     const samples = table(["Id", "Subject", "Class", "Source", "Learned"],
-      found.samples.map((s) => [el("code", {}, s.id), s.subject ?? "—", labelText(s.label), s.source ?? "—", when(s.learned_at)]));
+      found.samples.map((s) => [el("code", {}, s.id), s.subject ?? "—", String(s.label), s.source ?? "—", when(s.learned_at)]));
     const out = el("div", { "aria-live": "polite" });
     const section = card(
       el("h2", {}, `${found.count} sample${found.count === 1 ? "" : "s"} of ${named} in model ${model}`),
@@ -423,7 +426,7 @@
     const sure = await confirmAction(`Forget ${named} from model ${model}?`, [
       el("p", {}, `Exactly these ${found.count} sample${found.count === 1 ? "" : "s"} (as of event ${found.seq}) `
         + "are removed from the model and the ledger, statistics and bytes:"),
-      el("ul", {}, found.classes.map((c) => el("li", {}, `${c.count} of class “${labelText(c.label)}”`))),
+      el("ul", {}, found.classes.map((c) => el("li", {}, `${c.count} of class “${String(c.label)}”`))),
       el("p", {}, "Ids:"),
       el("ul", { class: "mono" }, shown.map((id) => el("li", {}, id)),
         ids.length > shown.length || found.truncated ? el("li", {}, `… and ${found.count - shown.length} more`) : null),
@@ -448,7 +451,7 @@
     const event = receipt.event;
     const request = event.request || {};
     const how = request.by === "classes"
-      ? "classes " + request.classes.map((c) => `“${labelText(c)}”`).join(", ")
+      ? "classes " + request.classes.map((c) => `“${String(c)}”`).join(", ")
       : request.by === "subjects" ? "subject (every sample of it)" : "sample ids";
     const origin = location.origin;
     const commands = [
@@ -629,10 +632,10 @@
   function renderPrediction(answer) {
     const p = answer.predictions[0];
     const top = table(["Class", "Probability", ""], p.top.map((t) => [
-      labelText(t.label), t.probability.toFixed(4), el("meter", { min: 0, max: 1, value: t.probability }),
+      String(t.label), t.probability.toFixed(4), el("meter", { min: 0, max: 1, value: t.probability }),
     ]), [1]);
     const parts = [
-      el("h2", {}, "Predicted: ", el("span", { id: "predicted-label" }, labelText(p.label))), top,
+      el("h2", {}, "Predicted: ", el("span", { id: "predicted-label" }, String(p.label))), top,
       facts([
         ["OOD score", el("span", { id: "ood-score" }, p.ood_score.toFixed(3))],
         ["", "Squared Mahalanobis distance to the nearest class mean: the larger, the less the input looks like anything learned."],
@@ -642,7 +645,7 @@
     if (p.neighbours) {
       parts.push(el("h2", {}, "Neighbours (the memory's evidence)"), p.neighbours.length
         ? table(["Id", "Class", "Similarity", "Weight"], p.neighbours.map((n) => [
-          el("code", {}, n.id), labelText(n.label), n.similarity.toFixed(4), n.weight.toFixed(4)]), [2, 3])
+          el("code", {}, n.id), String(n.label), n.similarity.toFixed(4), n.weight.toFixed(4)]), [2, 3])
         : el("p", { class: "empty" }, "No neighbours."));
     }
     return card(...parts);

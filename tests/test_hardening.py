@@ -369,3 +369,26 @@ def test_a_killed_save_leaves_no_copy_once_a_forget_returns(tmp_path: Path) -> N
         assert sorted(p.name for p in directory.iterdir()) == [".m.erasable.live.tmp", "m.erasable"]
     assert _found(directory, victim) == []
     assert load_model(model_path).count == 4
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_ledger_compact_runs_and_keeps_the_ledger_verified(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`erasable ledger compact` failed on every SQLite ledger ("cannot VACUUM from within a transaction")."""
+    from typer.testing import CliRunner
+
+    from erasable.cli import app
+
+    sqlite = backend == "sqlite"
+    location = str(tmp_path / "ledger.db") if sqlite else request.getfixturevalue("postgres_database_url")
+    store = LedgerStore(location)
+    model = store.create_model("m", ModelConfig(input_dim=4, scale_bits=8))
+    x = np.random.default_rng(2).standard_normal((30, 4)) / 4
+    store.commit("m", change := model.plan_learn(x, ["a", "b", "c"] * 10, ids=[f"s{i}" for i in range(30)]))
+    model.apply(change)
+    store.commit("m", model.plan_forget(ids=["s3", "s4"]))
+    compacted = CliRunner().invoke(app, ["ledger", "compact", "--store", location])
+    assert compacted.exit_code == 0 and "compacted" in compacted.output, compacted.output
+    assert store.verify("m").ok and store.load_model("m").count == 28
+    store.close()

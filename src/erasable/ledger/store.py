@@ -621,6 +621,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql(
-            "BEGIN IMMEDIATE" if connection.get_execution_options().get("sqlite_begin") else "BEGIN"
-        )
+        options = connection.get_execution_options()
+        if options.get("isolation_level") == "AUTOCOMMIT":
+            return  # e.g. VACUUM, which cannot run inside a transaction
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_begin") else "BEGIN")

@@ -1,5 +1,5 @@
-"""The command line: ``erasable learn | forget | predict | explain | prune | steer | certify | info | audit``,
-and the service's ``serve | keys | ledger`` (see :mod:`erasable.service.commands`).
+"""The command line: ``erasable learn | forget | predict | explain | prune | steer | certify | info | audit |
+evaluate``, and the service's ``serve | keys | ledger`` (see :mod:`erasable.service.commands`).
 
 Every model command works on one model file (see :mod:`erasable.model_file`), which is only
 ever replaced whole, after the command succeeded: a failing command leaves it unchanged.
@@ -915,6 +915,57 @@ def audit(
     say("report", ", ".join(str(p) for p in paths))
     if failed:
         raise typer.Exit(1)
+
+
+# -- evaluate --------------------------------------------------------------------------------
+
+
+@app.command(cls=Command)
+def evaluate(
+    model_path: ModelArg,
+    data_path: DataArg,
+    out: Annotated[Path, typer.Option(help="Directory to write evaluation.md and the PNG plots to.")],
+    ood_label: Annotated[
+        str | None, typer.Option(help="Label that marks out-of-scope samples: scored by the OOD AUROC.")
+    ] = None,
+    label_column: LabelColumn = "label",
+    split: SplitOption = None,
+    text_column: TextColumnOption = "text",
+    labels_path: LabelsPath = None,
+    cache_dir: CacheDir = None,
+    limit: LimitOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score MODEL on labelled DATA: accuracy, macro-F1, per-class precision and recall, calibration.
+
+    Also the most frequent confusions of the worst classes, and with --ood-label the AUROC of
+    the OOD score separating the samples of that label (out of scope) from the rest. DATA is
+    read like learn's. Writes evaluation.md, reliability.png and worst_classes.png to --out.
+
+    Example: erasable evaluate model.erasable test.csv --label-column category --out evaluation/
+    """
+    from erasable.audit.evaluation import evaluate as score
+
+    with _user_errors():
+        model = load_model(model_path)
+        reading = Reading(Columns(label_column), split, text_column, labels_path, cache_dir, limit)
+        data, _ = _read_for(model, data_path, reading, need_labels=True)
+        assert data.labels is not None, "read with need_labels=True"
+        result = score(model, data.vectors, data.labels, ood_label=ood_label)
+        paths = result.write(out)
+    if as_json:
+        print_json({**asdict(result), "files": [str(p) for p in paths]})
+        return
+    table = Table("measure", "value", title=f"{result.samples} in-scope samples")
+    table.add_row("accuracy", f"{result.accuracy:.4f}")
+    table.add_row("macro-F1", f"{result.macro_f1:.4f}")
+    table.add_row("expected calibration error", f"{result.ece:.4f}")
+    auroc = "n/a (no --ood-label samples)" if result.ood_auroc is None else f"{result.ood_auroc:.4f}"
+    table.add_row(f"OOD AUROC ({result.out_of_scope} out of scope)", auroc)
+    console.print(table)
+    worst = ", ".join(f"{c.label} ({c.recall:.2f})" for c in result.worst()[:5])
+    say("lowest recall", worst)
+    say("report", ", ".join(str(p) for p in paths))
 
 
 # -- the service: serve, keys, ledger (defined in erasable.service.commands) -------------------

@@ -411,6 +411,29 @@ def test_audit_a_forget_before_serving_it(page: tuple[Any, Watched], served: Ser
     assert served.http.get("/v1/models/audited").json() == before  # the audit changed nothing
 
 
+def test_the_python_client_has_the_consoles_routes(served: Served) -> None:
+    """erasable.client against this module's server (no browser): the routes the console added, audit included."""
+    from erasable.client import Client, NotFoundError
+
+    create_model(served, "viaclient")
+    x = vectors(20, seed=8)
+    served.learn(
+        "viaclient",
+        [{"id": f"v{i}", "label": i % 2, "subject": f"s{i % 4}", "vector": v.tolist()} for i, v in enumerate(x)],
+    )
+    with Client(served.url, served.tokens["admin"]) as service:
+        assert service.whoami()["scopes"] == ["admin"]
+        assert "viaclient" in [m["name"] for m in service.overview()]
+        assert service.samples("viaclient", subject="s1")["count"] == 5
+        audit = service.audit("viaclient", subjects=["s1"], held_out=4)
+        assert audit["certificates_equal"] and audit["forgotten"] == 5 and audit["held_out"] == 4
+        with pytest.raises(NotFoundError):
+            service.audit("viaclient", subjects=["nobody"])
+        forgot = service.forget("viaclient", subjects=["s1"])
+        assert service.receipt("viaclient", forgot.seq)["event"]["certificate_after"] == forgot.certificate_after
+        assert [e["seq"] for e in service.events("viaclient", kind="forget")] == [forgot.seq]
+
+
 def test_readable_on_a_phone(browser: Any, served: Served) -> None:
     """At 390 px nothing but the tables' own scrollers is wider than the screen."""
     context, page, watched = _open(browser, viewport={"width": 390, "height": 844})

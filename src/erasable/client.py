@@ -383,3 +383,20 @@ class Client:
     def receipt(self, name: str, seq: int) -> dict[str, Any]:
         """``GET /v1/models/{name}/receipts/{seq}`` (``forget``): the receipt of a forget event."""
         return dict(self._request("GET", f"/v1/models/{name}/receipts/{seq}", retry=True).json())
+
+    def audit(
+        self,
+        name: str,
+        *,
+        ids: Sequence[str] | None = None,
+        subjects: Sequence[str] | None = None,
+        held_out: int = 1000,
+        seed: int = 0,
+    ) -> dict[str, Any]:
+        """``POST /v1/models/{name}/audit`` (``forget``): a forget request audited on a copy against a refit.
+
+        It changes nothing, so it is retried like a read.
+        """
+        body: dict[str, Any] = {"held_out": held_out, "seed": seed}
+        body.update({k: list(v) for k, v in (("ids", ids), ("subjects", subjects)) if v is not None})
+        return dict(self._request("POST", f"/v1/models/{name}/audit", retry=True, json=body).json())

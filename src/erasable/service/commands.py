@@ -11,11 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.table import Table
 
 from erasable.ledger.keys import SCOPES, ApiKey, KeyRing
 from erasable.ledger.store import LedgerError, LedgerStore
+from erasable.model import Model
+from erasable.model_file import load_model, save_model
 from erasable.service.guard import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEAD_TIMEOUT,
@@ -73,6 +76,8 @@ def serve(
     """Run the HTTP service (FastAPI + uvicorn) over a ledger (a new SQLite file is created); OpenAPI docs at /docs.
 
     Make a key first: erasable keys create --store erasable.db --scope admin
+
+    The console for deletion requests is at /console (sign in there with a key).
 
     Example: erasable serve --store erasable.db --port 8000
     """
@@ -172,6 +177,76 @@ def verify(model: str, store: StoreOption = "erasable.db") -> None:
     console.print("[green]verified[/green]" if result.ok else "[red]verification failed[/red]")
     if not result.ok:
         raise typer.Exit(1)
+
+
+@ledger_app.command("import", cls=Command)
+def import_model(
+    model_file: Annotated[Path, typer.Argument(metavar="MODEL_FILE", help="A model file (erasable learn / save).")],
+    name: Annotated[
+        str | None, typer.Option(help="Name of the model in the ledger.", show_default="the file's stem")
+    ] = None,
+    store: StoreOption = "erasable.db",
+    as_json: JsonFlag = False,
+) -> None:
+    """Put a model file into the ledger as a new model: its samples as one learn event, then its steering.
+
+    The ledger's certificate equals the file's (checked); a failure leaves no model behind.
+
+    Example: erasable ledger import bank.erasable --store models.db
+    """
+    with user_errors(LedgerError):
+        model = load_model(model_file)
+        target = name or model_file.stem
+        ledger = open_store(store, create=True)
+        ledger.create_model(target, model.config)
+        try:
+            _copy_into(ledger, target, model, source=f"import:{model_file.name}")
+        except BaseException:
+            ledger.delete_model(target)
+            raise
+    _report_interchange(as_json, f"Imported {model_file} as {target!r}", model.certificate(), model.count)
+
+
+def _copy_into(ledger: LedgerStore, name: str, model: Model, source: str) -> None:
+    """Commit ``model``'s live samples and steering to the (new, empty) model ``name``; same certificate."""
+    copy = ledger.load_model(name)
+    if model.count:
+        vectors = model.registry.embeddings.astype(np.float64) / 2**model.config.scale_bits  # exact: e_q comes back
+        change = copy.plan_learn(
+            vectors, model.registry.labels, ids=model.registry.ids, subjects=model.registry.subjects
+        )
+        ledger.commit(name, change, source=source)
+    if model.steering:
+        ledger.commit_steering(name, model.steering)
+    stored = ledger.load_model(name).certificate()
+    if stored != model.certificate():
+        raise LedgerError(f"The ledger's certificate {stored} differs from the file's {model.certificate()}.")
+
+
+@ledger_app.command("export", cls=Command)
+def export_model(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The model in the ledger.")],
+    model_file: Annotated[Path, typer.Argument(metavar="MODEL_FILE", help="The model file to write.")],
+    store: StoreOption = "erasable.db",
+    as_json: JsonFlag = False,
+) -> None:
+    """Write a ledger's model (its live samples, statistics and steering) to a model file; same certificate.
+
+    Example: erasable ledger export bank bank.erasable --store models.db
+    """
+    with user_errors(LedgerError):
+        if model_file.exists():
+            fail(f"{model_file} exists: export writes a new file (remove it first).")
+        model = open_store(store).load_model(name)
+        save_model(model, model_file)
+    _report_interchange(as_json, f"Exported {name!r} to {model_file}", model.certificate(), model.count)
+
+
+def _report_interchange(as_json: bool, what: str, certificate: str, samples: int) -> None:
+    if as_json:
+        print_json({"samples": samples, "certificate": certificate})
+    else:
+        console.print(f"{what}: {samples} samples, certificate {certificate} on both sides.", soft_wrap=True)
 
 
 @ledger_app.command("compact", cls=Command)

@@ -355,7 +355,7 @@ def lookup_router(served: ServedModels, store: LedgerStore) -> APIRouter:
         divergence = [
             DivergenceRow(predictions=label, disagreement=d.disagreement, total_variation=d.total_variation)
             for label, d in (
-                ("served (low-rank update, alpha kept)", report.divergence),
+                ("served copy, after the request", report.divergence),
                 ("canonical (recomputed from the statistics)", report.canonical_divergence),
             )
         ]

@@ -49,6 +49,7 @@ from erasable.exact import clipping_message
 from erasable.ledger import UnknownSampleError
 from erasable.model import CHUNK_ROWS, HeadKind, Model
 from erasable.model_file import load_model, save_model
+from erasable.parameters import DEFAULTS
 from erasable.service.commands import keys_app, ledger_app, open_store, serve
 from erasable.terminal import (
     Command,
@@ -142,16 +143,22 @@ def learn(
     id_column: IdColumn = None,
     subject_column: SubjectColumn = None,
     split: SplitOption = None,
-    head: Annotated[HeadKind | None, typer.Option(help="Head used for predictions.", show_default="ridge")] = None,
+    head: Annotated[
+        HeadKind | None, typer.Option(help="Head used for predictions.", show_default=str(DEFAULTS["head"]))
+    ] = None,
     feature_map: Annotated[
         Literal["random_relu", "identity"] | None,
-        typer.Option(help="Features of the ridge head.", show_default="random_relu"),
+        typer.Option(help="Features of the ridge head.", show_default=str(DEFAULTS["feature_map"])),
     ] = None,
-    width: Annotated[int | None, typer.Option(help="Random ReLU width.", show_default="4096")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random projection seed.", show_default="0")] = None,
+    width: Annotated[int | None, typer.Option(help="Random ReLU width.", show_default=str(DEFAULTS["width"]))] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random projection seed.", show_default=str(DEFAULTS["seed"]))
+    ] = None,
     scale_bits: Annotated[
         int | None,
-        typer.Option(help="Fixed-point scale: |x| must stay below 2**(15-bits).", show_default="13"),
+        typer.Option(
+            help="Fixed-point scale: |x| must stay below 2**(15-bits).", show_default=str(DEFAULTS["scale_bits"])
+        ),
     ] = None,
     alpha: Annotated[float | None, typer.Option(help="Ridge penalty; chosen by GCV when omitted.")] = None,
     encoder: Annotated[

@@ -36,6 +36,7 @@ from erasable.exact import clipping_message
 from erasable.features import shift_for_unit_norm
 from erasable.model import ForgetReceipt, HeadKind, Model, ModelConfig
 from erasable.model_file import load_model, save_model
+from erasable.parameters import DEFAULTS
 
 __all__ = ["ErasableClassifier"]
 
@@ -94,15 +95,15 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        head: HeadKind = "ridge",
-        feature_map: Literal["random_relu", "identity"] = "random_relu",
-        width: int = 4096,
-        seed: int = 0,
-        scale_bits: int = 13,
-        alpha: float | None = None,
-        temperature: float = 0.07,
-        metric: Literal["cosine", "euclidean"] = "cosine",
-        shrinkage: float = 0.05,
+        head: HeadKind = DEFAULTS["head"],
+        feature_map: Literal["random_relu", "identity"] = DEFAULTS["feature_map"],
+        width: int = DEFAULTS["width"],
+        seed: int = DEFAULTS["seed"],
+        scale_bits: int = DEFAULTS["scale_bits"],
+        alpha: float | None = DEFAULTS["alpha"],
+        temperature: float = DEFAULTS["temperature"],
+        metric: Literal["cosine", "euclidean"] = DEFAULTS["metric"],
+        shrinkage: float = DEFAULTS["shrinkage"],
         encoder: str | Encoder | None = None,
         cache_dir: str | None = None,
     ) -> None:

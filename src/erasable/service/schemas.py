@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from erasable.parameters import DEFAULTS
 from erasable.steering import MAX_WEIGHT
 
 __all__ = [
@@ -117,12 +118,12 @@ class CreateModelRequest(Strict):
     name: ModelName
     input_dim: Annotated[int, Field(ge=1, le=MAX_STATISTICS_DIM)] | None = None
     encoder: Literal["text", "image"] | None = None
-    head: Literal["ridge", "prototype", "gaussian", "memory"] = "ridge"
-    feature_map: Literal["identity", "random_relu"] = "identity"
-    width: Annotated[int, Field(ge=1, le=MAX_STATISTICS_DIM)] = 4096
-    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
-    scale_bits: Annotated[int, Field(ge=0, le=15)] = 13
-    alpha: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    head: Literal["ridge", "prototype", "gaussian", "memory"] = DEFAULTS["head"]
+    feature_map: Literal["identity", "random_relu"] = DEFAULTS["feature_map"]
+    width: Annotated[int, Field(ge=1, le=MAX_STATISTICS_DIM)] = DEFAULTS["width"]
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = DEFAULTS["seed"]
+    scale_bits: Annotated[int, Field(ge=0, le=15)] = DEFAULTS["scale_bits"]
+    alpha: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = DEFAULTS["alpha"]
 
     @model_validator(mode="after")
     def _vectors_or_encoder(self) -> CreateModelRequest:

@@ -91,6 +91,31 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         Live classes, in sorted order (a class disappears when its last sample is forgotten).
     n_features_in_ : int
         Dimension of the input vectors.
+    feature_names_in_ : ndarray
+        Column names, when ``X`` was a DataFrame with string column names.
+
+    Examples
+    --------
+    scikit-learn's bundled handwritten digits (1,797 real 8x8 scans) as a DataFrame, the
+    pixels scaled to the fixed-point range; forgetting 100 samples gives exactly the model
+    fitted without them:
+
+    >>> from sklearn.datasets import load_digits
+    >>> X, y = load_digits(return_X_y=True, as_frame=True)
+    >>> X = X / 16
+    >>> clf = ErasableClassifier(width=512, scale_bits=11).fit(X[:1500], y[:1500])
+    >>> round(clf.score(X[1500:], y[1500:]), 3), clf.feature_names_in_[:2].tolist()
+    (0.939, ['pixel_0_0', 'pixel_0_1'])
+    >>> rest = ErasableClassifier(width=512, scale_bits=11).fit(X[100:1500], y[100:1500], ids=range(100, 1500))
+    >>> clf.forget(ids=range(100)).certificate() == rest.certificate()
+    True
+
+    ``sample_weight`` holds repeat counts -- exactly the statistics of the repeated rows:
+
+    >>> twice = ErasableClassifier(width=512, scale_bits=11).fit(X[:2], y[:2], sample_weight=[2, 1])
+    >>> repeated = ErasableClassifier(width=512, scale_bits=11).fit(X.iloc[[0, 0, 1]], y.iloc[[0, 0, 1]])
+    >>> twice.certificate() == repeated.certificate()
+    True
     """
 
     def __init__(
@@ -197,14 +222,19 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         y: ArrayLike,
         ids: ArrayLike | None = None,
         subjects: Sequence[str | None] | None = None,
+        sample_weight: ArrayLike | None = None,
     ) -> ErasableClassifier:
-        """Learn from scratch on ``X`` (vectors, or raw inputs with an encoder) and ``y``; ``ids`` default to 0..n-1."""
+        """Learn from scratch on ``X`` (vectors, or raw inputs with an encoder) and ``y``; ``ids`` default to 0..n-1.
+
+        ``sample_weight``: non-negative integer repeat counts (see :meth:`_repeated`).
+        """
         model = self._encoding_model()
         X_checked, y_checked = self._validated(
             self._embedded(X, model, to_learn=True), y, reset=True, incremental=False
         )
         model = model or Model(self.model_config(X_checked.shape[1]))
-        model.learn(X_checked, y_checked, ids=ids, subjects=subjects)
+        X_kept, y_kept, ids, subjects = _repeated(X_checked, y_checked, ids, subjects, sample_weight)
+        model.learn(X_kept, y_kept, ids=ids, subjects=subjects)
         self.model_ = model
         return self
 
@@ -215,11 +245,13 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         classes: ArrayLike | None = None,
         ids: ArrayLike | None = None,
         subjects: Sequence[str | None] | None = None,
+        sample_weight: ArrayLike | None = None,
     ) -> ErasableClassifier:
         """Add samples to what is learned. New classes may appear at any time.
 
         ``classes`` is accepted for scikit-learn compatibility; when given, every label of
         ``y`` must be in it. The model itself only ever knows the classes it has samples of.
+        ``sample_weight``: non-negative integer repeat counts, as in :meth:`fit`.
         """
         first = not hasattr(self, "model_")
         model = self._encoding_model() if first else self.model_
@@ -229,7 +261,8 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         if classes is not None and not np.isin(y_checked, np.asarray(classes)).all():
             raise ValueError("y contains labels that are not in `classes`.")
         model = model or Model(self.model_config(X_checked.shape[1]))
-        model.learn(X_checked, y_checked, ids=ids, subjects=subjects)
+        X_kept, y_kept, ids, subjects = _repeated(X_checked, y_checked, ids, subjects, sample_weight)
+        model.learn(X_kept, y_kept, ids=ids, subjects=subjects)
         self.model_ = model
         return self
 
@@ -388,6 +421,41 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         estimator.model_ = model
         estimator.n_features_in_ = config.input_dim
         return estimator
+
+
+def _repeated(
+    X: NDArray[np.float64],
+    y: NDArray[Any],
+    ids: ArrayLike | None,
+    subjects: Sequence[str | None] | None,
+    sample_weight: ArrayLike | None,
+) -> tuple[NDArray[np.float64], NDArray[Any], ArrayLike | None, Sequence[str | None] | None]:
+    """The samples to learn when ``sample_weight`` holds repeat counts: row i ``sample_weight[i]`` times.
+
+    A weight of 0 leaves the row out, 2 learns it twice (under two automatic ids, same subject):
+    the statistics are exactly those of the repeated rows, and forgetting a subject removes every
+    copy. Fractional weights are refused -- no additive integer statistic represents them -- and
+    so are weights above 1 with ``ids`` (one id would be learned twice).
+    """
+    if sample_weight is None:
+        return X, y, ids, subjects
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    if weights.shape != (len(y),):
+        raise ValueError(f"sample_weight must hold one weight per sample ({len(y)}), got shape {weights.shape}.")
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or np.any(weights != np.round(weights)):
+        raise ValueError(
+            "sample_weight must hold non-negative integers: repeat counts (0 leaves a sample out, 2 learns it "
+            "twice); fractional weights have no exact additive statistics."
+        )
+    if not weights.any():
+        raise ValueError("Sample weights must contain at least one non-zero number (all are 0: nothing to learn).")
+    counts = weights.astype(np.int64)
+    if ids is not None and counts.max(initial=0) > 1:
+        raise ValueError("sample_weight above 1 with ids would learn one id twice: give each copy its own id.")
+    rows = np.repeat(np.arange(len(y)), counts).tolist()
+    kept_ids = None if ids is None else [list(np.asarray(ids, dtype=object))[i] for i in rows]
+    kept_subjects = None if subjects is None else [subjects[i] for i in rows]
+    return X[rows], y[rows], kept_ids, kept_subjects
 
 
 def _encoder_parameter(model: Model) -> str | Encoder:

@@ -7,6 +7,7 @@ that a database password need not appear on a command line.
 
 from __future__ import annotations
 
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +26,7 @@ from erasable.service.guard import (
     DEFAULT_MAX_CLASSES,
     DEFAULT_MAX_CONNECTIONS,
 )
-from erasable.terminal import Command, JsonFlag, console, fail, print_json, user_errors
+from erasable.terminal import Command, JsonFlag, console, err_console, fail, print_json, user_errors
 
 __all__ = ["keys_app", "ledger_app", "open_store", "serve"]
 
@@ -72,10 +73,18 @@ def serve(
         bool, typer.Option("--public-metrics", help="Serve /metrics without a key (it names every model).")
     ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    model_file: Annotated[
+        Path | None,
+        typer.Option(help="Serve this model file read-only (instead of --store); a key for this run is printed."),
+    ] = None,
 ) -> None:
     """Run the HTTP service (FastAPI + uvicorn) over a ledger (a new SQLite file is created); OpenAPI docs at /docs.
 
     Make a key first: erasable keys create --store erasable.db --scope admin
+
+    With --model-file, the file is served read-only from a throwaway ledger: predictions, info,
+    verification and the event log work, learn / forget / steer / create / delete get 405. The
+    key (predict and admin on that model) is printed on stderr and lasts as long as the server.
 
     The console for deletion requests is at /console (sign in there with a key).
 
@@ -85,15 +94,28 @@ def serve(
 
     from erasable.service.app import create_app
     from erasable.service.guard import guarded_protocol
+    from erasable.service.read_only import ReadOnly
 
-    app = create_app(
-        open_store(store, create=True),
-        max_body=max_body_mb * 2**20,
-        max_classes=max_classes,
-        public_metrics=public_metrics,
-    )
     protocol = guarded_protocol(max_connections=max_connections, head_timeout=header_timeout, body_timeout=body_timeout)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol)
+    options: dict[str, Any] = {
+        "max_body": max_body_mb * 2**20,
+        "max_classes": max_classes,
+        "public_metrics": public_metrics,
+    }
+    if model_file is None:
+        app: Any = create_app(open_store(store, create=True), **options)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol)
+        return
+    with tempfile.TemporaryDirectory(prefix="erasable-serve-") as scratch:
+        with user_errors(LedgerError):
+            ledger = open_store(str(Path(scratch) / "ledger.db"), create=True)
+            name = _import_file(ledger, model_file, None)
+            token, _ = KeyRing(ledger).create(model=name, scopes=["predict", "admin"], description="serve --model-file")
+        err_console.print(
+            f"Serving {model_file} read-only as model {name!r}; key for this run: {token}", soft_wrap=True
+        )
+        app = ReadOnly(create_app(ledger, **options), str(model_file))
+        uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol)
 
 
 keys_app = typer.Typer(help="API keys: scoped, per model, stored hashed (a token is shown only when made).")
@@ -195,16 +217,22 @@ def import_model(
     Example: erasable ledger import bank.erasable --store models.db
     """
     with user_errors(LedgerError):
-        model = load_model(model_file)
-        target = name or model_file.stem
-        ledger = open_store(store, create=True)
-        ledger.create_model(target, model.config)
-        try:
-            _copy_into(ledger, target, model, source=f"import:{model_file.name}")
-        except BaseException:
-            ledger.delete_model(target)
-            raise
+        target = _import_file(open_store(store, create=True), model_file, name)
+        model = open_store(store).load_model(target)
     _report_interchange(as_json, f"Imported {model_file} as {target!r}", model.certificate(), model.count)
+
+
+def _import_file(ledger: LedgerStore, model_file: Path, name: str | None) -> str:
+    """Put ``model_file`` into ``ledger`` as a new model (named ``name`` or the file's stem); no model on failure."""
+    model = load_model(model_file)
+    target = name or model_file.stem
+    ledger.create_model(target, model.config)
+    try:
+        _copy_into(ledger, target, model, source=f"import:{model_file.name}")
+    except BaseException:
+        ledger.delete_model(target)
+        raise
+    return target
 
 
 def _copy_into(ledger: LedgerStore, name: str, model: Model, source: str) -> None:

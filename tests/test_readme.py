@@ -12,6 +12,7 @@ are BANKING77 embeddings from the shared data.
 from __future__ import annotations
 
 import ast
+import csv
 import json
 import os
 import re
@@ -125,6 +126,35 @@ def test_the_service_block_runs_verbatim_against_a_real_server(tmp_path: Path) -
     assert by_route["verify"]["ok"] is True
     assert label == "card_declined"  # the client block: its prediction, and its forget's certificate
     assert verified["ok"] and certificate == verified["certificate_recomputed"]
+
+
+@needs_text
+def test_the_cli_block_runs_in_order(tmp_path: Path) -> None:
+    """Every line of the CLI block, by bash, on BANKING77 texts (``learn`` gets ``--width 256``, for speed)."""
+    folder = BANKING77.parent
+    if not (folder / "train.csv").exists():
+        pytest.skip(f"shared data not found at {folder}")
+    with (folder / "train.csv").open(encoding="utf-8") as handle:
+        train = list(csv.DictReader(handle))[::80]
+    with (folder / "test.csv").open(encoding="utf-8") as handle:
+        test = list(csv.DictReader(handle))[::40]
+    customers = ["crawler" if i % 10 == 0 else f"customer-{1230 + i % 9}" for i in range(len(train))]
+    with (tmp_path / "train.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(
+            [["id", "text", "category", "customer"]]
+            + [[f"q{i}", r["text"], r["category"], c] for i, (r, c) in enumerate(zip(train, customers, strict=True))]
+        )
+    with (tmp_path / "test.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["text", "category"]] + [[r["text"], r["category"]] for r in test])
+    [block] = [b for b in command_blocks(README.read_text(encoding="utf-8")) if b[0].startswith("erasable learn")]
+    outputs = {}
+    for command in block:
+        line = f"{command} --width 256" if command.startswith("erasable learn") else command
+        outputs[command.split()[1]] = _shell(line, tmp_path)
+    info = json.loads(outputs["info"])
+    assert info["samples"] == len(train) - customers.count("customer-1234")
+    assert "OK:" in outputs["certify"] and (tmp_path / "audit" / "report.md").is_file()
+    assert (tmp_path / "evaluation" / "evaluation.md").is_file()
 
 
 def _banking77_names() -> dict[str, Any]:

@@ -153,3 +153,47 @@ def test_a_bad_saved_alpha_is_refused(small_model: Model, tmp_path: Path, alpha:
     write_container(path, {**manifest, "ridge_alpha": alpha}, tensors)
     with pytest.raises(ModelFileError):
         load_model(path)
+
+
+def _reseal(path: Path, edit: object) -> None:
+    """Rewrite a model file's manifest with ``edit(manifest)`` and a matching digest, as a forger would."""
+    import json
+
+    from safetensors.numpy import load as load_bytes
+    from safetensors.numpy import save as save_bytes
+
+    from erasable.model_file import manifest_digest
+
+    blob = path.read_bytes()
+    tensors = load_bytes(blob)
+    manifest = json.loads(json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])["__metadata__"]["erasable"])
+    manifest.pop("digest")
+    edit(manifest)  # type: ignore[operator]
+    manifest["digest"] = manifest_digest(manifest, tensors)
+    path.write_bytes(save_bytes(tensors, metadata={"erasable": json.dumps(manifest, sort_keys=True)}))
+
+
+def test_a_small_model_file_leaves_its_feature_statistics_to_its_samples(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
+    from erasable.estimator import ErasableClassifier
+
+    x = unit_rows(rng, 100, 384)
+    y = rng.integers(0, 10, 100)
+    clf = ErasableClassifier().fit(x, y, ids=[f"q{i}" for i in range(100)])  # the default: 4096 features
+    path = tmp_path / "m.erasable"
+    clf.save(path)
+    assert path.stat().st_size <= 2 * 2**20  # the 4096 x 4096 Gram alone would be 134 MB
+    loaded = ErasableClassifier.load(path)
+    assert loaded.certificate() == clf.certificate()
+    np.testing.assert_array_equal(loaded.predict(x), clf.predict(x))
+    refit = tmp_path / "refit.erasable"
+    ErasableClassifier().fit(x[::-1], y[::-1], ids=[f"q{i}" for i in range(100)][::-1]).save(refit)
+    assert refit.read_bytes() == path.read_bytes()
+
+    _reseal(path, lambda m: m.update(feature_statistics="stored"))
+    with pytest.raises(ModelFileError, match=r"features\.gram"):
+        load_model(path)
+    _reseal(path, lambda m: m.update(feature_statistics="samples") or m["config"]["feature_map"].update(width=2**15))
+    with pytest.raises(ModelFileError, match="cannot be left out"):  # refused before anything is allocated
+        load_model(path)

@@ -15,7 +15,8 @@ the one recorded. Saving writes a temporary file and renames it over the target,
 crash never leaves a half-written model.
 
 >>> import numpy as np, tempfile, os
->>> from erasable.model import Model, ModelConfig
+>>> from erasable.heads.ridge import uses_dual
+from erasable.model import Model, ModelConfig
 >>> model = Model(ModelConfig(input_dim=2, scale_bits=8))
 >>> model.learn(np.array([[0.5, 0.1], [0.1, 0.5]]), ["a", "b"])
 >>> path = os.path.join(tempfile.mkdtemp(), "m.erasable")
@@ -43,15 +44,20 @@ from safetensors.numpy import save as safetensors_save
 
 from erasable import __version__
 from erasable.features import Identity, feature_map_from_config
+from erasable.heads.ridge import uses_dual
 from erasable.ledger import SampleRegistry
 from erasable.model import Model, ModelConfig
 from erasable.moments import Moments, canonical_labels
 from erasable.steering import Steering
 
 FORMAT = "erasable-model"
-#: Version 2 added the memory's steering weights; version 1 files (no steering) still load.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: Version 2 added the memory's steering weights; version 3 may leave out the feature statistics of a
+#: small model (``"feature_statistics": "samples"``: recomputed from its samples when loaded). Older ones load.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+#: Widest feature map whose statistics a file may leave to be recomputed: loading then builds at most
+#: this many squared int64 (512 MB), whatever the file's size.
+RECOMPUTED_MAX_WIDTH = 8192
 
 __all__ = [
     "ModelFileError",
@@ -60,6 +66,7 @@ __all__ = [
     "moments_from_tensors",
     "moments_tensors",
     "read_container",
+    "recomputes_features",
     "remove_stale_temporaries",
     "safetensors_metadata",
     "save_model",
@@ -154,9 +161,20 @@ def safetensors_metadata(blob: bytes) -> dict[str, str]:
     return metadata
 
 
+def recomputes_features(config: ModelConfig, count: int) -> bool:
+    """Whether a file of ``count`` samples leaves out its feature statistics, to be recomputed when loaded.
+
+    Exactly when the ridge head is solved in the dual (few samples): their D x D Gram would be
+    most of the file (135 MB at D = 4096 for 4 samples), and recomputing it costs O(n D^2).
+    """
+    width = config.feature_map.get("width")
+    return width is not None and width <= RECOMPUTED_MAX_WIDTH and uses_dual(count, width)
+
+
 def save_model(model: Model, path: str | os.PathLike[str]) -> None:
     """Write ``model`` to ``path`` atomically (temporary file + rename)."""
     registry = model.registry
+    recompute = recomputes_features(model.config, len(registry))
     order = sorted(range(len(registry)), key=registry.ids.__getitem__)  # canonical row order
     classes = list(model.classes)
     class_index = {c: i for i, c in enumerate(classes)}
@@ -169,7 +187,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         "samples.id_offsets": ids_offsets,
         "samples.subjects": subjects_data,
         "samples.subject_offsets": subjects_offsets,
-        **statistics_tensors(model.embedding_moments, model.feature_moments),
+        **statistics_tensors(model.embedding_moments, None if recompute else model.feature_moments),
     }
     manifest: dict[str, Any] = {
         "format": FORMAT,
@@ -181,6 +199,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         "steering": model.steering.to_json(),
         "ridge_alpha": model.gcv_alpha() if model.config.head == "ridge" else None,
         "certificate": model.certificate(),
+        "feature_statistics": "samples" if recompute else "stored",
     }
     write_container(path, manifest, tensors)
 
@@ -296,7 +315,7 @@ def load_model(path: str | os.PathLike[str]) -> Model:
     return model
 
 
-def _check_stated_sizes(config: Any, tensors: dict[str, NDArray[Any]]) -> None:
+def _check_stated_sizes(config: Any, tensors: dict[str, NDArray[Any]], recompute: bool) -> None:
     """Refuse a config whose sizes the tensors do not have, before the config allocates anything.
 
     The digest is unkeyed -- anyone can reseal a file -- so a 2 KB file could state a width of
@@ -307,7 +326,11 @@ def _check_stated_sizes(config: Any, tensors: dict[str, NDArray[Any]]) -> None:
         raise ValueError("malformed config")
     stated = {"embedding.gram": config.get("input_dim")}
     if config.get("feature_map", {}).get("kind", "identity") != "identity":
-        stated["features.gram"] = config["feature_map"].get("width")
+        width = config["feature_map"].get("width")
+        if not recompute:
+            stated["features.gram"] = width
+        elif not (isinstance(width, int) and 0 < width <= RECOMPUTED_MAX_WIDTH):
+            raise ValueError(f"feature statistics of width {width!r} cannot be left out of a file")
     for name, dim in stated.items():
         if name not in tensors or tensors[name].shape != (dim, dim):
             raise ValueError(f"{name} does not have the shape the config states ({dim} x {dim})")
@@ -317,11 +340,20 @@ def _check_stated_sizes(config: Any, tensors: dict[str, NDArray[Any]]) -> None:
 
 
 def _build(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> Model:
-    _check_stated_sizes(manifest["config"], tensors)
+    recompute = manifest["format_version"] >= 3 and manifest["feature_statistics"] == "samples"
+    if manifest["format_version"] >= 3 and manifest["feature_statistics"] not in ("samples", "stored"):
+        raise ValueError("unknown feature_statistics")
+    _check_stated_sizes(manifest["config"], tensors, recompute)
     config = ModelConfig.from_dict(manifest["config"])
     model = Model(config)
     classes = canonical_labels(manifest["classes"]).tolist() if manifest["classes"] else []
-    model.replace_statistics(*statistics_from_tensors(tensors, config, classes))
+    if recompute:
+        if not recomputes_features(config, tensors["samples.embeddings"].shape[0]):
+            raise ValueError("feature statistics left out of a file that must store them")
+        embedding = moments_from_tensors("embedding", tensors, classes, config.input_dim)
+        model.replace_statistics(embedding, Moments.empty(model.feature_map.output_dim))  # until the samples are read
+    else:
+        model.replace_statistics(*statistics_from_tensors(tensors, config, classes))
     ids = _unpack_strings(tensors["samples.ids"], tensors["samples.id_offsets"])
     subjects = _unpack_strings(tensors["samples.subjects"], tensors["samples.subject_offsets"])
     label_index = tensors["samples.labels"]
@@ -337,6 +369,9 @@ def _build(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> Model:
     registry.check_new_ids([i for i in ids if i is not None])
     registry.append([str(i) for i in ids], subjects, [classes[j] for j in label_index.tolist()], embeddings)
     model.registry = registry
+    if recompute and len(registry):  # the samples' features, accumulated as learning them would
+        labels = canonical_labels(registry.labels)
+        model.replace_statistics(model.embedding_moments, model.batch_statistics(registry.embeddings, labels)[1])
     model.next_auto_id = int(manifest["next_auto_id"])
     if manifest["format_version"] >= 2:
         model.set_steering(model.checked_steering(Steering.from_json(manifest["steering"])))

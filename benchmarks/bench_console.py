@@ -1,7 +1,7 @@
 """The console on a BANKING77-sized model: how fast each page answers, and a screenshot of each.
 
 A local ``erasable serve`` (SQLite ledger) holds BANKING77's 10,003 training embeddings twice
-(384-d, a ridge head and a memory head), each sample with one of 2,000 customers as its
+(384-d, identity features; a ridge head and a memory head), each sample with one of 2,000 customers as its
 subject. Headless Debian chromium, driven by Playwright, opens every page of the console
 several times; a page's time runs from the click (or Enter) to its data on screen, so it
 includes the requests, the server's work and the drawing. An audit of a forget (a copy, a
@@ -68,7 +68,8 @@ def packed(vector: np.ndarray) -> str:
 
 
 def fill_model(http: httpx.Client, name: str, head: str, x: np.ndarray, y: list[str]) -> None:
-    http.post("/v1/models", json={"name": name, "input_dim": x.shape[1], "head": head}).raise_for_status()
+    body = {"name": name, "input_dim": x.shape[1], "head": head, "feature_map": "identity"}
+    http.post("/v1/models", json=body).raise_for_status()
     for start in range(0, len(y), BATCH):
         rows = range(start, min(start + BATCH, len(y)))
         samples = [
@@ -252,8 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     count = f"{len(y):,}"
     report = [
         f"Data: {source}, {count} samples of {x.shape[1]} dimensions, {len(set(y))} classes, {CUSTOMERS:,} subjects; "
-        f"two models (ridge, memory) in one SQLite ledger; headless chromium on this machine's 2 cores, shared "
-        f"(load average {load[0]:.1f} before, {os.getloadavg()[0]:.1f} after).\n",
+        "two models (identity features; ridge and memory heads) in one SQLite ledger; headless chromium on this "
+        f"machine's 2 cores, shared (load average {load[0]:.1f} before, {os.getloadavg()[0]:.1f} after).\n",
         table(
             f"Console pages ({count} samples; median and worst of {REPEATS}, of 3 for the audit)",
             ["page", "median ms", "worst ms"],

@@ -38,8 +38,8 @@ class Api:
             "other": ring.create(model="other", scopes=["admin"])[0],
         }
         self.client = TestClient(create_app(self.store))
-        assert self.post("/v1/models", {"name": "bank", "input_dim": 3}).status_code == 201
-        assert self.post("/v1/models", {"name": "other", "input_dim": 3}).status_code == 201
+        for name in ("bank", "other"):  # identity features: small statistics, fast tests
+            assert self.post("/v1/models", {"name": name, "input_dim": 3, "feature_map": "identity"}).status_code == 201
         rng = np.random.default_rng(0)
         samples = [
             {"id": f"q{i}", "label": ["card", "atm"][i % 2], "subject": f"c{i % 3}", "vector": v.tolist()}
@@ -145,7 +145,7 @@ def test_lookup_needs_the_forget_scope_on_the_model(api: Api) -> None:
 def test_lookup_lists_at_most_the_limit_but_counts_everything(api: Api) -> None:
     n = LOOKUP_LIMIT + 5
     samples = [{"id": f"m{i}", "label": i % 3, "subject": "many", "vector": [0.1, 0.2, 0.3]} for i in range(n)]
-    assert api.post("/v1/models", {"name": "big", "input_dim": 3}).status_code == 201
+    assert api.post("/v1/models", {"name": "big", "input_dim": 3, "feature_map": "identity"}).status_code == 201
     assert api.post("/v1/models/big/learn", {"samples": samples}).status_code == 200
     found = api.get("/v1/models/big/samples", subject="many").json()
     assert found["count"] == n and len(found["samples"]) == LOOKUP_LIMIT and found["truncated"]

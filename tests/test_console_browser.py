@@ -129,7 +129,9 @@ def open_view(page: Any, name: str, model: str | None = None) -> None:
 
 
 def create_model(served: Served, name: str, **options: Any) -> None:
-    served.http.post("/v1/models", json={"name": name, "input_dim": DIM, **options}).raise_for_status()
+    """A model of DIM-d vectors, with identity features (small statistics: fast) unless ``options`` say otherwise."""
+    body = {"name": name, "input_dim": DIM, "feature_map": "identity", **options}
+    served.http.post("/v1/models", json=body).raise_for_status()
 
 
 def vectors(n: int, seed: int) -> np.ndarray:
@@ -149,6 +151,7 @@ def test_forget_a_subject_end_to_end(page: tuple[Any, Watched], served: Served, 
     sign_in(page, served)
     page.fill("#new-name", "shop")
     page.fill("#new-dim", str(DIM))
+    page.select_option("#new-features", "identity")
     page.click("#create-model button[type=submit]")
     page.wait_for_selector("#view-models td >> text=shop")
 

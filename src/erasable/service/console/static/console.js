@@ -328,10 +328,11 @@
       el("option", { value: "vectors" }, "vectors"), el("option", { value: "text" }, "text (all-MiniLM-L6-v2)"));
     const dim = el("input", { id: "new-dim", type: "number", min: 1, max: 4096, value: 384 });
     const head = el("select", { id: "new-head" }, ["ridge", "prototype", "gaussian", "memory"].map((h) => el("option", {}, h)));
-    const features = el("select", { id: "new-features" }, ["identity", "random_relu"].map((f) => el("option", {}, f)));
-    const width = el("input", { id: "new-width", type: "number", min: 1, max: 4096, value: 1024 });
+    // The API's defaults (erasable.parameters) come first: random ReLU features, 4096 wide.
+    const features = el("select", { id: "new-features" }, ["random_relu", "identity"].map((f) => el("option", {}, f)));
+    const width = el("input", { id: "new-width", type: "number", min: 1, max: 4096, value: 4096 });
     const dimLabel = el("label", { for: "new-dim" }, "Input dimension", dim);
-    const widthLabel = el("label", { for: "new-width", hidden: true }, "Random features", width);
+    const widthLabel = el("label", { for: "new-width" }, "Random features", width);
     kind.addEventListener("change", () => { dimLabel.hidden = kind.value !== "vectors"; });
     features.addEventListener("change", () => { widthLabel.hidden = features.value !== "random_relu"; });
     const submit = el("button", { type: "submit" }, "Create model");

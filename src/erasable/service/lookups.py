@@ -26,7 +26,8 @@ request on a copy of the model and compares the copy with a model refitted from 
 >>> token, _ = KeyRing(store).create(scopes=["admin"])
 >>> client = TestClient(create_app(store))
 >>> auth = {"Authorization": f"Bearer {token}"}
->>> client.post("/v1/models", json={"name": "bank", "input_dim": 2}, headers=auth).status_code
+>>> bank = {"name": "bank", "input_dim": 2, "feature_map": "identity"}
+>>> client.post("/v1/models", json=bank, headers=auth).status_code
 201
 >>> samples = [{"id": "q1", "label": "a", "subject": "c1", "vector": [1, 0]}]
 >>> samples += [{"id": "q2", "label": "b", "vector": [0, 1]}]

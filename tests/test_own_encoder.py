@@ -92,3 +92,22 @@ def test_a_local_sentence_transformers_model_in_the_cli(own_model_dir: Path, tmp
     answer = run("predict", model, "--text", "my card was declined 99", "--output", "-")
     assert answer.exit_code == 0, answer.output
     assert answer.stdout.splitlines()[1].split(",")[2] == "card"
+
+
+def test_relearning_ids_is_refused_before_encoding() -> None:
+    encoded: list[int] = []
+
+    def counted(batch: Sequence[str]) -> np.ndarray:
+        encoded.append(len(batch))
+        return hashed_words(batch)
+
+    items, labels = texts(20)
+    words = CallableEncoder(counted, name="counted-words", dim=32)
+    clf = ErasableClassifier(encoder=words, width=64).fit(items[:10], labels[:10], ids=[f"t{i}" for i in range(10)])
+    calls = len(encoded)
+    with pytest.raises(ValueError, match=r"Ids already learned.*t3"):
+        clf.partial_fit(items[10:], labels[10:], ids=[f"t{i}" for i in range(3, 13)])
+    with pytest.raises(ValueError, match="Duplicate ids"):
+        ErasableClassifier(encoder=words, width=64).fit(items[:2], labels[:2], ids=["a", "a"])
+    assert len(encoded) == calls  # nothing was encoded for either
+    assert clf.model_.count == 10

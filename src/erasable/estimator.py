@@ -229,6 +229,8 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         ``sample_weight``: non-negative integer repeat counts (see :meth:`_repeated`).
         """
         model = self._encoding_model()
+        if model is not None and ids is not None:
+            model.check_new_ids(ids)  # before the encoder's long work
         X_checked, y_checked = self._validated(
             self._embedded(X, model, to_learn=True), y, reset=True, incremental=False
         )
@@ -255,6 +257,8 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         """
         first = not hasattr(self, "model_")
         model = self._encoding_model() if first else self.model_
+        if model is not None and model.config.encoder is not None and ids is not None:
+            model.check_new_ids(ids)  # before the encoder's long work
         X_checked, y_checked = self._validated(
             self._embedded(X, model, to_learn=True), y, reset=first, incremental=True
         )

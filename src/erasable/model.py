@@ -297,6 +297,10 @@ class Model:
         assert self._encoder is not None
         return self._encoder
 
+    def check_new_ids(self, ids: ArrayLike) -> None:
+        """Raise ``ValueError`` unless ``ids`` are distinct and new: before encoding, not after."""
+        self.registry.check_new_ids(_as_id_list(ids) or [])
+
     def attach_encoder(self, encoder: Encoder) -> None:
         """Embed raw inputs with ``encoder``, which must have the identity this model recorded."""
         if self.config.encoder is None:

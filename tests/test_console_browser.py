@@ -69,7 +69,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("console")
     store = LedgerStore(root / "ledger.db")
     ring = KeyRing(store)
-    tokens = {"admin": ring.create(scopes=["admin"])[0], "predict": ring.create(scopes=["predict"])[0]}
+    tokens = {scope: ring.create(scopes=[scope])[0] for scope in ("admin", "predict", "forget")}
     store.close()
     headers = {"Authorization": f"Bearer {tokens['admin']}"}
     with (
@@ -318,6 +318,34 @@ def test_a_predict_key_has_no_forget_control(page: tuple[Any, Watched], served: 
     # The console asked nothing of the API that this key may not do.
     paths = [r.url.removeprefix(served.url) for r in watched.requests if "/v1/" in r.url]
     assert not [p for p in paths if "/samples" in p or "/events" in p or "/forget" in p or "/verify" in p], paths
+
+
+def test_a_forget_key_answers_a_deletion_request(page: tuple[Any, Watched], served: Served) -> None:
+    """The data-protection officer's key: it may look up, audit and forget, and nothing else."""
+    page, _ = page
+    create_model(served, "dpo")
+    served.learn(
+        "dpo",
+        [
+            {"id": f"d{i}", "label": "a", "subject": f"u{i % 2}", "vector": v.tolist()}
+            for i, v in enumerate(vectors(6, seed=9))
+        ],
+    )
+    sign_in(page, served, "forget")
+    assert "No model this key may predict on." in page.inner_text("#view-models")
+    assert "dpo" in page.inner_text("#view-models .notice")
+    open_view(page, "subjects", "dpo")
+    search(page, "u1")
+    page.click("#forget")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#certificate-after")
+    assert page.inner_text("#view-receipt dd >> nth=3") == "3"  # samples forgotten
+    assert page.locator("button", has_text="Verify").count() == 0  # verifying is for admin keys
+    assert served.http.get("/v1/models/dpo").json()["count"] == 3
+    open_view(page, "events", "dpo")
+    page.wait_for_selector("#event-list .notice")
+    open_view(page, "playground", "dpo")
+    assert "lacks the predict scope" in page.inner_text("#view-playground")
 
 
 def test_the_key_stays_in_session_storage_and_the_header(page: tuple[Any, Watched], served: Served) -> None:

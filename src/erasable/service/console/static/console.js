@@ -293,10 +293,15 @@
         verification, el("span", {}, actions, out),
       ];
     });
-    listing.replaceChildren(models.length
-      ? table(["Name", "Encoder", "Head", "Features", "Samples", "Classes", "Certificate", "Last event", "Verification", ""],
-        rows, [4, 5])
-      : el("p", { class: "empty" }, "No models yet."));
+    const hidden = state.models.filter((name) => !allows("predict", name));
+    listing.replaceChildren(
+      models.length
+        ? table(["Name", "Encoder", "Head", "Features", "Samples", "Classes", "Certificate", "Last event", "Verification", ""],
+          rows, [4, 5])
+        : el("p", { class: "empty" }, hidden.length ? "No model this key may predict on." : "No models yet."),
+      hidden.length ? notice(`Without the predict scope this key sees no summary of ${hidden.join(", ")}; `
+        + "the other pages offer what its scopes allow.") : null,
+    );
     if (allows("admin", null)) root.append(createForm());
   }
 

@@ -23,7 +23,8 @@ def served(location: str, **options: Any) -> Iterator[Api]:
     pytest.importorskip("fastapi")
     store = LedgerStore(location)
     api = Api(store, **options)
-    assert api.call("POST", "/v1/models", json={"name": "m", "input_dim": DIM, "head": "memory"}).status_code == 201
+    model = {"name": "m", "input_dim": DIM, "head": "memory", "feature_map": "identity"}  # small statistics: fast
+    assert api.call("POST", "/v1/models", json=model).status_code == 201
     assert api.call("POST", "/v1/models/m/learn", json={"samples": samples(np.random.default_rng(0), 0, 30)})
     yield api
     store.close()
@@ -62,7 +63,10 @@ def test_integers_beyond_int64_are_refused_not_a_server_error(api: Api) -> None:
     assert response.status_code == 422, response.text
     assert api.state() == before
     edge = {"samples": [{"id": "edge", "label": 2**63 - 1, "vector": [0.1] * DIM}]}
-    assert api.call("POST", "/v1/models", json={"name": "ints", "input_dim": DIM}).status_code == 201
+    assert (
+        api.call("POST", "/v1/models", json={"name": "ints", "input_dim": DIM, "feature_map": "identity"}).status_code
+        == 201
+    )
     assert api.call("POST", "/v1/models/ints/learn", "learn", json=edge).status_code == 200
     assert api.call("GET", "/v1/models/ints").json()["classes"] == [2**63 - 1]
 
@@ -130,7 +134,10 @@ def test_an_outside_reader_cannot_stall_forgets_or_break_other_writes(tmp_path: 
     directory = tmp_path / "store"
     directory.mkdir()
     api = next(served(str(directory / "ledger.db")))
-    assert api.call("POST", "/v1/models", json={"name": "other", "input_dim": DIM}).status_code == 201
+    assert (
+        api.call("POST", "/v1/models", json={"name": "other", "input_dim": DIM, "feature_map": "identity"}).status_code
+        == 201
+    )
     victim = samples(np.random.default_rng(0), 0, 30)[7]
     secret = api.store.load_model("m").quantize(np.array([victim["vector"]])).astype("<i2").tobytes()
     reader = sqlite3.connect(directory / "ledger.db", isolation_level=None)

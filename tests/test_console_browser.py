@@ -337,15 +337,45 @@ def test_a_forget_key_answers_a_deletion_request(page: tuple[Any, Watched], serv
     open_view(page, "subjects", "dpo")
     search(page, "u1")
     page.click("#forget")
-    page.click("#confirm-ok")
+    with page.expect_response("**/v1/models/dpo/forget") as forgot:
+        page.click("#confirm-ok")
     page.wait_for_selector("#certificate-after")
     assert page.inner_text("#view-receipt dd >> nth=3") == "3"  # samples forgotten
+    erased = forgot.value.json()["residues_erased"]
+    assert page.locator("#residue-pending").count() == (0 if erased else 1)
     assert page.locator("button", has_text="Verify").count() == 0  # verifying is for admin keys
     assert served.http.get("/v1/models/dpo").json()["count"] == 3
     open_view(page, "events", "dpo")
     page.wait_for_selector("#event-list .notice")
     open_view(page, "playground", "dpo")
     assert "lacks the predict scope" in page.inner_text("#view-playground")
+
+
+def test_a_forget_answered_202_says_the_bytes_are_not_yet_erased(page: tuple[Any, Watched], served: Served) -> None:
+    """The server answers 202 (``residues_erased`` false) when a reader kept the WAL: the receipt must say so."""
+    page, _ = page
+    create_model(served, "residue")
+    served.learn(
+        "residue",
+        [
+            {"id": f"r{i}", "label": "a", "subject": f"w{i % 2}", "vector": v.tolist()}
+            for i, v in enumerate(vectors(4, seed=10))
+        ],
+    )
+
+    def as_if_a_reader_held_the_log(route: Any) -> None:
+        answer = route.fetch()  # the real forget; only its answer is changed, as the server would on a busy WAL
+        route.fulfill(response=answer, status=202, json={**answer.json(), "residues_erased": False})
+
+    sign_in(page, served)
+    open_view(page, "subjects", "residue")
+    search(page, "w0")
+    page.route("**/v1/models/residue/forget", as_if_a_reader_held_the_log)
+    page.click("#forget")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#certificate-after")
+    assert "old bytes of them were still in the store's files" in page.inner_text("#residue-pending")
+    assert served.http.get("/v1/models/residue").json()["count"] == 2  # the forget itself happened
 
 
 def test_the_key_stays_in_session_storage_and_the_header(page: tuple[Any, Watched], served: Served) -> None:

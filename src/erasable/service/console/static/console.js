@@ -319,6 +319,7 @@
     if (!result.chain_ok) problems.push("chain: " + result.chain_problem);
     if (result.certificate_recomputed !== result.certificate_recorded) problems.push("recomputed certificate differs");
     if (!result.live_ids_match_log) problems.push("live ids differ from the log");
+    if (result.residues_erased === false) problems.push("bytes of forgotten samples are still in the write-ahead log");
     const saved = {
       ok: result.ok, time: new Date().toISOString(), certificate: result.certificate_recomputed,
       problem: problems.join("; ") || "the statistics are not those of the last event",
@@ -442,8 +443,14 @@
     await busy(button, "Forgetting…", out, async () => {
       const body = by === "subject" ? { subjects: [value] } : { ids: [value] };
       const answer = await api("POST", path("/v1/models/", model, "/forget"), body);
+      if (answer.residues_erased === false) sessionStorage.setItem(residueKey(model, answer.seq), "1");
       location.hash = path("#/receipt/", model, "/", String(answer.seq));
     });
+  }
+
+  /** Where this tab remembers that a forget was answered 202: its bytes were not yet erased from the store's files. */
+  function residueKey(model, seq) {
+    return `erasable.residue.${model}.${seq}`;
   }
 
   // Receipt of one forget: the event, its hashes, how to check it; JSON download and print.
@@ -482,6 +489,12 @@
           : el("p", { class: "error" }, "Verification FAILED: " + lastVerification(model).textContent));
       }));
       actions.append(verify);
+    }
+    if (sessionStorage.getItem(residueKey(model, event.seq))) {
+      root.append(el("p", { class: "notice", id: "residue-pending" },
+        "The forget is committed and no prediction uses these samples, but when it was answered old bytes of them "
+        + "were still in the store's files (another reader held SQLite's write-ahead log). They are erased at the "
+        + "next commit, verification or start that finds the log free; verifying the ledger tells whether they are gone."));
     }
     root.append(card(
       facts([

@@ -48,6 +48,8 @@ def test_flags_show_no_value_in_help() -> None:
     lines = run("predict", "--help").stdout.splitlines()
     proba = next(line for line in lines if option_row(line, "--proba"))
     assert "<bool>" not in proba
+    for group in (["--help"], ["keys", "--help"], ["ledger", "--help"]):
+        assert "<bool>" not in run(*group).stdout  # --version, --help of the groups too
     top_k = next(line for line in lines if option_row(line, "--top-k"))
     assert "<int range>" in top_k  # options that take a value keep its type
 

@@ -53,6 +53,7 @@ from erasable.parameters import DEFAULTS
 from erasable.service.commands import keys_app, ledger_app, open_store, serve
 from erasable.terminal import (
     Command,
+    Group,
     JsonFlag,
     console,
     err_console,
@@ -68,6 +69,7 @@ from erasable.vector_files import Columns, DataError, VectorData, read_vectors
 __all__ = ["app"]
 
 app = typer.Typer(
+    cls=Group,
     rich_markup_mode="markdown",  # docstring paragraphs reflow to the terminal, ``code`` is shown as code
     no_args_is_help=True,
     add_completion=False,

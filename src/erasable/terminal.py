@@ -35,6 +35,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 __all__ = [
     "PLAIN_EVERY",
     "Command",
+    "Group",
     "JsonFlag",
     "console",
     "err_console",
@@ -57,15 +58,26 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document 
 PLAIN_EVERY = 10.0
 
 
+def _untyped_flags(params: Any) -> Any:
+    """``params`` with flags shown without a value type (typer's own options and click's --help alike)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
 class Command(typer.core.TyperCommand):
     """A command whose help shows no value type for flags: ``--proba``, not ``--proba <bool>`` (as if it took one)."""
 
     def get_params(self, ctx: Any) -> Any:
-        params = super().get_params(ctx)
-        for param in params:  # typer's own options and click's help option alike
-            if getattr(param, "is_flag", False) and param.metavar is None:
-                param.metavar = ""
-        return params
+        return _untyped_flags(super().get_params(ctx))
+
+
+class Group(typer.core.TyperGroup):
+    """A group of commands whose help shows flags like :class:`Command`'s (``--version``, ``--help``)."""
+
+    def get_params(self, ctx: Any) -> Any:
+        return _untyped_flags(super().get_params(ctx))
 
 
 def fail(message: str) -> NoReturn:

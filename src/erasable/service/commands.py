@@ -26,7 +26,7 @@ from erasable.service.guard import (
     DEFAULT_MAX_CLASSES,
     DEFAULT_MAX_CONNECTIONS,
 )
-from erasable.terminal import Command, JsonFlag, console, err_console, fail, print_json, user_errors
+from erasable.terminal import Command, Group, JsonFlag, console, err_console, fail, print_json, user_errors
 
 __all__ = ["keys_app", "ledger_app", "open_store", "serve"]
 
@@ -118,7 +118,7 @@ def serve(
         uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol)
 
 
-keys_app = typer.Typer(help="API keys: scoped, per model, stored hashed (a token is shown only when made).")
+keys_app = typer.Typer(cls=Group, help="API keys: scoped, per model, stored hashed (a token is shown only when made).")
 
 
 @keys_app.command("create", cls=Command)
@@ -183,7 +183,7 @@ def revoke_key(key_id: str, store: StoreOption = "erasable.db") -> None:
     console.print(f"revoked {key_id}")
 
 
-ledger_app = typer.Typer(help="Inspect and maintain a ledger.")
+ledger_app = typer.Typer(cls=Group, help="Inspect and maintain a ledger.")
 
 
 @ledger_app.command("verify", cls=Command)

@@ -60,6 +60,7 @@ from pydantic import BaseModel, Field, model_validator
 from erasable.audit.report import UnlearningAudit, audit_forget
 from erasable.audit.unlearning import LabelledSet
 from erasable.ledger.chain import genesis, verify_chain
+from erasable.ledger.keys import ApiKey
 from erasable.ledger.schema import samples, statistics
 from erasable.ledger.store import Event, LedgerStore
 from erasable.model import Model
@@ -214,7 +215,8 @@ def lookup_router(served: ServedModels, store: LedgerStore) -> APIRouter:
     """The routes above, over the service's models and ledger."""
     router = APIRouter()
 
-    def permit(key: Any, scope: str, name: str) -> None:
+    def permit(key: ApiKey, scope: str, name: str) -> None:
+        """403 unless ``key`` grants ``scope`` on model ``name``: the API's own rule (ApiKey.allows)."""
         if not key.allows(scope, name):
             raise HTTPException(403, f"This key lacks the {scope!r} scope on model {name!r}.")
 
@@ -256,8 +258,8 @@ def lookup_router(served: ServedModels, store: LedgerStore) -> APIRouter:
     def lookup(
         name: str,
         key: Caller,
-        subject: Annotated[str | None, Query(min_length=1, max_length=256, description="Its every sample.")] = None,
-        id: Annotated[str | None, Query(min_length=1, max_length=256, description="The sample of this id.")] = None,
+        subject: Annotated[str | None, Query(min_length=1, max_length=256, description="A subject's samples.")] = None,
+        id: Annotated[str | None, Query(min_length=1, max_length=256, description="The sample of an id.")] = None,
     ) -> SampleLookup:
         """What is held about a subject or a sample id (``forget``): count, classes, ids, times; no embeddings.
 

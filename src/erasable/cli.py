@@ -519,7 +519,7 @@ def predict(
     (one text per line), texts given with --text, an image file, a folder of images, or an IDX
     file. Columns: id; input (texts only: the text itself); prediction, prediction_2, ... up to
     --top-k, each followed by its probability with --proba (probability, probability_2, ...);
-    ood_score, the squared Mahalanobis distance to the nearest class mean. Label and subject
+    ood_score, 1 minus the top probability (higher: unlike every class). Label and subject
     columns are ignored. With --json: one document, {"predictions": [{"id", "input", "labels",
     "probabilities", "ood_score"}, ...], "clipped": N}.
 

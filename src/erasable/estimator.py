@@ -370,7 +370,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(scores, axis=1)]
 
     def ood_score(self, X: ArrayLike) -> NDArray[np.float64]:
-        """Out-of-distribution score: squared Mahalanobis distance to the nearest class mean."""
+        """Out-of-distribution score, higher for inputs unlike every class (see :meth:`Model.ood_score`)."""
         inputs = self._inputs(X)
         return self.model_.ood_score(inputs)
 

@@ -726,7 +726,10 @@ class Model:
             return head.alpha  # derived from the current statistics: an update would raise the rank
         certificate = self.certificate()
         if self._recalled_alpha is None or self._recalled_alpha[0] != certificate:
-            self._recalled_alpha = (certificate, gcv_alpha_of(self.ridge_moments, self.ridge_unit, self._ridge_samples()))
+            self._recalled_alpha = (
+                certificate,
+                gcv_alpha_of(self.ridge_moments, self.ridge_unit, self._ridge_samples()),
+            )
         return self._recalled_alpha[1]
 
     def recall_alpha(self, certificate: str, alpha: float) -> None:
@@ -765,10 +768,15 @@ class Model:
         return head.predict_proba(vectors)
 
     def ood_score(self, embeddings: ArrayLike) -> NDArray[np.float64]:
-        """Squared Mahalanobis distance to the nearest class mean (Gaussian head)."""
-        head = self.head("gaussian")
-        assert isinstance(head, GaussianHead)
-        return head.ood_score(self.head_inputs(embeddings, "gaussian"))
+        """Out-of-distribution score in [0, 1), higher for inputs unlike every class: 1 - the top probability.
+
+        Measured with 15% of the classes held out as unknown (``benchmarks/bench_ood.py``),
+        it separates them far better than the squared Mahalanobis distance to the nearest
+        class mean (still :meth:`erasable.heads.GaussianHead.ood_score`): AUROC 0.91 against
+        0.78 on BANKING77, 0.82 against 0.62 on HWU64 (validation splits of the training
+        sets). The energy score, kNN distances and mixtures with them did no better.
+        """
+        return np.asarray(1.0 - self.predict_proba(embeddings).max(axis=1))
 
     # -- steering ----------------------------------------------------------------------------
 

@@ -36,6 +36,14 @@ class Benchmark:
 
 
 BENCHMARKS = [
+    Benchmark(
+        "vs_sklearn",
+        "bench_vs_sklearn.py",
+        "Against scikit-learn",
+        ["--repeats", "1", "--datasets", "banking77", "--fm-train", "2000"],
+    ),
+    Benchmark("first_minute", "bench_first_minute.py", "First minute", ["--repeats", "1"]),
+    Benchmark("ood_test", "bench_ood.py", "Out-of-distribution scores", ["--seeds", "1"]),
     Benchmark("core", "bench_core.py", "Core engine", ["--repeats", "1"]),
     Benchmark("encoders", "bench_encoders.py", "Encoders", ["--text-n", "128", "--image-n", "16", "--repeats", "1"]),
     Benchmark("raw_inputs", "bench_raw_inputs.py", "Raw inputs", ["--quick"]),
@@ -49,6 +57,10 @@ BENCHMARKS = [
     Benchmark("continual", "bench_continual.py", "Continual learning against the field", ["--quick"]),
     Benchmark("unlearning", "bench_unlearning.py", "Unlearning against the field", ["--quick"]),
     Benchmark("service", "bench_service.py", "The HTTP service", ["--quick", "--crash-iterations", "3"]),
+    Benchmark(
+        "crash", "crash_test.py", "Crash test", ["--server-kills", "3", "--cli-kills", "3", "--postgres-kills", "0"]
+    ),
+    Benchmark("erasure", "bench_erasure.py", "Physical erasure", ["--samples", "2000"]),
 ]
 
 

@@ -1,6 +1,8 @@
 """Core engine benchmarks on the shared BANKING77 embeddings (issue 2), all in one run.
 
 * ingest   -- learn throughput vs the float64 SYRK roofline (the Gram of the same features);
+* derive   -- the canonical ridge head (penalty by GCV + solve) against the derivation before
+              issue 16 (eigendecomposition with vectors, Cholesky, D x D inverse), same statistics;
 * forget   -- latency of forgetting 1 and 100 samples vs a refit from scratch; canonical refresh;
 * accuracy -- the three heads; 7 class-incremental phases vs joint fitting (certificates);
 * baseline -- recursive least squares with Woodbury updates (ACIL's formulation, batch 4096)
@@ -20,12 +22,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.linalg
 from scipy.linalg import blas
 
-from common import BANKING77, ROOT, median_time, table
+from common import BANKING77, ROOT, median_time, median_times, table
 from erasable.estimator import ErasableClassifier
 from erasable.heads import RidgeHead
+from erasable.heads.gcv import KernelSpectrum, gcv_alpha
+from erasable.heads.ridge import _centered_moments, _target_energy
 from erasable.model import Model
+from erasable.moments import Moments
 
 
 def bench_ingest(x: np.ndarray, y: np.ndarray, width: int, repeats: int) -> str:
@@ -53,6 +59,61 @@ def bench_ingest(x: np.ndarray, y: np.ndarray, width: int, repeats: int) -> str:
                 f"{n / t_learn:,.0f}",
                 f"{t_syrk / t_learn:.2f}",
             ],
+        ],
+    )
+
+
+def eigendecomposition_head(moments: Moments, unit: float) -> tuple[float, np.ndarray]:
+    """The derivation erasable used before issue 16: GCV from ``eigh`` with vectors, then Cholesky and ``dpotri``."""
+    gram, cross, _ = _centered_moments(moments)
+    gram = np.triu(gram) + np.triu(gram, 1).T
+    eigenvalues, vectors = scipy.linalg.eigh(gram, lower=False, driver="evd")
+    energies = ((vectors.T @ cross) ** 2).sum(axis=1)
+    eigenvalues = np.clip(eigenvalues, 0.0, None)
+    projections = np.divide(energies, eigenvalues, out=np.zeros_like(energies), where=eigenvalues > 0)
+    spectrum = KernelSpectrum(eigenvalues, projections, moments.dim)  # the same criterion, from A's own spectrum
+    alpha = gcv_alpha(spectrum, _target_energy(moments), moments.count, unit)
+    gram[np.diag_indices_from(gram)] += alpha * unit
+    factor = scipy.linalg.cho_factor(gram, lower=False, overwrite_a=True, check_finite=False)
+    weights = scipy.linalg.cho_solve(factor, cross, check_finite=False)
+    _, info = scipy.linalg.lapack.dpotri(factor[0], lower=0)  # the inverse its Woodbury updates read
+    assert info == 0
+    return alpha, weights
+
+
+def bench_derive(x: np.ndarray, y: np.ndarray, width: int, repeats: int) -> str:
+    model = ErasableClassifier(width=width).fit(x, y).model_
+    moments, unit = model.ridge_moments, model.ridge_unit
+    heads: list[RidgeHead] = []
+    before: list[tuple[float, np.ndarray]] = []
+    t_new, t_old = median_times(
+        [
+            lambda: heads.append(RidgeHead.from_moments(moments, alpha=None, unit=unit)),
+            lambda: before.append(eigendecomposition_head(moments, unit)),
+        ],
+        repeats,
+    )
+    t_known = median_time(lambda: RidgeHead.from_moments(moments, alpha=heads[-1].alpha, unit=unit), repeats)
+    difference = np.abs(heads[-1].weights - before[-1][1]).max() / np.abs(before[-1][1]).max()
+    return table(
+        f"Deriving the canonical ridge head (D={width}, n={len(y)}): GCV penalty + weights",
+        ["derivation", "seconds", "speed-up", "alpha", "max rel. weight difference"],
+        [
+            [
+                "before: eigh with vectors + Cholesky + D x D inverse",
+                f"{t_old:.2f}",
+                "1.0x",
+                f"{before[-1][0]:.4g}",
+                "-",
+            ],
+            [
+                "now: tridiagonal GCV + float32 Cholesky refined to float64",
+                f"{t_new:.2f}",
+                f"{t_old / t_new:.1f}x",
+                f"{heads[-1].alpha:.4g}",
+                f"{difference:.1e}",
+            ],
+            ["now, alpha known (a loaded file): the solve alone", f"{t_known:.2f}", f"{t_old / t_known:.1f}x", "", ""],
         ],
     )
 
@@ -181,6 +242,7 @@ def main() -> None:
     data["X_test"] = data["X_test"].astype(np.float64)
     sections = [
         bench_ingest(data["X_train"], data["y_train"], args.width, args.repeats),
+        bench_derive(data["X_train"], data["y_train"], args.width, max(3, args.repeats // 2)),
         bench_forget(data["X_train"], data["y_train"], args.width, args.repeats),
         bench_accuracy(data, args.width),
         bench_baseline(data, args.width, max(1, args.repeats // 2)),

@@ -52,7 +52,8 @@ def api(tmp_path: Path) -> Iterator[Api]:
     pytest.importorskip("fastapi")
     store = LedgerStore(tmp_path / "ledger.db")
     api = Api(store)
-    assert api.call("POST", "/v1/models", json={"name": "m", "input_dim": DIM, "head": "memory"}).status_code == 201
+    model = {"name": "m", "input_dim": DIM, "head": "memory", "feature_map": "identity"}  # 8 x 8 statistics, not 4096
+    assert api.call("POST", "/v1/models", json=model).status_code == 201
     assert api.call("POST", "/v1/models/m/learn", "learn", json={"samples": samples(np.random.default_rng(0), 0, 30)})
     yield api
     store.close()
@@ -241,7 +242,10 @@ def test_packed_vectors_learn_and_predict_exactly_like_json_numbers(api: Api) ->
     vectors = unit_rows(rng, 6, DIM).astype(np.float32)  # what an encoder produces
     as_numbers = [{"id": f"n{i}", "label": "cat", "vector": v.tolist()} for i, v in enumerate(vectors[:3])]
     as_packed = [{"id": f"n{i}", "label": "dog", "vector_base64": packed(v)} for i, v in enumerate(vectors[3:], 3)]
-    assert api.call("POST", "/v1/models", json={"name": "twin", "input_dim": DIM}).status_code == 201
+    assert (
+        api.call("POST", "/v1/models", json={"name": "twin", "input_dim": DIM, "feature_map": "identity"}).status_code
+        == 201
+    )
     for name, first, second in (("m", as_numbers, as_packed), ("twin", as_packed, as_numbers)):
         for batch in (first, second):
             assert api.call("POST", f"/v1/models/{name}/learn", "learn", json={"samples": batch}).status_code == 200

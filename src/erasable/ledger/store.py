@@ -14,11 +14,13 @@ exactly those learned and not forgotten according to the log.
 
 **Forgetting is physical.** SQLite runs with ``secure_delete`` (freed pages are zeroed) and
 the write-ahead log is checkpointed and truncated after every forget, so no file of the
-store keeps a forgotten embedding. PostgreSQL keeps deleted rows until ``VACUUM``, which
-runs after every forget; ``VACUUM`` makes the space reusable but PostgreSQL may keep old
-bytes in free space and WAL segments until they are overwritten or recycled:
-:meth:`LedgerStore.compact` runs ``VACUUM FULL`` and a ``CHECKPOINT``. Where erasure from
-the disk must be immediate, use SQLite (see docs/ledger.md).
+store keeps a forgotten embedding; a truncation that a crash or a reader prevented is done
+when the store is next opened, or at the next commit or :meth:`LedgerStore.verify`, which
+reports whether any residue is left (:attr:`LedgerStore.residue_pending`). PostgreSQL keeps
+deleted rows until ``VACUUM``, which runs after every forget; ``VACUUM`` makes the space
+reusable but PostgreSQL may keep old bytes in free space and WAL segments until they are
+overwritten or recycled: :meth:`LedgerStore.compact` runs ``VACUUM FULL`` and a
+``CHECKPOINT``. Where erasure from the disk must be immediate, use SQLite (see docs/ledger.md).
 
 >>> import numpy as np, tempfile, os
 >>> from erasable.model import ModelConfig

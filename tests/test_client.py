@@ -105,7 +105,7 @@ def test_a_learn_whose_answer_was_lost_is_retried_and_learned_once(
     url, token = server
     transport = LosesFirstAnswer()
     with Client(url, token, transport=transport, backoff=0.01) as service:
-        service.create_model("retry", input_dim=DIM)
+        service.create_model("retry", input_dim=DIM, feature_map="identity")
         answer = service.learn("retry", ids=data["ids"], labels=data["labels"], vectors=data["vectors"])
         assert transport.sent == 2  # the first answer was lost, the retry got the first one's
         assert answer.count == N and service.model_info("retry").count == N
@@ -115,7 +115,7 @@ def test_a_learn_whose_answer_was_lost_is_retried_and_learned_once(
 def test_refusals_are_exceptions_with_the_servers_message(server: tuple[str, str], data: dict[str, list]) -> None:
     url, token = server
     with Client(url, token) as service:
-        service.create_model("errors", input_dim=DIM)
+        service.create_model("errors", input_dim=DIM, feature_map="identity")
         with pytest.raises(ConflictError, match="no samples yet"):
             service.predict("errors", vectors=data["vectors"][:1])
         service.learn("errors", ids=data["ids"][:3], labels=data["labels"][:3], vectors=data["vectors"][:3])

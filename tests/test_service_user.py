@@ -24,6 +24,7 @@ def client(tmp_path: Path) -> tuple[TestClient, dict[str, str]]:
 
 
 CURL_FORM = "application/x-www-form-urlencoded"  # what `curl -d` labels its body with
+MODEL = b'{"name": "m", "input_dim": 2, "feature_map": "identity"}'  # identity features: small statistics
 
 
 @pytest.mark.parametrize("content_type", [None, CURL_FORM, "application/json", "application/json; charset=utf-8"])
@@ -32,7 +33,7 @@ def test_json_bodies_are_read_whatever_curl_labels_them(
 ) -> None:
     http, auth = client
     headers = auth if content_type is None else {**auth, "Content-Type": content_type}
-    created = http.post("/v1/models", content=b'{"name": "m", "input_dim": 2}', headers=headers)
+    created = http.post("/v1/models", content=MODEL, headers=headers)
     assert created.status_code == 201, created.text
     body = b'{"samples": [{"id": "1", "label": "a", "vector": [1, 0]}, {"id": "2", "label": "b", "vector": [0, 1]}]}'
     assert http.post("/v1/models/m/learn", content=body, headers=headers).json()["count"] == 2
@@ -42,9 +43,7 @@ def test_json_bodies_are_read_whatever_curl_labels_them(
 
 def test_other_body_types_are_still_refused(client: tuple[TestClient, dict[str, str]]) -> None:
     http, auth = client
-    answer = http.post(
-        "/v1/models", content=b'{"name": "m", "input_dim": 2}', headers={**auth, "Content-Type": "text/plain"}
-    )
+    answer = http.post("/v1/models", content=MODEL, headers={**auth, "Content-Type": "text/plain"})
     assert answer.status_code == 422
     malformed = http.post("/v1/models", content=b"name=m&input_dim=2", headers={**auth, "Content-Type": CURL_FORM})
     assert malformed.status_code == 422  # a real form is not JSON: refused, nothing created
@@ -80,7 +79,7 @@ def test_swagger_ui_renders_the_openapi_version_the_server_writes(client: tuple[
 
 def test_predict_counts_clipped_inputs(client: tuple[TestClient, dict[str, str]]) -> None:
     http, auth = client
-    http.post("/v1/models", json={"name": "m", "input_dim": 2}, headers=auth).raise_for_status()
+    http.post("/v1/models", content=MODEL, headers=auth).raise_for_status()
     samples = [{"id": "1", "label": "a", "vector": [1, 0]}, {"id": "2", "label": "b", "vector": [0, 1]}]
     http.post("/v1/models/m/learn", json={"samples": samples}, headers=auth).raise_for_status()
     vectors = [[0.9, 0.1], [90.0, 10.0], [0.1, -5.0]]  # the last two exceed |x| <= 4

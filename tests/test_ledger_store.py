@@ -274,3 +274,23 @@ def test_a_version_1_ledger_is_migrated_and_keeps_its_models(tmp_path: Path, rng
     store.commit_steering("m", reloaded.plan_steer(classes={"cat": 0.5}))
     assert store.load_model("m").steering.classes == {"cat": 0.5}
     store.close()
+
+
+def test_a_small_model_keeps_no_feature_gram_and_reloads_to_the_same_state(
+    store: LedgerStore, rng: np.random.Generator
+) -> None:
+    from erasable.ledger.schema import statistics
+
+    model = store.create_model("small", relu_config(width=64, alpha=0.1))
+    for n, start in ((10, 0), (20, 10)):  # 10 samples of 64 features: solved in the dual; 30: not
+        learn(store, model, "small", n, start, rng)
+        with store.engine.connect() as connection:
+            blob = connection.execute(sa.select(statistics.c.tensors).where(statistics.c.model == "small")).scalar_one()
+        assert (b"features.gram" in blob) == (model.count > 16)
+        loaded = store.load_model("small")
+        assert loaded.certificate() == model.certificate() == model.refit().certificate()
+        assert store.verify("small").ok
+    change = model.plan_forget(ids=[f"s{i}" for i in range(20)])  # back to 10 samples
+    store.commit("small", change)
+    model.apply(change)
+    assert store.load_model("small").certificate() == model.certificate()

@@ -60,7 +60,13 @@ from sqlalchemy.engine import Connection, Engine
 from erasable.ledger.chain import ChainVerification, canonical_json, genesis, id_hashes, link, verify_chain
 from erasable.ledger.schema import api_keys, events, idempotency, migrate, models, samples, statistics
 from erasable.model import Change, Model, ModelConfig
-from erasable.model_file import safetensors_metadata, statistics_from_tensors, statistics_tensors
+from erasable.model_file import (
+    moments_from_tensors,
+    recomputes_features,
+    safetensors_metadata,
+    statistics_from_tensors,
+    statistics_tensors,
+)
 from erasable.moments import Moments, canonical_labels
 from erasable.steering import Steering
 
@@ -174,15 +180,29 @@ class Verification:
 
 
 def _statistics_blob(model_state: tuple[ModelConfig, Moments, Moments | None]) -> bytes:
-    _, embedding, features = model_state
+    """The statistics as safetensors bytes; a small model's feature statistics are left to its samples.
+
+    Like a model file (:func:`~erasable.model_file.recomputes_features`): with few samples the
+    D x D feature Gram would be all of every change's write (67 MB at D = 4096), and
+    recomputing it from the stored samples when the model is loaded costs O(n D^2).
+    """
+    config, embedding, features = model_state
     classes = json.dumps(canonical_labels(list(embedding.classes)).tolist() if embedding.classes else [])
-    return safetensors_save(statistics_tensors(embedding, features), metadata={"classes": classes})
+    recompute = features is not None and recomputes_features(config, embedding.count)
+    metadata = {"classes": classes, "features": "samples" if recompute else "stored"}
+    return safetensors_save(statistics_tensors(embedding, None if recompute else features), metadata=metadata)
 
 
-def _statistics_from_blob(blob: bytes, model: Model) -> tuple[Moments, Moments | None]:
-    classes = json.loads(safetensors_metadata(blob)["classes"])
+def _statistics_from_blob(blob: bytes, model: Model) -> tuple[Moments, Moments | None, bool]:
+    """The stored statistics, and whether the feature statistics must be recomputed from the samples."""
+    metadata = safetensors_metadata(blob)
+    classes = json.loads(metadata["classes"])
     labels = canonical_labels(classes).tolist() if classes else []
-    return statistics_from_tensors(safetensors_load(blob), model.config, labels)
+    tensors = safetensors_load(blob)
+    if metadata.get("features") == "samples":
+        embedding = moments_from_tensors("embedding", tensors, labels, model.config.input_dim)
+        return embedding, Moments.empty(model.feature_map.output_dim), True
+    return (*statistics_from_tensors(tensors, model.config, labels), False)
 
 
 def _steering_json(steering: Steering) -> str:
@@ -326,11 +346,14 @@ class LedgerStore:
             subjects.append(sample.subject)
             labels.append(json.loads(sample.label))
             vectors.append(sample.embedding)
-        embedding, features = _statistics_from_blob(stats.tensors, model)
+        embedding, features, recompute = _statistics_from_blob(stats.tensors, model)
         model.replace_statistics(embedding, features)
         if ids:
             matrix = np.frombuffer(b"".join(vectors), dtype="<i2").reshape(len(ids), model.config.input_dim)
             model.registry.append(ids, subjects, canonical_labels(labels).tolist(), matrix.astype(np.int16))
+            if recompute:  # the samples' features, accumulated as learning them would
+                computed = model.batch_statistics(model.registry.embeddings, canonical_labels(labels))[1]
+                model.replace_statistics(embedding, computed)
         model.next_auto_id = int(stats.next_auto_id)
         if model.certificate() != stats.certificate:
             raise LedgerError(f"The statistics of {name!r} do not match their certificate: the store is damaged.")

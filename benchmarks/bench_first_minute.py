@@ -73,7 +73,7 @@ def server_first_prediction(model: Path, folder: Path, probe: list[float]) -> tu
         stderr=subprocess.DEVNULL,
     )
     try:
-        with Client(f"http://127.0.0.1:{port}", token) as client:
+        with Client(f"http://127.0.0.1:{port}", token, timeout=600.0) as client:
             for _ in range(600):
                 try:
                     client.health()
@@ -88,7 +88,7 @@ def server_first_prediction(model: Path, folder: Path, probe: list[float]) -> tu
             return first, time.perf_counter() - start
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.wait(timeout=120)
 
 
 def main() -> None:

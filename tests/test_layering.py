@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "erasable"
 # A package is one component, unless its modules are named ("ledger.store"): the ledger's
 # in-memory registry sits under the model, its durable store (which persists models) above.
 LAYERS: list[set[str]] = [
-    {"terminal"},
+    {"terminal", "parameters"},  # leaves: they import nothing of erasable
     {"exact"},
     {"moments"},
     {"features"},

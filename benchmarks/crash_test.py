@@ -1,25 +1,44 @@
-"""Crash test: SIGKILL the server at random points during a stream of learns and forgets, restart, check.
+"""Crash test: SIGKILL the server and the CLI at random points during streams of changes, restart, check.
 
-Each iteration starts ``erasable serve`` on the same SQLite ledger, streams random learn and
-forget requests from a client that remembers every sample it sent, kills the server with
-SIGKILL after a random delay, restarts it and checks:
+**Server** (SQLite or PostgreSQL ledger). Each iteration starts ``erasable serve``, streams
+random requests from a client that remembers every sample it sent -- learns (with an
+``Idempotency-Key``, some sent twice), forgets by ids, by subject and by class -- kills the
+server with SIGKILL after a random delay, and at the next start checks:
 
-* ``/verify``: the hash chain is unbroken, the statistics carry the last event's
-  certificate, a refit of the stored samples reproduces it, and the live ids are exactly
-  those the log says were learned and not forgotten;
-* nothing acknowledged is lost: the server's certificate equals that of a model fitted
-  from scratch on the samples the client saw acknowledged -- or on those plus the one
-  request in flight at the kill, applied whole (never a part of it).
+* ``/verify`` is ok: the hash chain is unbroken, the statistics carry the last event's
+  certificate, a refit of the stored samples reproduces it, the live ids are exactly those
+  the log says were learned and not forgotten, and no residue of deleted rows is on disk;
+* acknowledged ⊆ live ⊆ acknowledged ∪ in flight (for a forget in flight: acknowledged minus
+  it ⊆ live ⊆ acknowledged), and the request in flight applied whole or not at all;
+* the server's certificate equals that of a model fitted offline on exactly the live samples;
+* no byte of any forgotten sample -- its id, its subject, its int16 row -- is in any file of
+  the store's directory (SQLite; PostgreSQL keeps bytes until its own compaction, see
+  docs/ledger.md, so that check is SQLite's);
+* a learn in flight at the kill, retried with its idempotency key, is applied exactly once.
 
-Run: ``python benchmarks/crash_test.py --iterations 100`` (the tests run 3).
+**CLI** (a model file). Each iteration runs ``erasable learn`` or ``erasable forget`` (by id,
+subject or class) on one model file and kills it after a random delay up to its usual
+duration; then the file must load, hold exactly the acknowledged samples or those plus the
+change in flight, certify, and no file of the model's directory may hold a byte of a sample
+whose forget returned.
+
+Run: ``python benchmarks/crash_test.py --server-kills 700 --cli-kills 300 --postgres-kills 50``
+(the tests run 2 server kills).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,67 +49,173 @@ import numpy as np
 from erasable.ledger.keys import KeyRing
 from erasable.ledger.store import LedgerStore
 from erasable.model import Model, ModelConfig
+from erasable.model_file import ModelFileError, load_model
 from erasable.service.process import ServerProcess
 
 DIM = 16
-CONFIG = {"name": "crash", "input_dim": DIM, "scale_bits": 12}
+CONFIG = {"name": "crash", "input_dim": DIM, "scale_bits": 12, "feature_map": "identity"}
+#: Live samples beyond which the client forgets more than it learns (keeps the ledger and the scans small).
+LIVE_TARGET = 400
+ID_PATTERN = re.compile(rb"(?:id|sj)-[0-9a-f]{16}")
+#: Seconds a request may take: generous, the machine is shared (a timeout is reported, never taken for a crash).
+TIMEOUT = 120.0
+
+
+def fresh(prefix: str) -> str:
+    """A name that is no substring of another (fixed width), so that a byte search for it is exact."""
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
 
 @dataclass
-class Client:
-    """The client's own record: every sample it sent, and which are live as far as it was told."""
+class Samples:
+    """Every sample sent, which are live as far as the sender was told, and what was forgotten."""
 
-    url: str
-    token: str
     rng: np.random.Generator
-    sent: dict[str, tuple[list[float], str]] = field(default_factory=dict)
+    sent: dict[str, tuple[list[float], str, str]] = field(default_factory=dict)  # id -> vector, label, subject
     live: set[str] = field(default_factory=set)
-    next_id: int = 0
-    acknowledged: int = 0
-    #: The request in flight when the server died: ("learn" | "forget", ids), or None.
-    in_flight: tuple[str, list[str]] | None = None
+    forgotten: set[str] = field(default_factory=set)
 
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+    def new_batch(self) -> list[str]:
+        n = int(self.rng.integers(1, 20))
+        vectors = self.rng.standard_normal((n, DIM))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        subjects = [fresh("sj") for _ in range(int(self.rng.integers(1, 4)))]  # never reused after a forget
+        ids = [fresh("id") for _ in range(n)]
+        for i, sample_id in enumerate(ids):
+            label = str(int(self.rng.integers(0, 4)))
+            self.sent[sample_id] = (vectors[i].tolist(), label, subjects[i % len(subjects)])
+        return ids
 
-    def one_request(self, http: httpx.Client) -> None:
-        if self.live and self.rng.random() < 0.35:
-            ids = [str(i) for i in self.rng.choice(sorted(self.live), size=min(len(self.live), 5), replace=False)]
-            self.in_flight = ("forget", ids)
-            response = http.post(f"{self.url}/v1/models/crash/forget", json={"ids": ids}, headers=self.headers())
-            response.raise_for_status()
-            self.live.difference_update(ids)
+    def pick_forget(self) -> tuple[str, list[Any], list[str]]:
+        """A forget request on live samples: by ids, by subject or by class; and the ids it removes."""
+        live = sorted(self.live)
+        roll = self.rng.random()
+        if roll < 0.6:
+            ids = [
+                str(i) for i in self.rng.choice(live, size=min(len(live), int(self.rng.integers(1, 6))), replace=False)
+            ]
+            return "ids", ids, ids
+        if roll < 0.95 or len({self.sent[i][1] for i in live}) < 2:
+            subject = self.sent[str(self.rng.choice(live))][2]
+            return "subjects", [subject], [i for i in live if self.sent[i][2] == subject]
+        label = self.sent[str(self.rng.choice(live))][1]
+        return "classes", [label], [i for i in live if self.sent[i][1] == label]
+
+    def apply(self, kind: str, ids: Iterable[str]) -> None:
+        ids = set(ids)
+        if kind == "learn":
+            self.live |= ids
         else:
-            n = int(self.rng.integers(1, 40))
-            ids = [f"c{self.next_id + i}" for i in range(n)]
-            self.next_id += n
-            vectors = self.rng.standard_normal((n, DIM))
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            labels = [str(label) for label in self.rng.integers(0, 4, n)]
-            self.sent.update({i: (v.tolist(), y) for i, y, v in zip(ids, labels, vectors, strict=True)})
-            samples = [{"id": i, "label": self.sent[i][1], "vector": self.sent[i][0]} for i in ids]
-            self.in_flight = ("learn", ids)
-            response = http.post(f"{self.url}/v1/models/crash/learn", json={"samples": samples}, headers=self.headers())
-            response.raise_for_status()
-            self.live.update(ids)
-        self.in_flight = None
-        self.acknowledged += 1
-
-    def stream(self, stop: threading.Event) -> None:
-        """Send requests until the server dies (or ``stop`` is set)."""
-        with httpx.Client(timeout=30) as http:
-            while not stop.is_set():
-                try:
-                    self.one_request(http)
-                except httpx.TransportError:
-                    return
+            self.live -= ids
+            self.forgotten |= ids
 
     def certificate_of(self, ids: set[str], config: ModelConfig) -> str:
         model = Model(config)
         if ids:
             order = sorted(ids)
-            model.learn(np.array([self.sent[i][0] for i in order]), [self.sent[i][1] for i in order], ids=order)
+            vectors = np.array([self.sent[i][0] for i in order])
+            model.learn(vectors, [self.sent[i][1] for i in order], ids=order, subjects=[self.sent[i][2] for i in order])
         return model.certificate()
+
+    def forgotten_bytes(self, config: ModelConfig) -> tuple[set[bytes], dict[bytes, bytes]]:
+        """The names (ids, and subjects with no live sample) and the int16 rows (keyed by their first 8 bytes)
+        of the forgotten samples."""
+        live_subjects = {self.sent[i][2] for i in self.live}
+        names = {i.encode() for i in self.forgotten}
+        names |= {self.sent[i][2].encode() for i in self.forgotten if self.sent[i][2] not in live_subjects}
+        rows: dict[bytes, bytes] = {}
+        if self.forgotten:
+            order = sorted(self.forgotten)
+            quantized = Model(config).quantize(np.array([self.sent[i][0] for i in order])).astype("<i2")
+            rows = {row.tobytes()[:8]: row.tobytes() for row in quantized}
+        return names, rows
+
+
+def residues(directory: Path, names: set[bytes], rows: dict[bytes, bytes]) -> list[str]:
+    """Which forgotten names or rows some file of ``directory`` still holds (``file: what``)."""
+    found = []
+    prefixes = np.array(sorted(int.from_bytes(p, "little") for p in rows), dtype=np.uint64)
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        found += [f"{path.name}: {m.decode()}" for m in set(ID_PATTERN.findall(data)) if m in names]
+        if len(data) < 8 or not len(prefixes):
+            continue
+        raw = np.frombuffer(data, dtype=np.uint8)
+        windows = np.zeros(len(raw) - 7, dtype=np.uint64)
+        for k in range(8):  # the little-endian uint64 at every byte offset
+            windows |= raw[k : len(raw) - 7 + k].astype(np.uint64) << np.uint64(8 * k)
+        for offset in np.flatnonzero(np.isin(windows, prefixes)).tolist():
+            row = rows[data[offset : offset + 8]]
+            if data[offset : offset + len(row)] == row:
+                found.append(f"{path.name}: an int16 row at byte {offset}")
+    return found
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+@dataclass
+class InFlight:
+    kind: str  # "learn" or "forget"
+    ids: list[str]
+    body: dict[str, Any]
+    key: str | None = None
+
+
+@dataclass
+class Client:
+    """Streams requests to the server and remembers what each acknowledged."""
+
+    url: str
+    token: str
+    samples: Samples
+    acknowledged: int = 0
+    retries_checked: int = 0
+    in_flight: InFlight | None = None
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", **({"Idempotency-Key": key} if key else {})}
+
+    def one_request(self, http: httpx.Client) -> None:
+        rng, live = self.samples.rng, self.samples.live
+        forget_share = 0.35 if len(live) < LIVE_TARGET else 0.7
+        if live and rng.random() < forget_share:
+            by, names, ids = self.samples.pick_forget()
+            self.in_flight = InFlight("forget", ids, {by: names})
+            response = http.post(f"{self.url}/v1/models/crash/forget", json={by: names}, headers=self.headers())
+            if response.status_code not in (200, 202):  # 202: committed, residue erased later
+                response.raise_for_status()
+        else:
+            ids = self.samples.new_batch()
+            body = {"samples": [self.sample(i) for i in ids]}
+            key = fresh("key") if rng.random() < 0.8 else None
+            self.in_flight = InFlight("learn", ids, body, key)
+            response = http.post(f"{self.url}/v1/models/crash/learn", json=body, headers=self.headers(key))
+            response.raise_for_status()
+            if key and rng.random() < 0.1:  # a client that did not see the answer sends it again
+                again = http.post(f"{self.url}/v1/models/crash/learn", json=body, headers=self.headers(key))
+                if again.json() != response.json():
+                    raise AssertionError(f"an idempotent retry was answered differently: {again.text}")
+                self.retries_checked += 1
+        self.samples.apply(self.in_flight.kind, self.in_flight.ids)
+        self.in_flight = None
+        self.acknowledged += 1
+
+    def sample(self, sample_id: str) -> dict[str, Any]:
+        vector, label, subject = self.samples.sent[sample_id]
+        return {"id": sample_id, "label": label, "subject": subject, "vector": vector}
+
+    def stream(self, stop: threading.Event, failures: list[str]) -> None:
+        """Send requests until the server dies (or ``stop`` is set)."""
+        with httpx.Client(timeout=TIMEOUT) as http:
+            while not stop.is_set():
+                try:
+                    self.one_request(http)
+                except httpx.TransportError:
+                    return
+                except (httpx.HTTPStatusError, AssertionError) as error:
+                    failures.append(str(error))
+                    return
 
 
 @dataclass(frozen=True)
@@ -101,90 +226,285 @@ class Outcome:
     verified: bool
     nothing_lost: bool
     live_samples: int
+    #: No byte of a forgotten sample in the store's files (``None``: not checked, PostgreSQL).
+    residue_free: bool | None = None
+    #: The learn in flight, retried with its idempotency key, was applied exactly once (``None``: none to retry).
+    retry_exactly_once: bool | None = None
+    problems: tuple[str, ...] = ()
+    #: False for a CLI command left to run to its end (checked all the same).
+    killed: bool = True
+
+    @property
+    def survived(self) -> bool:
+        return (
+            self.verified
+            and self.nothing_lost
+            and self.residue_free is not False
+            and self.retry_exactly_once is not False
+            and not self.problems
+        )
 
 
-def crash_iterations(directory: Path, iterations: int, seed: int = 0) -> list[Outcome]:
-    """Run ``iterations`` kill/restart cycles on one ledger in ``directory``; see the module docstring."""
-    store_path = directory / "ledger.db"
-    store = LedgerStore(store_path)
-    token, _ = KeyRing(store).create(scopes=["admin"])
-    store.close()
-    rng = np.random.default_rng(seed)
-    client: Client | None = None
-    outcomes = []
-    for _ in range(iterations):
-        server = ServerProcess(store_path, log=directory / "server.log").start()
-        if client is None:
-            client = Client(server.url, token, rng)
-            httpx.post(f"{server.url}/v1/models", json=CONFIG, headers=client.headers()).raise_for_status()
+def crash_iterations(directory: Path, iterations: int, seed: int = 0, store: str | None = None) -> list[Outcome]:
+    """Kill the server ``iterations`` times on one ledger (SQLite in ``directory``, or the ``store`` URL)."""
+    store_dir = directory / "store"
+    store_dir.mkdir(parents=True, exist_ok=True)
+    location = store or str(store_dir / "ledger.db")
+    ledger = LedgerStore(location)
+    token, _ = KeyRing(ledger).create(scopes=["admin"])
+    ledger.close()
+    client = Client("", token, Samples(np.random.default_rng(seed)))
+    log = directory / "server.log"  # outside the store's directory, which is searched for residues
+    outcomes: list[Outcome] = []
+    server = ServerProcess(location, log=log).start(timeout=TIMEOUT)
+    try:
         client.url = server.url
-        before = client.acknowledged
-        stop = threading.Event()
-        worker = threading.Thread(target=client.stream, args=(stop,))
-        worker.start()
-        time.sleep(float(rng.uniform(0.1, 0.8)))
-        server.kill()
-        worker.join()
-        outcomes.append(_check(client, store_path, directory, client.acknowledged - before))
+        httpx.post(f"{server.url}/v1/models", json=CONFIG, headers=client.headers(), timeout=TIMEOUT).raise_for_status()
+        for _ in range(iterations):
+            before, failures = client.acknowledged, []
+            stop = threading.Event()
+            worker = threading.Thread(target=client.stream, args=(stop, failures))
+            worker.start()
+            time.sleep(float(client.samples.rng.uniform(0.05, 0.8)))
+            server.kill()
+            worker.join()
+            server = ServerProcess(location, log=log).start(timeout=TIMEOUT)  # the restart, then the checks
+            client.url = server.url
+            acknowledged = client.acknowledged - before
+            outcomes.append(_check(client, location, None if store else store_dir, acknowledged, failures))
+            _progress("server", outcomes)
+    finally:
+        server.stop()
     return outcomes
 
 
-def _check(client: Client, store_path: Path, directory: Path, acknowledged: int) -> Outcome:
-    server = ServerProcess(store_path, log=directory / "server.log").start()
-    try:
-        verdict = httpx.get(f"{server.url}/v1/models/crash/verify", headers=client.headers(), timeout=120).json()
-        info = httpx.get(f"{server.url}/v1/models/crash", headers=client.headers()).json()
-    finally:
-        server.stop()
+def _check(client: Client, location: str, store_dir: Path | None, acknowledged: int, failures: list[str]) -> Outcome:
+    problems = list(failures)
+    verdict = httpx.get(f"{client.url}/v1/models/crash/verify", headers=client.headers(), timeout=TIMEOUT).json()
+    info = httpx.get(f"{client.url}/v1/models/crash", headers=client.headers(), timeout=TIMEOUT).json()
     config = ModelConfig.from_dict(info["config"])
+    samples, flight = client.samples, client.in_flight
+    ledger = LedgerStore(location)
+    try:
+        live = set(ledger.load_model("crash").registry.ids)
+    finally:
+        ledger.close()
     applied: bool | None = None
-    nothing_lost = info["certificate"] == client.certificate_of(client.live, config)
-    if client.in_flight is not None:
-        kind, ids = client.in_flight
-        with_it = client.live | set(ids) if kind == "learn" else client.live - set(ids)
-        if not nothing_lost and info["certificate"] == client.certificate_of(with_it, config):
-            nothing_lost, applied, client.live = True, True, with_it
-        elif nothing_lost:
-            applied = False
-    outcome = Outcome(
+    if flight is None:
+        nothing_lost = live == samples.live
+    else:
+        after = samples.live | set(flight.ids) if flight.kind == "learn" else samples.live - set(flight.ids)
+        nothing_lost = live in (samples.live, after)
+        applied = nothing_lost and live == after and after != samples.live
+        if nothing_lost and applied:
+            samples.apply(flight.kind, flight.ids)
+    if nothing_lost and info["certificate"] != samples.certificate_of(samples.live, config):
+        problems.append("the certificate is not that of an offline refit of the live samples")
+        nothing_lost = False
+    residue_free = None
+    if store_dir is not None:
+        found = residues(store_dir, *samples.forgotten_bytes(config))
+        residue_free = not found
+        problems += found[:3]
+    retried = None
+    if flight is not None and flight.kind == "learn" and flight.key and nothing_lost:
+        retry = httpx.post(
+            f"{client.url}/v1/models/crash/learn", json=flight.body, headers=client.headers(flight.key), timeout=TIMEOUT
+        )
+        now = httpx.get(f"{client.url}/v1/models/crash", headers=client.headers(), timeout=TIMEOUT).json()
+        expected = samples.live | set(flight.ids)
+        retried = retry.status_code == 200 and now["certificate"] == samples.certificate_of(expected, config)
+        if applied:  # it was committed before the kill: the retry is answered from the record, not applied again
+            retried = retried and now["seq"] == info["seq"]
+        samples.apply("learn", flight.ids)
+    client.in_flight = None
+    return Outcome(
         requests_acknowledged=acknowledged,
-        in_flight="none" if client.in_flight is None else client.in_flight[0],
+        in_flight="none" if flight is None else flight.kind,
         in_flight_applied=applied,
         verified=bool(verdict["ok"]),
         nothing_lost=nothing_lost,
-        live_samples=info["count"],
+        live_samples=len(samples.live),
+        residue_free=residue_free,
+        retry_exactly_once=retried,
+        problems=tuple(problems),
     )
-    client.in_flight = None
-    return outcome
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+
+def cli_iterations(directory: Path, iterations: int, seed: int = 0) -> list[Outcome]:
+    """Kill ``erasable learn`` / ``erasable forget`` on one model file ``iterations`` times; see the docstring."""
+    model_dir, inputs = directory / "model", directory / "inputs"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    inputs.mkdir(exist_ok=True)
+    model_path = model_dir / "m.erasable"
+    samples = Samples(np.random.default_rng(seed))
+    first = samples.new_batch()
+    started = time.monotonic()
+    _run_cli(_learn_command(model_path, inputs, samples, first))
+    samples.apply("learn", first)
+    usual = [time.monotonic() - started]  # seconds an unkilled command took, to aim the kills over its whole life
+    outcomes: list[Outcome] = []
+    while sum(o.killed for o in outcomes) < iterations:
+        if samples.live and samples.rng.random() < (0.4 if len(samples.live) < LIVE_TARGET else 0.7):
+            by, names, ids = samples.pick_forget()
+            option = {"ids": "--id", "subjects": "--subject", "classes": "--class"}[by]
+            command = ["forget", str(model_path), *[x for name in names for x in (option, str(name))]]
+            flight = InFlight("forget", ids, {})
+        else:
+            ids = samples.new_batch()
+            command = _learn_command(model_path, inputs, samples, ids)
+            flight = InFlight("learn", ids, {})
+        # A quarter of the commands run to the end (their forgets are then acknowledged, and checked for residue).
+        delay = float(samples.rng.uniform(0.0, 1.1 * float(np.median(usual)))) if samples.rng.random() < 0.75 else 600
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "erasable", *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            process.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+        stderr = process.stderr.read().decode() if process.stderr else ""
+        if process.returncode == 0:
+            usual.append(time.monotonic() - started)
+            samples.apply(flight.kind, flight.ids)
+            flight = None  # acknowledged: its forget returned
+        outcomes.append(_check_file(samples, model_path, model_dir, flight, process.returncode, stderr))
+        _progress("cli", outcomes)
+    return outcomes
+
+
+def _progress(what: str, outcomes: list[Outcome]) -> None:
+    """One line on stderr every 10 kills: a long run shows where it is."""
+    kills = sum(o.killed for o in outcomes)
+    if outcomes[-1].killed and kills % 10 == 0:
+        print(f"{what}: {kills} kills, {sum(o.survived for o in outcomes)} / {len(outcomes)} survived", file=sys.stderr)
+
+
+def _learn_command(model_path: Path, inputs: Path, samples: Samples, ids: list[str]) -> list[str]:
+    batch = inputs / f"{ids[0]}.npz"  # outside the model's directory: it holds the vectors by design
+    np.savez(
+        batch,
+        X=np.array([samples.sent[i][0] for i in ids]),
+        y=np.array([samples.sent[i][1] for i in ids]),
+        ids=np.array(ids),
+        subjects=np.array([samples.sent[i][2] for i in ids]),
+    )
+    return ["learn", str(model_path), str(batch), "--width", "32", "--alpha", "1.0"]
+
+
+def _run_cli(command: list[str]) -> None:
+    subprocess.run([sys.executable, "-m", "erasable", *command], check=True, capture_output=True)
+
+
+def _check_file(
+    samples: Samples, model_path: Path, model_dir: Path, flight: InFlight | None, code: int, stderr: str
+) -> Outcome:
+    problems = [] if code in (0, -signal.SIGKILL) else [f"the command failed ({code}): {stderr[-300:]}"]
+    try:
+        model = load_model(model_path)
+    except ModelFileError as error:
+        problems.append(f"the model file does not load: {error}")
+        return Outcome(0, "cli", None, False, False, len(samples.live), None, None, tuple(problems), code != 0)
+    live = set(model.registry.ids)
+    verified = model.refit().certificate() == model.certificate()
+    applied = None
+    nothing_lost = live == samples.live
+    if flight is not None:
+        after = samples.live | set(flight.ids) if flight.kind == "learn" else samples.live - set(flight.ids)
+        if live == after:
+            nothing_lost, applied = True, True
+            samples.apply(flight.kind, flight.ids)
+        elif nothing_lost:
+            applied = False
+    found = residues(model_dir, *samples.forgotten_bytes(model.config))
+    problems += found[:3]
+    return Outcome(
+        requests_acknowledged=int(code == 0),
+        in_flight="none" if flight is None else f"cli {flight.kind}",
+        in_flight_applied=applied,
+        verified=verified,
+        nothing_lost=nothing_lost and model.certificate() == samples.certificate_of(live, model.config),
+        live_samples=len(samples.live),
+        residue_free=not found,
+        problems=tuple(problems),
+        killed=code == -signal.SIGKILL,
+    )
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def summary(title: str, outcomes: list[Outcome], seconds: float) -> list[list[str]]:
+    survived = sum(o.survived for o in outcomes)
+    kills = sum(o.killed for o in outcomes)
+    checked = [o for o in outcomes if o.residue_free is not None]
+    retried = [o for o in outcomes if o.retry_exactly_once is not None]
+    return [
+        [f"**{title}**: kills (SIGKILL, then restart and check)", str(kills)],
+        ["checks (after each kill, and after each command run to its end)", str(len(outcomes))],
+        ["survived every check", f"{survived} / {len(outcomes)}"],
+        ["requests acknowledged before the kills", str(sum(o.requests_acknowledged for o in outcomes))],
+        [
+            "kills with a change in flight: applied whole / not at all",
+            f"{sum(o.in_flight_applied is True for o in outcomes)} / "
+            f"{sum(o.in_flight_applied is False for o in outcomes)}",
+        ],
+        [
+            "no byte of a forgotten sample in any file (ids, subjects, int16 rows)",
+            f"{sum(bool(o.residue_free) for o in checked)} / {len(checked)} checks" if checked else "not checked",
+        ],
+        [
+            "learns in flight retried with their idempotency key: applied exactly once",
+            f"{sum(bool(o.retry_exactly_once) for o in retried)} / {len(retried)}" if retried else "none",
+        ],
+        ["wall time", f"{seconds:.0f} s"],
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
     from common import ROOT, table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--server-kills", type=int, default=700)
+    parser.add_argument("--cli-kills", type=int, default=300)
+    parser.add_argument("--postgres-kills", type=int, default=50, help="0 skips; needs PostgreSQL's binaries")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as directory:
-        start = time.perf_counter()
-        outcomes = crash_iterations(Path(directory), args.iterations, args.seed)
-        elapsed = time.perf_counter() - start
-    survived = sum(o.verified and o.nothing_lost for o in outcomes)
-    rows: list[list[Any]] = [
-        ["iterations (SIGKILL + restart)", str(len(outcomes))],
-        ["survived: chain verified and nothing acknowledged lost", f"{survived} / {len(outcomes)}"],
-        ["requests acknowledged before the kills", str(sum(o.requests_acknowledged for o in outcomes))],
-        ["kills with a request in flight", str(sum(o.in_flight != "none" for o in outcomes))],
-        [
-            "... of which applied whole / not at all",
-            f"{sum(o.in_flight_applied is True for o in outcomes)} / "
-            f"{sum(o.in_flight_applied is False for o in outcomes)}",
-        ],
-        ["live samples at the end", str(outcomes[-1].live_samples if outcomes else 0)],
-        ["wall time", f"{elapsed:.0f} s"],
-    ]
-    report = table("Crash test (SQLite ledger, SIGKILL at random points)", ["measure", "result"], rows)
+    rows: list[list[str]] = []
+    failures: list[str] = []
+    runs = [("server, SQLite", args.server_kills, None), ("CLI, model file", args.cli_kills, "cli")]
+    if args.postgres_kills:
+        runs.append(("server, PostgreSQL", args.postgres_kills, "postgresql"))
+    for title, kills, kind in runs:
+        if not kills:
+            continue
+        with tempfile.TemporaryDirectory() as directory:
+            start = time.perf_counter()
+            if kind == "cli":
+                outcomes = cli_iterations(Path(directory), kills, args.seed)
+            elif kind == "postgresql":
+                sys.path.insert(0, str(ROOT))
+                from tests.postgres_server import PostgresServer
+
+                server = PostgresServer().start()
+                try:
+                    outcomes = crash_iterations(Path(directory), kills, args.seed, store=server.url())
+                finally:
+                    server.stop()
+            else:
+                outcomes = crash_iterations(Path(directory), kills, args.seed)
+            rows += summary(title, outcomes, time.perf_counter() - start)
+            failures += [f"{title}: {o}" for o in outcomes if not o.survived][:5]
+            print(table(title, ["measure", "result"], rows[-8:]), file=sys.stderr)  # each run's, as it ends
+    report = table("Crash test (SIGKILL at random points)", ["measure", "result"], rows)
     print(report)
+    for failure in failures:
+        print(failure)
     (ROOT / "benchmarks" / "results" / "crash.md").write_text(report)
 
 

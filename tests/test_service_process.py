@@ -27,6 +27,7 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path: Path) -> None:
     assert all(o.verified for o in outcomes), outcomes
     assert all(o.nothing_lost for o in outcomes), outcomes
     assert sum(o.requests_acknowledged for o in outcomes) > 0
+    assert all(o.residue_free for o in outcomes) and all(o.survived for o in outcomes), outcomes
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,8 +15,7 @@ the one recorded. Saving writes a temporary file and renames it over the target,
 crash never leaves a half-written model.
 
 >>> import numpy as np, tempfile, os
->>> from erasable.heads.ridge import uses_dual
-from erasable.model import Model, ModelConfig
+>>> from erasable.model import Model, ModelConfig
 >>> model = Model(ModelConfig(input_dim=2, scale_bits=8))
 >>> model.learn(np.array([[0.5, 0.1], [0.1, 0.5]]), ["a", "b"])
 >>> path = os.path.join(tempfile.mkdtemp(), "m.erasable")

@@ -162,12 +162,12 @@ def test_penalized_gram_refines_float32_to_float64_and_falls_back_when_it_cannot
     rhs = rng.standard_normal((40, 3))
     for condition, falls_back in ((1e4, False), (1e11, True)):
         gram = basis @ np.diag(np.logspace(0, np.log10(condition), 40)) @ basis.T
-        system = PenalizedGram.cholesky(np.triu(gram), lam=1e-3)
+        system = PenalizedGram.cholesky(gram, lam=1e-3)
         x = system.solve(rhs)
         residual = (gram + 1e-3 * np.eye(40)) @ x - rhs
         assert np.abs(residual).max() <= 1e-13 * condition * np.abs(x).max()  # as small as a float64 solve's
         assert bool(system._exact) == falls_back  # float32 cannot hold a system conditioned beyond ~1e7
     well = basis @ np.diag(np.logspace(0, 4, 40)) @ basis.T
     np.testing.assert_allclose(
-        PenalizedGram.cholesky(np.triu(well), lam=1e-3).solve(rhs), np.linalg.solve(well + 1e-3 * np.eye(40), rhs)
+        PenalizedGram.cholesky(well, lam=1e-3).solve(rhs), np.linalg.solve(well + 1e-3 * np.eye(40), rhs)
     )

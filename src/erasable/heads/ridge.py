@@ -45,7 +45,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
-from erasable.heads.base import softmax
+from erasable.heads.base import full_symmetric, softmax
 from erasable.heads.gcv import KernelSpectrum, TridiagonalSpectrum, gcv_alpha
 from erasable.heads.penalized import PenalizedGram
 from erasable.moments import Label, Moments
@@ -62,11 +62,11 @@ def uses_dual(n: int, dim: int) -> bool:
 
 
 def _centered_moments(moments: Moments) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """``(A, B, mu)``: centered Gram (valid in the upper triangle), centered cross moment (D, K), feature mean."""
+    """``(A, B, mu)``: centered Gram (full), centered cross moment (D, K), feature mean."""
     n = moments.count
     sums = moments.class_sums.astype(np.float64)  # (K, D)
     mean = sums.sum(axis=0) / n
-    gram = moments.gram.astype(np.float64)
+    gram = full_symmetric(moments.gram)
     gram -= n * np.outer(mean, mean)
     cross = sums.T - np.outer(mean, moments.class_counts)
     return gram, cross, mean

@@ -94,13 +94,15 @@ def fresh_process(method: str, dataset: str, fm_train: int) -> tuple[float, floa
     """Wall seconds and peak RSS (MB) of a new ``python`` that loads the data, fits and predicts once."""
     command = [sys.executable, __file__, "--one", method, "--datasets", dataset, "--fm-train", str(fm_train)]
     start = time.perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT / "benchmarks", stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)  # this child's own resource usage
+    done = subprocess.run(command, check=True, cwd=ROOT / "benchmarks", capture_output=True, text=True)
     wall = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise subprocess.CalledProcessError(child.returncode, command)
-    return wall, usage.ru_maxrss / 1024  # kB on Linux
+    return wall, int(done.stdout.split()[-1]) / 1024  # the child's own high-water mark, in kB
+
+
+def high_water_kb() -> int:
+    """This process's peak resident memory (``VmHWM``: reset by exec, unlike ``ru_maxrss``), in kB."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
 
 
 def subset(y: np.ndarray, size: int) -> np.ndarray:
@@ -198,6 +200,7 @@ def main() -> None:
     if args.one:
         x, y, xt, _ = load(names[0], args.fm_train)
         first_prediction(args.one, x, y, xt)
+        print(high_water_kb())
         return
     missing = [n for n in names if not (SHARED_DATA / n).exists()]
     if missing:

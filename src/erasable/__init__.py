@@ -12,10 +12,26 @@ retraining from scratch on what remains, with a certificate (SHA-256) to prove i
 ['no']
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from erasable.estimator import ErasableClassifier
 from erasable.model import Model, ModelConfig
 from erasable.model_file import ModelFileError, load_model, save_model
 
+if TYPE_CHECKING:
+    from erasable.estimator import ErasableClassifier
+
 __all__ = ["ErasableClassifier", "Model", "ModelConfig", "ModelFileError", "__version__", "load_model", "save_model"]
+
+
+def __getattr__(name: str) -> Any:
+    """``ErasableClassifier`` on first use: it imports scikit-learn (1.7 s), which commands that only load,
+    predict or forget do not need."""
+    if name == "ErasableClassifier":
+        from erasable.estimator import ErasableClassifier
+
+        return ErasableClassifier
+    raise AttributeError(f"module 'erasable' has no attribute {name!r}")

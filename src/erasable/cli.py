@@ -31,8 +31,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from erasable import __version__
-from erasable.audit.report import audit_forget, audit_forgotten
-from erasable.audit.unlearning import LabelledSet
 from erasable.datasets import (
     IMAGE_SUFFIXES,
     TABLE_SUFFIXES,
@@ -44,7 +42,6 @@ from erasable.datasets import (
     read_table,
 )
 from erasable.encoders import EmbeddingCache
-from erasable.estimator import ErasableClassifier
 from erasable.exact import clipping_message
 from erasable.ledger import UnknownSampleError
 from erasable.model import CHUNK_ROWS, HeadKind, Model
@@ -231,6 +228,8 @@ def _save(model: Model, path: Path) -> None:
 
 def _open_or_create(path: Path, existing: Model | None, options: dict[str, Any], dim: int | None) -> Model:
     """The ``existing`` model at ``path``, or a new one configured by ``options`` for ``dim``-d inputs."""
+    from erasable.estimator import ErasableClassifier  # here: scikit-learn costs every other command 1.7 s
+
     if existing is None:
         model = Model(ErasableClassifier(**options).model_config(dim))
     else:
@@ -888,6 +887,9 @@ def audit(
 
     Example: erasable audit bank --store models.db --forgotten forgotten.npz --test test.npz --out audit/
     """
+    from erasable.audit.report import audit_forget, audit_forgotten  # here: scikit-learn costs other commands 1.7 s
+    from erasable.audit.unlearning import LabelledSet
+
     with _user_errors():
         ledger = None if store is None else open_store(store)
         model = load_model(model_path) if ledger is None else ledger.load_model(str(model_path))

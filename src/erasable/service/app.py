@@ -49,7 +49,6 @@ from numpy.typing import NDArray
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from erasable import __version__
-from erasable.estimator import ErasableClassifier
 from erasable.exact import OverflowRiskError
 from erasable.ledger import UnknownSampleError
 from erasable.ledger.keys import ApiKey, KeyRing
@@ -266,6 +265,8 @@ def create_app(
     def create_model(body: CreateModelRequest, key: Caller) -> ModelInfo:
         """Create an empty model (``admin``): of vectors (``input_dim``) or of raw inputs (``encoder``)."""
         permit(key, "admin", body.name)
+        from erasable.estimator import ErasableClassifier  # here: scikit-learn costs the server's start 1.7 s
+
         params = body.model_dump(exclude={"name", "input_dim"})
         config = ErasableClassifier(**params).model_config(body.input_dim)
         slot = served.create(body.name, config)

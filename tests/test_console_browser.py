@@ -94,7 +94,7 @@ def browser() -> Iterator[Any]:
 
 def _open(browser: Any, **options: Any) -> tuple[Any, Any, Watched]:
     context = browser.new_context(accept_downloads=True, **options)
-    context.set_default_timeout(30_000)  # generous: the machine may be shared; a healthy run takes ~1 s a test
+    context.set_default_timeout(90_000)  # generous: CI shares 2 cores with heavy tests; a test takes ~1 s alone
     page = context.new_page()
     watched = Watched()
     page.on("pageerror", lambda error: watched.errors.append(str(error)))

@@ -623,6 +623,18 @@ class Model:
         self._memory = None
         self.embedding_moments, self.feature_moments = embedding, features
 
+    def recompute_feature_statistics(self) -> None:
+        """Accumulate the feature statistics again from the live samples, as learning them would.
+
+        For a model read from a file or a ledger that left them out (few samples: see
+        :func:`erasable.model_file.recomputes_features`); the certificate checks the result.
+        """
+        if self.feature_moments is None or not len(self.registry):
+            return
+        labels = canonical_labels(self.registry.labels)
+        features = self.batch_statistics(np.asarray(self.registry.embeddings), labels)[1]
+        self.replace_statistics(self.embedding_moments, features)
+
     def _commit(
         self,
         embedding: Moments,

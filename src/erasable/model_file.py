@@ -368,9 +368,8 @@ def _build(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> Model:
     registry.check_new_ids([i for i in ids if i is not None])
     registry.append([str(i) for i in ids], subjects, [classes[j] for j in label_index.tolist()], embeddings)
     model.registry = registry
-    if recompute and len(registry):  # the samples' features, accumulated as learning them would
-        labels = canonical_labels(registry.labels)
-        model.replace_statistics(model.embedding_moments, model.batch_statistics(registry.embeddings, labels)[1])
+    if recompute:
+        model.recompute_feature_statistics()
     model.next_auto_id = int(manifest["next_auto_id"])
     if manifest["format_version"] >= 2:
         model.set_steering(model.checked_steering(Steering.from_json(manifest["steering"])))

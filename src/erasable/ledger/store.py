@@ -351,9 +351,8 @@ class LedgerStore:
         if ids:
             matrix = np.frombuffer(b"".join(vectors), dtype="<i2").reshape(len(ids), model.config.input_dim)
             model.registry.append(ids, subjects, canonical_labels(labels).tolist(), matrix.astype(np.int16))
-            if recompute:  # the samples' features, accumulated as learning them would
-                computed = model.batch_statistics(model.registry.embeddings, canonical_labels(labels))[1]
-                model.replace_statistics(embedding, computed)
+            if recompute:
+                model.recompute_feature_statistics()
         model.next_auto_id = int(stats.next_auto_id)
         if model.certificate() != stats.certificate:
             raise LedgerError(f"The statistics of {name!r} do not match their certificate: the store is damaged.")

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 import typer
+from numpy.typing import NDArray
 from rich.markup import escape
 from rich.table import Table
 
@@ -44,7 +45,7 @@ from erasable.datasets import (
 from erasable.encoders import EmbeddingCache
 from erasable.exact import clipping_message
 from erasable.ledger import UnknownSampleError
-from erasable.model import CHUNK_ROWS, HeadKind, Model
+from erasable.model import CHUNK_ROWS, HeadKind, Model, ood_score_of
 from erasable.model_file import load_model, save_model
 from erasable.parameters import DEFAULTS
 from erasable.service.commands import keys_app, ledger_app, open_store, serve
@@ -519,7 +520,8 @@ def predict(
     file. Columns: id; input (texts only: the text itself); prediction, prediction_2, ... up to
     --top-k, each followed by its probability with --proba (probability, probability_2, ...);
     ood_score, 1 minus the top probability (higher: unlike every class). Label and subject
-    columns are ignored. With --json: one document, {"predictions": [{"id", "input", "labels",
+    columns are ignored. On a terminal the predictions are a table; piped, or with --output -,
+    the same columns are CSV on stdout. With --json: one document, {"predictions": [{"id", "input", "labels",
     "probabilities", "ood_score"}, ...], "clipped": N}.
 
     Example: erasable predict model.erasable --text "my card was declined" --top-k 3 --proba
@@ -535,6 +537,8 @@ def predict(
             print_json({"model": str(model_path), "clipped": model.clipped(data.vectors), "predictions": records})
             return
         header, rows = _prediction_table(records, inputs is not None, proba, top_k)
+        if output is None and not console.is_terminal:
+            output = Path("-")  # piped: the CSV, which rich would take seconds to lay out as a table
         if output == Path("-"):
             csv.writer(sys.stdout).writerows([header, *rows])
             return
@@ -560,9 +564,13 @@ def _predictions(
     records: list[dict[str, Any]] = []
     for start in range(0, data.vectors.shape[0], CHUNK_ROWS):
         chunk = data.vectors[start : start + CHUNK_ROWS]
-        scores = model.predict_proba(chunk, head) if proba else model.decision_function(chunk, head)
+        decision, probabilities = model.decision_and_proba(chunk)  # the configured head's: the OOD score's
+        ood_scores = ood_score_of(probabilities)
+        if head not in (None, model.config.head):
+            decision, probabilities = model.decision_and_proba(chunk, head)
+        scores = probabilities if proba else decision
         best = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
-        for i, (ranked, ood) in enumerate(zip(best, model.ood_score(chunk), strict=True)):
+        for i, (ranked, ood) in enumerate(zip(best, ood_scores, strict=True)):
             record: dict[str, Any] = {"id": ids[start + i]}
             if inputs is not None:
                 record["input"] = inputs[start + i]
@@ -740,18 +748,21 @@ def certify(model_path: ModelArg, as_json: JsonFlag = False) -> None:
     """Recompute the statistics from the live samples and compare certificates.
 
     For a ridge model with automatic alpha, also recompute the penalty GCV chooses and
-    compare it with the one the file keeps. Exits with 0 when both match a refit from
-    scratch, 1 if not.
+    compare it with the one the file keeps, and the ridge weights the file keeps with those
+    solved again (equal within 1e-8 of their largest). Exits with 0 when all match a refit
+    from scratch, 1 if not.
 
     Example: erasable certify model.erasable
     """
     with _user_errors():
         model = load_model(model_path)
         refit = model.refit()
-        alphas = (model.gcv_alpha(), refit.gcv_alpha()) if model.config.head == "ridge" else (None, None)
+        ridge = model.config.head == "ridge" and model.count > 0
+        alphas = (model.gcv_alpha(), refit.gcv_alpha()) if ridge else (None, None)
+        weights_match = not ridge or _same_weights(model.canonical_ridge().weights, refit.canonical_ridge().weights)
     stored, recomputed = model.certificate(), refit.certificate()
     if as_json:
-        ok = stored == recomputed and alphas[0] == alphas[1]
+        ok = stored == recomputed and alphas[0] == alphas[1] and weights_match
         print_json(
             {
                 "model": str(model_path),
@@ -761,6 +772,7 @@ def certify(model_path: ModelArg, as_json: JsonFlag = False) -> None:
                 "refit_certificate": recomputed,
                 "ridge_penalty": alphas[0],
                 "ridge_penalty_of_refit": alphas[1],
+                "ridge_weights_match": weights_match,
             }
         )
         raise typer.Exit(0 if ok else 1)
@@ -774,7 +786,16 @@ def certify(model_path: ModelArg, as_json: JsonFlag = False) -> None:
         if alphas[0] != alphas[1]:
             err_console.print("[bold red]MISMATCH:[/] the file's ridge penalty is not the one GCV chooses.")
             raise typer.Exit(1)
+    if not weights_match:
+        err_console.print("[bold red]MISMATCH:[/] the file's ridge weights are not those its statistics give.")
+        raise typer.Exit(1)
     console.print(f"[bold green]OK:[/] the statistics are exactly those of the {model.count} live samples.")
+
+
+def _same_weights(kept: NDArray[np.float64], solved: NDArray[np.float64]) -> bool:
+    """Whether ridge weights kept in a file are those solved again, within 1e-8 of the largest (rounding)."""
+    scale = float(np.abs(solved).max(initial=0.0)) or 1.0
+    return kept.shape == solved.shape and float(np.abs(kept - solved).max(initial=0.0)) <= 1e-8 * scale
 
 
 @app.command(cls=Command)

@@ -39,7 +39,7 @@ from erasable.encoders import CUSTOM, Batch, Encoder, check_same_encoder, encode
 from erasable.exact import OverflowRiskError, clipped_rows, quantize
 from erasable.features import Identity, RandomReLU, feature_map_from_config
 from erasable.heads import GaussianHead, Head, PrototypeHead, RidgeHead
-from erasable.heads.ridge import gcv_alpha_of, uses_dual
+from erasable.heads.ridge import uses_dual
 from erasable.ledger import SampleRegistry
 from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels, require_unicode
 from erasable.steering import Steering
@@ -72,6 +72,7 @@ __all__ = [
     "Model",
     "ModelConfig",
     "certificate_of",
+    "ood_score_of",
 ]
 
 
@@ -213,6 +214,15 @@ def certificate_of(config: ModelConfig, embedding: Moments, features: Moments | 
     if features is not None:
         h.update(b"\0features\0" + features.digest().encode())
     return h.hexdigest()
+
+
+def ood_score_of(probabilities: NDArray[np.float64]) -> NDArray[np.float64]:
+    """:meth:`Model.ood_score` from the configured head's probabilities (n, K), when they are at hand.
+
+    >>> ood_score_of(np.array([[0.9, 0.1], [0.5, 0.5]])).round(2).tolist()
+    [0.1, 0.5]
+    """
+    return np.asarray(1.0 - probabilities.max(axis=1))
 
 
 def _as_id_list(ids: ArrayLike | None) -> list[str] | None:
@@ -663,10 +673,11 @@ class Model:
             else:
                 self._memory.remove(ids)
         ridge_moments = features if features is not None else embedding
-        if isinstance(ridge, RidgeHead) and ridge.system is not None and ridge_moments.count > 0:
+        if isinstance(ridge, RidgeHead) and ridge_moments.count > 0 and not uses_dual(self.count, ridge_moments.dim):
             width = ridge_moments.dim
             rank = quantized.shape[0] + 1
             if rank <= width // 4 and ridge.rank_since_refresh + rank <= width // 2:
+                ridge = ridge.factored(self.ridge_moments)  # a head read with its weights solves nothing until now
                 if features is None:
                     rows = quantized.astype(np.float64)
                 elif feature_rows is not None:
@@ -723,26 +734,33 @@ class Model:
                 self._steer_memory(self.registry.ids, self.registry.subjects)
         return self._memory
 
+    def canonical_ridge(self) -> RidgeHead:
+        """The ridge head computed from the current statistics, not a Woodbury update of an older one.
+
+        It becomes the cached ridge head (the two agree within rounding). Model files keep
+        its penalty and, for a primal head, its weights: what GCV and solving would give again.
+        """
+        head = self._heads.get("ridge")
+        if isinstance(head, RidgeHead) and head.rank_since_refresh == 0:
+            return head  # derived from the current statistics: an update would raise the rank
+        if self.count == 0:
+            raise ValueError("The model has no samples: learn something first.")
+        derived = self._derive("ridge")
+        assert isinstance(derived, RidgeHead)
+        self._heads["ridge"] = derived
+        return derived
+
     def gcv_alpha(self) -> float | None:
         """The ridge penalty GCV chooses for the current statistics; ``None`` if the config fixes alpha.
 
         It costs a tridiagonal reduction of the D x D statistics (or, for few samples, an
         eigendecomposition of their n x n kernel), once per state: it is known
         from a ridge head derived from these statistics, or recalled (:meth:`recall_alpha`),
-        or computed and remembered. Model files store it, so loading skips that cost.
+        or computed with the :meth:`canonical_ridge` head. Model files store it, so loading skips that cost.
         """
         if self.config.alpha is not None or self.count == 0:
             return None
-        head = self._heads.get("ridge")
-        if isinstance(head, RidgeHead) and head.rank_since_refresh == 0:
-            return head.alpha  # derived from the current statistics: an update would raise the rank
-        certificate = self.certificate()
-        if self._recalled_alpha is None or self._recalled_alpha[0] != certificate:
-            self._recalled_alpha = (
-                certificate,
-                gcv_alpha_of(self.ridge_moments, self.ridge_unit, self._ridge_samples()),
-            )
-        return self._recalled_alpha[1]
+        return self.canonical_ridge().alpha
 
     def recall_alpha(self, certificate: str, alpha: float) -> None:
         """Remember that GCV chose ``alpha`` for the statistics of ``certificate`` (e.g. from a model file).
@@ -753,6 +771,20 @@ class Model:
         if not (isinstance(alpha, float) and 0 < alpha < float("inf")):
             raise ValueError(f"A recalled alpha must be a positive finite float, got {alpha!r}.")
         self._recalled_alpha = (certificate, alpha)
+
+    def recall_ridge_weights(self, weights: NDArray[np.float64]) -> None:
+        """Take ``weights`` as those of the canonical (primal) ridge head of the current statistics.
+
+        From a model file, which keeps them: the first prediction then solves nothing. The
+        penalty must be known (the config's, or recalled by :meth:`recall_alpha`); raises
+        ``ValueError`` if it is not, or if the weights do not fit the statistics.
+        """
+        alpha = self.config.alpha
+        if alpha is None and self._recalled_alpha is not None and self._recalled_alpha[0] == self.certificate():
+            alpha = self._recalled_alpha[1]
+        if alpha is None:
+            raise ValueError("Ridge weights need their penalty: recall the alpha GCV chose first.")
+        self._heads["ridge"] = RidgeHead.from_weights(self.ridge_moments, alpha, self.ridge_unit, weights)
 
     def refresh(self) -> None:
         """Recompute every cached head canonically from the statistics."""
@@ -773,11 +805,18 @@ class Model:
 
     def predict_proba(self, embeddings: ArrayLike, kind: HeadKind | None = None) -> NDArray[np.float64]:
         """Class probabilities (n, K), classes in sorted order."""
+        return self.decision_and_proba(embeddings, kind)[1]
+
+    def decision_and_proba(
+        self, embeddings: ArrayLike, kind: HeadKind | None = None
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """:meth:`decision_function` and :meth:`predict_proba` at once: the features are computed once."""
         head = self.head(kind)
         vectors = self.head_inputs(embeddings, kind)
+        scores = head.decision_function(vectors)
         if isinstance(head, RidgeHead):
-            return head.predict_proba(vectors, self.config.temperature)
-        return head.predict_proba(vectors)
+            return scores, head.proba_of(scores, self.config.temperature)
+        return scores, head.predict_proba(vectors)
 
     def ood_score(self, embeddings: ArrayLike) -> NDArray[np.float64]:
         """Out-of-distribution score in [0, 1), higher for inputs unlike every class: 1 - the top probability.
@@ -788,7 +827,7 @@ class Model:
         0.78 on BANKING77, 0.82 against 0.62 on HWU64 (validation splits of the training
         sets). The energy score, kNN distances and mixtures with them did no better.
         """
-        return np.asarray(1.0 - self.predict_proba(embeddings).max(axis=1))
+        return ood_score_of(self.predict_proba(embeddings))
 
     # -- steering ----------------------------------------------------------------------------
 

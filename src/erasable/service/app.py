@@ -61,6 +61,7 @@ from erasable.ledger.store import (
     ModelExistsError,
     UnknownModelError,
 )
+from erasable.model import ood_score_of
 from erasable.service.guard import DEFAULT_MAX_CLASSES
 from erasable.service.metrics import ServiceMetrics
 from erasable.service.schemas import (
@@ -424,7 +425,7 @@ def create_app(
             if model.count == 0:
                 raise HTTPException(409, f"Model {name!r} has no samples yet: learn something first.")
             probabilities = model.predict_proba(vectors)
-            ood = model.ood_score(vectors)
+            ood = ood_score_of(probabilities)
             evidence = None
             if want_neighbours:
                 evidence = model.memory().explain(model.head_inputs(vectors, "memory"), want_neighbours)

@@ -57,8 +57,9 @@ from safetensors.numpy import load as safetensors_load
 from safetensors.numpy import save as safetensors_save
 from sqlalchemy.engine import Connection, Engine
 
+from erasable.heads.ridge import uses_dual
 from erasable.ledger.chain import ChainVerification, canonical_json, genesis, id_hashes, link, verify_chain
-from erasable.ledger.schema import api_keys, events, idempotency, migrate, models, samples, statistics
+from erasable.ledger.schema import api_keys, events, idempotency, migrate, models, ridge_heads, samples, statistics
 from erasable.model import Change, Model, ModelConfig
 from erasable.model_file import (
     moments_from_tensors,
@@ -292,7 +293,7 @@ class LedgerStore:
         """Delete a model with its samples, statistics, log and keys, and erase their bytes."""
         with self._writing() as connection:
             self._model_row(connection, name)
-            for table in (samples, events, statistics, idempotency):
+            for table in (samples, events, statistics, idempotency, ridge_heads):
                 connection.execute(sa.delete(table).where(table.c.model == name))
             connection.execute(sa.delete(api_keys).where(api_keys.c.model == name))
             connection.execute(sa.delete(models).where(models.c.name == name))
@@ -360,7 +361,51 @@ class LedgerStore:
             model.set_steering(model.checked_steering(Steering.from_json(json.loads(stats.steering))))
         except (ValueError, KeyError) as exc:  # SteeringError, UnknownSampleError, bad JSON
             raise LedgerError(f"The steering of {name!r} is invalid ({exc}): the store is damaged.") from exc
+        self._recall_ridge_head(connection, name, model)
         return model, int(stats.seq)
+
+    def _recall_ridge_head(self, connection: Connection, name: str, model: Model) -> None:
+        """Give ``model`` its kept canonical ridge head (:meth:`keep_ridge_head`), if that is of these statistics."""
+        kept = connection.execute(sa.select(ridge_heads).where(ridge_heads.c.model == name)).first()
+        if kept is None or kept.certificate != model.certificate() or model.config.head != "ridge":
+            return
+        moments = model.ridge_moments
+        if len(kept.weights) != 8 * moments.dim * len(moments.classes):
+            raise LedgerError(f"The kept ridge head of {name!r} has the wrong size: the store is damaged.")
+        weights = np.frombuffer(kept.weights, dtype="<f8").reshape(moments.dim, len(moments.classes))
+        try:
+            if model.config.alpha is None:
+                model.recall_alpha(kept.certificate, float(kept.alpha))
+            model.recall_ridge_weights(weights.astype(np.float64))
+        except ValueError as exc:
+            raise LedgerError(f"The kept ridge head of {name!r} is invalid ({exc}): the store is damaged.") from exc
+
+    def keep_ridge_head(self, name: str, model: Model) -> bool:
+        """Keep the canonical ridge head of ``model`` (the committed state of ``name``), so loading skips solving it.
+
+        Only a primal head is kept (a dual one is cheap to solve again), and only while
+        ``model``'s certificate is the committed one; every later change deletes it (a forget
+        in its own transaction: the weights are computed from the forgotten samples too).
+        Returns whether it was kept.
+        """
+        if model.config.head != "ridge" or model.count == 0 or uses_dual(model.count, model.ridge_moments.dim):
+            return False
+        head = model.canonical_ridge()
+        certificate = model.certificate()
+        weights = np.ascontiguousarray(head.weights, dtype="<f8").tobytes()
+        with self._writing() as connection:
+            self._model_row(connection, name)
+            current = connection.execute(sa.select(statistics.c.certificate).where(statistics.c.model == name)).one()
+            if current.certificate != certificate:
+                return False
+            kept = connection.execute(sa.select(ridge_heads.c.certificate).where(ridge_heads.c.model == name)).first()
+            if kept is not None and kept.certificate == certificate:
+                return True  # kept already (this server loaded it)
+            connection.execute(sa.delete(ridge_heads).where(ridge_heads.c.model == name))
+            connection.execute(
+                sa.insert(ridge_heads).values(model=name, certificate=certificate, alpha=head.alpha, weights=weights)
+            )
+        return True
 
     # -- changes --------------------------------------------------------------------------
 
@@ -392,6 +437,7 @@ class LedgerStore:
         with self._writing() as connection:
             row, current = self._head(connection, name, expected_seq)
             seq, time = int(current.seq) + 1, _now()
+            connection.execute(sa.delete(ridge_heads).where(ridge_heads.c.model == name))  # of the old statistics
             if change.sign > 0:
                 self._insert_samples(connection, name, change, source, time)
             else:

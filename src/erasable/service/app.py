@@ -426,6 +426,7 @@ def create_app(
                 raise HTTPException(409, f"Model {name!r} has no samples yet: learn something first.")
             probabilities = model.predict_proba(vectors)
             ood = ood_score_of(probabilities)
+            slot.keep_ridge_head()
             evidence = None
             if want_neighbours:
                 evidence = model.memory().explain(model.head_inputs(vectors, "memory"), want_neighbours)

@@ -165,7 +165,8 @@ def test_a_primal_ridge_head_is_read_with_its_weights_and_solves_nothing(
         patch.setattr(ridge_module.PenalizedGram, "cholesky", no_solve)
         loaded = load_model(path)
         assert np.array_equal(loaded.decision_function(probe), expected)  # bit for bit
-    loaded.learn(unit_rows(rng, 2, 6), ["a", "c"])  # a Woodbury update: the system is factored now
+    loaded.factor_ridge_head()  # as a server does: the next change is a Woodbury update
+    loaded.learn(unit_rows(rng, 2, 6), ["a", "c"])
     served = loaded.head("ridge")
     assert isinstance(served, ridge_module.RidgeHead) and served.rank_since_refresh > 0
     same_alpha = ridge_module.RidgeHead.from_moments(loaded.ridge_moments, alpha=served.alpha, unit=loaded.ridge_unit)

@@ -673,11 +673,10 @@ class Model:
             else:
                 self._memory.remove(ids)
         ridge_moments = features if features is not None else embedding
-        if isinstance(ridge, RidgeHead) and ridge_moments.count > 0 and not uses_dual(self.count, ridge_moments.dim):
+        if isinstance(ridge, RidgeHead) and ridge.system is not None and ridge_moments.count > 0:
             width = ridge_moments.dim
             rank = quantized.shape[0] + 1
             if rank <= width // 4 and ridge.rank_since_refresh + rank <= width // 2:
-                ridge = ridge.factored(self.ridge_moments)  # a head read with its weights solves nothing until now
                 if features is None:
                     rows = quantized.astype(np.float64)
                 elif feature_rows is not None:
@@ -733,6 +732,18 @@ class Model:
             if self.steering:
                 self._steer_memory(self.registry.ids, self.registry.subjects)
         return self._memory
+
+    def factor_ridge_head(self) -> None:
+        """Give a ridge head read with its weights (a file, a ledger) its factored system, for what follows.
+
+        Such a head solved nothing, and a change drops it: the next prediction derives the head
+        again, GCV included. Factored, it follows small changes by Woodbury updates instead. A
+        server does this before its first change; a command that saves after one change
+        (which derives the canonical head anyway) does not. Costs one Cholesky factorization.
+        """
+        head = self._heads.get("ridge")
+        if isinstance(head, RidgeHead) and head.system is None and not uses_dual(self.count, self.ridge_moments.dim):
+            self._heads["ridge"] = head.factored(self.ridge_moments)
 
     def canonical_ridge(self) -> RidgeHead:
         """The ridge head computed from the current statistics, not a Woodbury update of an older one.

@@ -104,8 +104,7 @@ class RidgeHead:
     an update solves a few columns and writes nothing of size D x D. ``rank_since_refresh``
     is the number of columns of ``P`` (0 for a canonical head). A dual head has no system
     (``system is None``): it is recomputed, cheaply, after a change. Nor has a primal head
-    rebuilt from weights computed earlier (:meth:`from_weights`): :meth:`factored` gives it
-    one when an update needs it.
+    rebuilt from weights computed earlier (:meth:`from_weights`) until :meth:`factored` gives it one.
     """
 
     classes: tuple[Label, ...]

@@ -137,6 +137,7 @@ class ServedModel:
         wait (boundedly) for readers of SQLite's log: from the commit on, no prediction can see
         a forgotten sample. Whether the erasure completed is :attr:`LedgerStore.residue_pending`.
         """
+        self.model.factor_ridge_head()  # a head loaded with its weights follows the change instead of being dropped
         event = self.store.commit(self.name, change, expected_seq=self.seq, erase=False, **record)
         with self._lock.exclusive():
             self.model.apply(change)

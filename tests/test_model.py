@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from erasable.heads import RidgeHead
-from erasable.ledger import UnknownSampleError
 from erasable.model import Model
 from erasable.moments import MomentsMismatchError
+from erasable.registry import UnknownSampleError
 from tests.conftest import relu_config, unit_rows
 
 

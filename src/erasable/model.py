@@ -12,9 +12,9 @@ those of :meth:`Model.refit`, a model built from scratch on the live samples.
 Every operation validates its input and computes the new statistics before it changes
 anything, so a failure leaves the model as it was: a learn or forget is planned
 (:meth:`Model.plan_learn`, :meth:`Model.plan_forget`) into a :class:`Change`, and
-:meth:`Model.apply` is the one place a change is made -- for Dask fits and forgets too, which
-plan from the statistics their workers reduced. :meth:`Model.restore` is the one way to
-rebuild a model a file, a ledger or a federated merge recorded.
+:meth:`Model.apply` is the one place a learn or forget is made -- for Dask fits and forgets
+too, which plan from the statistics their workers reduced. :meth:`Model.restore` is the one
+way to rebuild a model a file, a ledger or a federated merge recorded.
 
 >>> import numpy as np
 >>> config = ModelConfig(input_dim=2, scale_bits=8)

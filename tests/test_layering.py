@@ -1,4 +1,5 @@
-"""Imports flow one way: a module imports only from its own layer or the layers below it."""
+"""Imports flow one way: a module imports only from its own layer or the layers below it. And only the
+model changes a model: every other module goes through its methods (plan / apply, restore)."""
 
 from __future__ import annotations
 

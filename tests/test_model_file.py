@@ -126,7 +126,7 @@ def test_the_gcv_alpha_is_saved_so_loading_skips_the_eigendecomposition(
     np.testing.assert_array_equal(loaded.head("ridge").weights, head.weights)  # the same head, bit for bit
     loaded.forget(ids=["0"])  # other statistics: the recalled alpha does not apply to them
     with pytest.raises(AssertionError, match="GCV ran"):
-        loaded.refresh()
+        loaded.gcv_alpha()
 
 
 def test_the_saved_alpha_does_not_depend_on_history(tmp_path: Path) -> None:

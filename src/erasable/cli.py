@@ -44,10 +44,10 @@ from erasable.datasets import (
 )
 from erasable.encoders import EmbeddingCache
 from erasable.exact import clipping_message
-from erasable.ledger import UnknownSampleError
 from erasable.model import CHUNK_ROWS, HeadKind, Model, ood_score_of
 from erasable.model_file import load_model, save_model
 from erasable.parameters import DEFAULTS
+from erasable.registry import UnknownSampleError
 from erasable.service.commands import keys_app, ledger_app, open_store, serve
 from erasable.terminal import (
     Command,

@@ -448,7 +448,7 @@ class MemoryHead:
 
     @classmethod
     def from_registry(cls, registry: SampleSource, **options: Any) -> MemoryHead:
-        """A memory of the live samples of a :class:`~erasable.ledger.SampleRegistry`."""
+        """A memory of the live samples of a :class:`~erasable.registry.SampleRegistry`."""
         head = cls(registry.dim, **options)
         if len(registry):
             head.add(registry.ids, np.asarray(registry.embeddings), registry.labels)

@@ -50,7 +50,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from erasable import __version__
 from erasable.exact import OverflowRiskError
-from erasable.ledger import UnknownSampleError
 from erasable.ledger.keys import ApiKey, KeyRing
 from erasable.ledger.store import (
     ConflictError,
@@ -62,6 +61,7 @@ from erasable.ledger.store import (
     UnknownModelError,
 )
 from erasable.model import ood_score_of
+from erasable.registry import UnknownSampleError
 from erasable.service.guard import DEFAULT_MAX_CLASSES
 from erasable.service.metrics import ServiceMetrics
 from erasable.service.schemas import (

@@ -1,9 +1,11 @@
-"""Imports flow one way: a module imports only from its own layer or the layers below it. And only the
-model changes a model: every other module goes through its methods (plan / apply, restore)."""
+"""Imports flow one way: a module imports only from its own layer or the layers below it, and inside a
+package no module imports the rooms above it. And only the model changes a model: every other module goes
+through its methods (plan / apply, restore)."""
 
 from __future__ import annotations
 
 import ast
+from fnmatch import fnmatch
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "erasable"
@@ -98,4 +100,39 @@ def test_nothing_outside_the_model_sets_its_internals() -> None:
                 and node.func.value.attr == "registry"
             ):
                 violations.append(f"{path.relative_to(PACKAGE)}:{node.lineno} calls registry.{node.func.attr}")
+    assert not violations, violations
+
+
+#: Inside a package, what a module must not import: the rooms above it there. The routes and their dependencies
+#: are mounted by the app, the command groups registered by the CLI's app, the memory's stores and file format
+#: used by its head; none of them reaches back up (issue 13, item 6). Module names, or patterns (fnmatch).
+ROOMS_ABOVE = {
+    "service/dependencies.py": {"erasable.service.app", "erasable.service.routes*"},
+    "service/middleware.py": {"erasable.service.app", "erasable.service.routes*"},
+    "service/routes/*.py": {"erasable.service.app"},
+    "cli/[!_]*.py": {"erasable.cli"},
+    "heads/memory_index.py": {"erasable.heads.memory", "erasable.heads.memory_file"},
+    "heads/memory_file.py": {"erasable.heads.memory"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The erasable modules a file imports, by full name (``from erasable.cli import x`` names ``erasable.cli``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("erasable"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("erasable"))
+    return found
+
+
+def test_rooms_inside_a_package_point_one_way() -> None:
+    violations = []
+    for pattern, above in ROOMS_ABOVE.items():
+        paths = sorted(PACKAGE.glob(pattern))
+        assert paths, f"{pattern} matches no module"
+        for path in paths:
+            wrong = {name for name in imported_modules(path) if any(fnmatch(name, room) for room in above)}
+            violations += [f"{path.relative_to(PACKAGE)} imports {name}" for name in sorted(wrong)]
     assert not violations, violations

@@ -22,6 +22,8 @@ LAYERS: list[set[str]] = [
     {"heads"},
     {"memory_analysis"},
     {"encoders", "datasets", "vector_files", "steering"},
+    {"config"},
+    {"changes"},
     {"model"},
     {"model_file"},
     {"estimator"},

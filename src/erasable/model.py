@@ -27,17 +27,16 @@ True
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from erasable.changes import Change, ForgetReceipt
+from erasable.config import HEAD_KINDS, MAX_DIM, MAX_PROJECTION, HeadKind, ModelConfig
 from erasable.encoders import CUSTOM, Batch, Encoder, check_same_encoder, encode_batched, load_encoder
 from erasable.exact import OverflowRiskError, clipped_rows, quantize
 from erasable.features import Identity, RandomReLU, feature_map_from_config
@@ -51,8 +50,6 @@ from erasable.steering import Steering
 if TYPE_CHECKING:
     from erasable.heads.memory import MemoryHead
 
-HeadKind = Literal["ridge", "prototype", "gaussian", "memory"]
-HEAD_KINDS: tuple[HeadKind, ...] = ("ridge", "prototype", "gaussian", "memory")
 #: Computes the statistics of quantized rows and their labels somewhere else than in this process (a cluster).
 BatchStatistics = Callable[[NDArray[np.int16], NDArray[np.generic]], Statistics]
 #: Rows quantized, mapped and accumulated at a time: bounds memory, feeds progress bars.
@@ -61,12 +58,6 @@ CHUNK_ROWS = 4096
 FEATURE_CHUNK_BYTES = 2**28
 #: Batches up to this size update the Gram matrices in one pass instead of accumulating their own.
 SMALL_BATCH = 256
-
-#: Largest input dimension and feature width: the statistics hold a D x D int64 Gram (8 GiB at this bound), and a
-#: config read from a file or a request must not be able to ask for more before anything checks it.
-MAX_DIM = 2**15
-#: Largest random projection, input_dim * width entries (float32: 1 GiB at this bound).
-MAX_PROJECTION = 2**28
 
 __all__ = [
     "HEAD_KINDS",
@@ -79,149 +70,6 @@ __all__ = [
     "ModelConfig",
     "ood_score_of",
 ]
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything that, with the live samples, determines a model's state and predictions.
-
-    ``feature_map`` is a :func:`~erasable.features.feature_map_from_config` dict; ``alpha``
-    (ridge, ``None`` = automatic by GCV), ``temperature`` (ridge probabilities), ``metric``
-    (prototype) and ``shrinkage`` (Gaussian) parametrize the heads. ``encoder`` (``None``
-    for a model of vectors) names the encoder of raw inputs and records its identity, so
-    that a model refuses inputs embedded by any other. Two models merge only if their configs are equal.
-    """
-
-    input_dim: int
-    scale_bits: int = 13
-    feature_map: dict[str, Any] = field(default_factory=dict)
-    head: HeadKind = "ridge"
-    alpha: float | None = None
-    metric: Literal["cosine", "euclidean"] = "cosine"
-    shrinkage: float = 0.05
-    temperature: float = 0.07
-    encoder: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        # Sizes first, before anything is allocated: a config may come from an untrusted file or request.
-        if not _is_int(self.input_dim) or not 1 <= self.input_dim <= MAX_DIM:
-            raise ValueError(f"input_dim must be an integer in 1..{MAX_DIM}, got {self.input_dim!r}.")
-        if not _is_int(self.scale_bits):
-            raise ValueError(f"scale_bits must be an integer, got {self.scale_bits!r}.")
-        if not 0 <= self.scale_bits <= 15:
-            raise ValueError(f"scale_bits must be in 0..15, got {self.scale_bits}.")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}.")
-        if self.head not in HEAD_KINDS:
-            raise ValueError(f"head must be one of {HEAD_KINDS}, got {self.head!r}.")
-        if not self.feature_map:
-            object.__setattr__(self, "feature_map", {"kind": "identity", "input_dim": self.input_dim})
-        if not isinstance(self.feature_map, dict) or self.feature_map.get("input_dim") != self.input_dim:
-            raise ValueError("feature_map.input_dim must equal input_dim.")
-        if "width" in self.feature_map:
-            width = self.feature_map["width"]
-            if not _is_int(width) or not 1 <= width <= MAX_DIM or self.input_dim * width > MAX_PROJECTION:
-                raise ValueError(
-                    f"feature_map.width must be an integer in 1..{MAX_DIM} with input_dim * width <= "
-                    f"{MAX_PROJECTION}, got {width!r} (input_dim {self.input_dim})."
-                )
-        feature_map_from_config(self.feature_map)  # validates (and builds the projection, now bounded)
-        if self.encoder is not None:
-            missing = {"kind", "options", "identity", "dim"} - set(self.encoder)
-            if missing:
-                raise ValueError(f"encoder config lacks {sorted(missing)}.")
-            if self.encoder["dim"] != self.input_dim:
-                raise ValueError(f"The encoder makes {self.encoder['dim']}-d embeddings, not {self.input_dim}-d.")
-
-    @classmethod
-    def encoder_config(cls, encoder: Encoder, kind: str, **options: Any) -> dict[str, Any]:
-        """The ``encoder`` entry for an encoder built by ``load_encoder(kind, **options)``."""
-        return {"kind": kind, "options": options, "identity": encoder.identity, "dim": encoder.dim}
-
-    @property
-    def feature_dim(self) -> int | None:
-        """Width of the feature statistics; ``None`` under the identity map, which keeps none."""
-        return None if self.feature_map["kind"] == "identity" else int(self.feature_map["width"])
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"Unknown model config fields: {sorted(unknown)}.")
-        return cls(**data)
-
-    def canonical_json(self) -> bytes:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
-
-
-@dataclass(frozen=True)
-class ForgetReceipt:
-    """What a forget request did: the ids removed and the certificates around it.
-
-    ``certificate_after`` is computed when first read: hashing the statistics of a wide
-    model takes tens of milliseconds, which a request need not wait for. ``statistics_after``
-    are those after the request (immutable), never those before it; the receipt keeps no
-    forgotten sample.
-    """
-
-    ids: tuple[str, ...]
-    certificate_before: str
-    config: ModelConfig = field(repr=False, compare=False)
-    statistics_after: Statistics = field(repr=False, compare=False)
-
-    @classmethod
-    def of(cls, change: Change) -> ForgetReceipt:
-        """The receipt of a planned forget."""
-        return cls(change.ids, change.certificate_before, change.config, change.statistics_after)
-
-    @cached_property
-    def certificate_after(self) -> str:
-        return self.statistics_after.certificate(self.config)
-
-
-@dataclass(frozen=True, eq=False)
-class Change:
-    """A learn (``sign=+1``) or forget (``-1``) computed against a model but not yet applied.
-
-    :meth:`Model.plan_learn` and :meth:`Model.plan_forget` make one without touching the
-    model, and :meth:`Model.apply` applies it. A durable ledger persists a change (its
-    samples, its event, the statistics after it) in one transaction between the two, so a
-    failure to persist leaves the model exactly as it was. A change applies only to the
-    state it was planned against.
-    """
-
-    sign: int
-    ids: tuple[str, ...]
-    subjects: tuple[str | None, ...]
-    labels: NDArray[np.generic] = field(repr=False)
-    quantized: NDArray[np.int16] = field(repr=False)
-    #: Registry rows of the samples a forget removes (``None`` for a learn).
-    rows: NDArray[np.intp] | None = field(repr=False)
-    next_auto_id: int
-    config: ModelConfig = field(repr=False)
-    statistics_before: Statistics = field(repr=False)
-    statistics_after: Statistics = field(repr=False)
-    #: The memory's steering before and after: a forget drops the weights naming what it leaves without samples.
-    steering_before: Steering = field(repr=False)
-    steering_after: Steering = field(repr=False)
-    #: The batch's feature rows when they were computed anyway (small batches): the ridge update reuses them.
-    feature_rows: NDArray[np.floating] | None = field(default=None, repr=False)
-
-    @cached_property
-    def certificate_before(self) -> str:
-        return self.statistics_before.certificate(self.config)
-
-    @cached_property
-    def certificate_after(self) -> str:
-        return self.statistics_after.certificate(self.config)
 
 
 def ood_score_of(probabilities: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -618,11 +618,8 @@ class Model:
 
     def _derive(self, kind: HeadKind) -> Head:
         if kind == "ridge":
-            alpha = self.config.alpha
-            if alpha is None and self._recalled_alpha is not None and self._recalled_alpha[0] == self.certificate():
-                alpha = self._recalled_alpha[1]  # what GCV would choose again: the same head, without the GCV
             return RidgeHead.from_moments(
-                self.ridge_moments, alpha=alpha, unit=self.ridge_unit, samples=self._ridge_samples()
+                self.ridge_moments, alpha=self._known_alpha(), unit=self.ridge_unit, samples=self._ridge_samples()
             )
         if kind == "prototype":
             return PrototypeHead.from_moments(self.embedding_moments, metric=self.config.metric)
@@ -688,11 +685,19 @@ class Model:
             return None
         return self.canonical_ridge().alpha
 
+    def _known_alpha(self) -> float | None:
+        """The ridge penalty without running GCV: the config's, or the one recalled for these statistics."""
+        if self.config.alpha is not None:
+            return self.config.alpha
+        if self._recalled_alpha is not None and self._recalled_alpha[0] == self.certificate():
+            return self._recalled_alpha[1]  # what GCV would choose again: the same head, without the GCV
+        return None
+
     def recall_alpha(self, certificate: str, alpha: float) -> None:
         """Remember that GCV chose ``alpha`` for the statistics of ``certificate`` (e.g. from a model file).
 
-        Deriving the ridge head of exactly those statistics then skips the GCV
-        GCV -- the head is the same -- and any other statistics ignore it.
+        Deriving the ridge head of exactly those statistics then skips the GCV -- the head is
+        the same -- and any other statistics ignore it.
         """
         if not (isinstance(alpha, float) and 0 < alpha < float("inf")):
             raise ValueError(f"A recalled alpha must be a positive finite float, got {alpha!r}.")
@@ -705,9 +710,7 @@ class Model:
         penalty must be known (the config's, or recalled by :meth:`recall_alpha`); raises
         ``ValueError`` if it is not, or if the weights do not fit the statistics.
         """
-        alpha = self.config.alpha
-        if alpha is None and self._recalled_alpha is not None and self._recalled_alpha[0] == self.certificate():
-            alpha = self._recalled_alpha[1]
+        alpha = self._known_alpha()
         if alpha is None:
             raise ValueError("Ridge weights need their penalty: recall the alpha GCV chose first.")
         self._heads["ridge"] = RidgeHead.from_weights(self.ridge_moments, alpha, self.ridge_unit, weights)

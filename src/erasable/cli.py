@@ -41,7 +41,7 @@ from erasable.datasets import (
     read_npz,
     read_table,
 )
-from erasable.encoders import EmbeddingCache
+from erasable.encoders import EmbeddingCache, EncoderUnavailableError
 from erasable.exact import clipping_message
 from erasable.ledger import UnknownSampleError
 from erasable.model import CHUNK_ROWS, HeadKind, Model
@@ -81,7 +81,7 @@ class CliError(ValueError):
     """A command's arguments contradict each other or the model."""
 
 
-_user_errors = partial(user_errors, UnknownSampleError)
+_user_errors = partial(user_errors, UnknownSampleError, EncoderUnavailableError)
 
 
 def _check_dimension(model: Model, data: VectorData, path: Path) -> None:
@@ -163,8 +163,10 @@ def learn(
     encoder: Annotated[
         str | None,
         typer.Option(
-            metavar="text|image|text:PATH",
-            help="Learn raw inputs embedded by this encoder; text:PATH is a sentence-transformers model saved in PATH.",
+            metavar="text|text-mpnet|image|text:PATH",
+            help="Learn raw inputs embedded by this encoder: text is all-MiniLM-L6-v2, text-mpnet "
+            "all-mpnet-base-v2 (more accurate, about 5x slower; extra text-mpnet), text:PATH a "
+            "sentence-transformers model saved in PATH.",
             show_default="vectors",
         ),
     ] = None,

@@ -49,6 +49,7 @@ from numpy.typing import NDArray
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from erasable import __version__
+from erasable.encoders.base import EncoderUnavailableError
 from erasable.exact import OverflowRiskError
 from erasable.ledger import UnknownSampleError
 from erasable.ledger.keys import ApiKey, KeyRing
@@ -103,6 +104,9 @@ ERROR_STATUS: list[tuple[type[Exception], int]] = [
     (OverflowRiskError, 422),
     (LedgerError, 422),
     (ValueError, 422),
+    # This server cannot build the encoder asked for (its packages are not installed): the
+    # request cannot be served here, and the message names the install. Not a 5xx: nothing failed.
+    (EncoderUnavailableError, 422),
 ]
 
 

@@ -22,6 +22,7 @@ Writes ``benchmarks/results/text_encoders.md``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -113,7 +114,9 @@ def main() -> None:
     starts, encoders = start_up()
     print(starts, flush=True)
     test_texts, _ = texts_and_labels("test")
+    load_before = os.getloadavg()[0]
     speed = throughput(encoders, test_texts[: args.throughput_n], args.repeats)
+    load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on 2 cores"
     print(speed, flush=True)
     x_mp, xt_mp, encode_seconds = mpnet_embeddings(encoders[MPNET], args.embedding_cache)
     print(f"{MPNET} embeddings of 13,083 texts: {encode_seconds:.1f} s (cached after the first run)", flush=True)
@@ -142,7 +145,7 @@ def main() -> None:
     )
     report += "\n" + table(
         f"Encoding throughput ({args.throughput_n} BANKING77 test texts, batch 32, median of {args.repeats}, "
-        "the encoders taking turns)",
+        f"the encoders taking turns; {load})",
         ["encoder", "texts/s", "relative to MiniLM"],
         [[name, f"{rate:.1f}", f"{rate / speed[MINILM]:.2f}x"] for name, rate in speed.items()],
     )

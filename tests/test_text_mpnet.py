@@ -225,6 +225,13 @@ def test_an_archive_that_unpacks_too_large_is_refused(tmp_path: Path, monkeypatc
     assert cache_entries(tmp_path / "cache") == []
 
 
+def test_an_unusable_cache_folder_names_the_setting(tmp_path: Path) -> None:
+    archive = make_split_archive(tmp_path / "parts")
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(OSError, match="set ERASABLE_CACHE_DIR to a writable folder"):
+        unpack_split_archive(archive, tmp_path / "a-file" / "cache")
+
+
 def test_bad_pins_are_refused_when_made() -> None:
     with pytest.raises(ValueError, match="64 lowercase hex"):
         SplitArchive("toy", (Path("x"),), "model.safetensors", "ABC", 1)

@@ -172,7 +172,14 @@ def unpack_split_archive(archive: SplitArchive, cache_dir: str | Path | None = N
     target = cached_folder(archive, cache_dir)
     if target.is_dir():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(target.parent, os.W_OK | os.X_OK):
+            raise PermissionError(f"{target.parent} is not writable")
+    except OSError as exc:
+        raise OSError(
+            f"Cannot unpack {archive.folder} into {target.parent} ({exc}): set ERASABLE_CACHE_DIR to a writable folder."
+        ) from exc
     with _lock(target.parent / f".{target.name}.lock") as locked:
         if target.is_dir():  # another process unpacked it while this one waited
             return target

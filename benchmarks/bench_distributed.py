@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from common import median_time, table
 from erasable import distributed
-from erasable.distributed import ShardColumns, statistics_of
+from erasable.distributed import ShardColumns
 from erasable.features import shift_for_unit_norm
 from erasable.federated import (
     ClientStatistics,
@@ -171,7 +171,7 @@ def client_statistics(config: ModelConfig, x: np.ndarray, y: np.ndarray, clients
     model = Model(config)
     quantized = model.quantize(x)
     parts = np.array_split(np.arange(len(x)), clients)
-    return [ClientStatistics(config, None, statistics_of(model, quantized[p], y[p])) for p in parts]
+    return [ClientStatistics(config, None, model.batch_statistics(quantized[p], y[p])) for p in parts]
 
 
 def bench_merge(config: ModelConfig, x: np.ndarray, y: np.ndarray, tmp: Path, repeats: int) -> str:

@@ -211,6 +211,20 @@ def test_certify_catches_a_forged_ridge_penalty(tmp_path: Path) -> None:
     assert "ridge penalty is not the one GCV chooses" in result.stderr
 
 
+def test_certify_catches_forged_ridge_weights(tmp_path: Path) -> None:
+    """The weights a file keeps must be those its statistics give: a forger who changes them is caught."""
+    from erasable.model_file import read_container, write_container
+
+    X, y = make_data(40)
+    model_path = learned(tmp_path, "m", X, y)
+    manifest, tensors = read_container(model_path)
+    assert run("certify", model_path).exit_code == 0
+    write_container(model_path, manifest, {**tensors, "ridge.weights": tensors["ridge.weights"] * 1.001})
+    result = run("certify", model_path)
+    assert result.exit_code == 1
+    assert "ridge weights are not those its statistics give" in result.stderr
+
+
 def test_info(tmp_path: Path) -> None:
     X, y = make_data(40)
     model_path = learned(tmp_path, "m", X, y)

@@ -20,7 +20,7 @@ from erasable.ledger.keys import KeyRing
 from erasable.ledger.store import LedgerStore
 from erasable.service.app import create_app
 from erasable.service.console import CONTENT_SECURITY_POLICY
-from erasable.service.lookups import LOOKUP_LIMIT
+from erasable.service.routes.lookups import LOOKUP_LIMIT
 
 STATIC = Path(__file__).resolve().parents[1] / "src" / "erasable" / "service" / "console" / "static"
 

@@ -19,6 +19,7 @@ from erasable import distributed
 from erasable.datasets import DatasetError
 from erasable.distributed import PartitionError, PartitionProgress, ShardColumns
 from erasable.model import Model
+from erasable.model_file import load_model, save_model
 from tests.conftest import relu_config, unit_rows
 
 DIM = 8
@@ -138,6 +139,25 @@ def test_forget_by_subject_and_ids_matches_the_refit(
     distributed.forget(model, ids=["s0", "s100", "s137", "s140"], client=where)  # one id in each shard
     assert model.certificate() == model.refit().certificate()
     assert "s140" not in model.registry and model.count == len(model.registry)
+
+
+@pytest.mark.parametrize("on_cluster", [True, False])
+def test_forgetting_steered_samples_drops_their_weights_and_the_model_still_loads(
+    client: Client, shards: tuple[Path, Model], tmp_path: Path, on_cluster: bool
+) -> None:
+    """Issue 13: the Dask forget went around plan/apply, so the steering kept a forgotten subject's (and
+    sample's) name; the model then saved, but loading it failed with "No live samples for subjects"."""
+    _, reference = shards
+    model = reference.refit()
+    model.steer(subjects={"u3": 0.0, "u4": 0.5}, ids={"s0": 0.0, "s1": 2.0})
+    where = client if on_cluster else None
+    distributed.forget(model, subjects=["u3"], client=where, block_rows=4)
+    distributed.forget(model, ids=["s0"], client=where)
+    assert model.steering.subjects == {"u4": 0.5} and model.steering.samples == {"s1": 2.0}
+    save_model(model, tmp_path / "steered.erasable")
+    loaded = load_model(tmp_path / "steered.erasable")
+    assert loaded.certificate() == model.certificate() == model.refit().certificate()
+    assert loaded.steering == model.steering
 
 
 def test_forgetting_everything_leaves_an_empty_model(shards: tuple[Path, Model]) -> None:

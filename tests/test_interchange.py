@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from erasable.ledger.store import LedgerStore
-from erasable.model_file import load_model
+from erasable.model_file import load_model, read_container
 from tests.test_cli import assert_user_error, learned, make_data, run
 from tests.test_cli_json import document
 
@@ -40,6 +41,7 @@ def test_an_import_that_fails_leaves_the_ledger_as_it_was(tmp_path: Path) -> Non
     X, y = make_data(20)
     model = learned(tmp_path, "bank", X, y)
     store = tmp_path / "models.db"
+    assert "ridge.weights" in read_container(model)[1]  # a primal head, which solving would factor
     assert run("ledger", "import", model, "--store", store).exit_code == 0
     before = LedgerStore(store).load_model("bank").certificate()
     assert_user_error(run("ledger", "import", model, "--store", store), "bank")  # the name is taken
@@ -47,3 +49,21 @@ def test_an_import_that_fails_leaves_the_ledger_as_it_was(tmp_path: Path) -> Non
     (tmp_path / "broken.erasable").write_bytes(model.read_bytes()[:-10])
     assert_user_error(run("ledger", "import", tmp_path / "broken.erasable", "--store", store))
     assert LedgerStore(store).model_names() == ["bank"]
+
+
+def test_an_imported_model_file_brings_its_ridge_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file's canonical ridge head goes into the ledger: a server loading it predicts without solving."""
+    from erasable.heads import ridge as ridge_module
+
+    X, y = make_data(50)
+    model = learned(tmp_path, "bank", X, y)
+    store = tmp_path / "models.db"
+    assert "ridge.weights" in read_container(model)[1]  # a primal head, which solving would factor
+    assert run("ledger", "import", model, "--store", store).exit_code == 0
+
+    def no_solve(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the ridge system was factored although the ledger keeps the head")
+
+    monkeypatch.setattr(ridge_module.PenalizedGram, "cholesky", no_solve)
+    held = LedgerStore(store).load_model("bank")
+    assert np.array_equal(held.decision_function(X[:5]), load_model(model).decision_function(X[:5]))

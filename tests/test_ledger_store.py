@@ -265,6 +265,7 @@ def test_a_version_1_ledger_is_migrated_and_keeps_its_models(tmp_path: Path, rng
     with engine.begin() as connection:  # back to what version 1 wrote
         connection.exec_driver_sql("ALTER TABLE statistics DROP COLUMN steering")
         connection.exec_driver_sql("ALTER TABLE api_keys DROP COLUMN expires_at")  # version 3 added it
+        connection.exec_driver_sql("DROP TABLE ridge_heads")  # version 4 added it
         connection.execute(sa.update(schema_version).values(version=1))
     engine.dispose()
     store = LedgerStore(path)
@@ -294,3 +295,45 @@ def test_a_small_model_keeps_no_feature_gram_and_reloads_to_the_same_state(
     store.commit("small", change)
     model.apply(change)
     assert store.load_model("small").certificate() == model.certificate()
+
+
+def test_a_kept_ridge_head_loads_without_solving_until_a_change_drops_it(
+    store: LedgerStore, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The canonical head a server derived is kept; a reload predicts with it, bit for bit; any change deletes it."""
+    from erasable.heads import ridge as ridge_module
+    from erasable.ledger.schema import ridge_heads
+
+    model = store.create_model("m", relu_config())
+    learn(store, model, "m", 40, 0, rng)  # 40 > 24 / 4 samples: a primal head
+    probe = unit_rows(rng, 5, 6)
+    expected = model.decision_function(probe)
+    assert store.keep_ridge_head("m", model)
+
+    def no_solve(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the ridge system was factored although the store keeps the head")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ridge_module.PenalizedGram, "cholesky", no_solve)
+        reloaded = store.load_model("m")
+        assert np.array_equal(reloaded.decision_function(probe), expected)
+    stale = store.load_model("m")
+    store.commit("m", stale.plan_forget(ids=["s3"]))
+    with store.engine.connect() as connection:
+        assert connection.execute(sa.select(ridge_heads)).first() is None  # deleted by the forget's transaction
+    after = store.load_model("m")
+    assert not store.keep_ridge_head("m", stale)  # not the committed state any more
+    assert after.gcv_alpha() == after.refit().gcv_alpha()
+
+
+def test_a_damaged_kept_ridge_head_is_refused(tmp_path: Path, rng: np.random.Generator) -> None:
+    from erasable.ledger.schema import ridge_heads
+
+    store = LedgerStore(tmp_path / "ledger.db")
+    model = store.create_model("m", relu_config())
+    learn(store, model, "m", 40, 0, rng)
+    assert store.keep_ridge_head("m", model)
+    with store.engine.begin() as connection:
+        connection.execute(sa.update(ridge_heads).values(weights=b"\0" * 16))
+    with pytest.raises(LedgerError, match="kept ridge head"):
+        store.load_model("m")

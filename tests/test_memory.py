@@ -15,6 +15,7 @@ pytest.importorskip("faiss", reason="the memory head needs the 'memory' extra (f
 
 from erasable.exact import quantize
 from erasable.heads import memory as memory_module
+from erasable.heads import memory_index
 from erasable.heads.hybrid import HybridHead, choose_weight
 from erasable.heads.memory import MemoryFileError, MemoryHead, unit_rows
 from erasable.heads.voting import Voting, class_scores, select_voting
@@ -347,7 +348,7 @@ def test_removal_leaves_nothing_in_spare_capacity(rng):
     assert len(head) == 57 and not set(forgotten) & set(head.ids)
     assert all(x is None for x in head._ids.base[57:])
     assert not head._sample_weights.base[57:].any() and not head._keys.base[57:].any()
-    storage = memory_module.faiss.rev_swig_ptr(head._store.index.get_xb(), 60 * 12).reshape(60, 12)  # its capacity
+    storage = memory_index.faiss.rev_swig_ptr(head._store.index.get_xb(), 60 * 12).reshape(60, 12)  # its capacity
     assert not storage[57:].any()
     assert {n.id for row in head.explain(e_q.astype(float), 1) for n in row} == set(head.ids)
 
@@ -356,7 +357,7 @@ def test_removal_leaves_nothing_in_spare_capacity(rng):
 def test_swap_plan_keeps_exactly_the_surviving_rows(data):
     n = data.draw(st.integers(1, 40))
     rows = np.array(sorted(data.draw(st.sets(st.integers(0, n - 1), min_size=1))), dtype=np.int64)
-    sources, targets = memory_module.swap_plan(n, rows)
+    sources, targets = memory_index.swap_plan(n, rows)
     values = np.arange(n)
     values[targets] = values[sources]
     kept = values[: n - len(rows)]

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from erasable.heads import RidgeHead
-from erasable.ledger import UnknownSampleError
-from erasable.model import Model
+from erasable.model import Model, ModelConfig
 from erasable.moments import MomentsMismatchError
+from erasable.registry import SampleRegistry, UnknownSampleError
+from erasable.statistics import Statistics
 from tests.conftest import relu_config, unit_rows
 
 
@@ -143,3 +144,43 @@ def test_forgotten_embeddings_leave_no_trace_in_the_registry_buffer(small_model:
     buffer = small_model.registry._buffer.tobytes()  # including spare capacity
     assert all(vector not in buffer for vector in doomed)
     assert small_model.certificate() == small_model.refit().certificate()
+
+
+def _registry_of(model: Model) -> SampleRegistry:
+    """A copy of ``model``'s live samples, as a file or a ledger would hand them to Model.restore."""
+    registry = SampleRegistry(model.config.input_dim)
+    rows = model.registry
+    registry.append(list(rows.ids), list(rows.subjects), list(rows.labels), np.array(rows.embeddings))
+    return registry
+
+
+@pytest.mark.parametrize("features_from_samples", [False, True])
+def test_restore_rebuilds_the_model_its_statistics_and_samples_name(
+    small_model: Model, features_from_samples: bool
+) -> None:
+    stats = small_model.statistics
+    stored = Statistics(stats.embedding, None) if features_from_samples else stats
+    restored = Model.restore(
+        small_model.config,
+        stored,
+        samples=_registry_of(small_model),
+        next_auto_id=7,
+        features_from_samples=features_from_samples,
+    )
+    assert restored.statistics.equals(stats) and restored.certificate() == small_model.certificate()
+    assert restored.refit().certificate() == small_model.certificate() and restored.next_auto_id == 7
+    probe = unit_rows(np.random.default_rng(5), 4, 6)
+    np.testing.assert_array_equal(restored.predict_proba(probe), small_model.refit().predict_proba(probe))
+
+
+def test_restore_refuses_statistics_or_samples_that_do_not_fit_the_config(small_model: Model) -> None:
+    stats = small_model.statistics
+    with pytest.raises(ValueError, match="exactly when the feature map is not the identity"):
+        Model.restore(small_model.config, Statistics(stats.embedding, None))
+    identity = Model(ModelConfig(input_dim=6))
+    with pytest.raises(ValueError, match="exactly when the feature map is not the identity"):
+        Model.restore(identity.config, stats)
+    with pytest.raises(ValueError, match="dimensions of the config"):
+        Model.restore(relu_config(width=32), stats)
+    with pytest.raises(ValueError, match="Samples of dimension 5"):
+        Model.restore(small_model.config, stats, samples=SampleRegistry(5))

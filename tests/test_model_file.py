@@ -126,7 +126,7 @@ def test_the_gcv_alpha_is_saved_so_loading_skips_the_eigendecomposition(
     np.testing.assert_array_equal(loaded.head("ridge").weights, head.weights)  # the same head, bit for bit
     loaded.forget(ids=["0"])  # other statistics: the recalled alpha does not apply to them
     with pytest.raises(AssertionError, match="GCV ran"):
-        loaded.refresh()
+        loaded.gcv_alpha()
 
 
 def test_the_saved_alpha_does_not_depend_on_history(tmp_path: Path) -> None:
@@ -143,6 +143,54 @@ def test_the_saved_alpha_does_not_depend_on_history(tmp_path: Path) -> None:
     save_model(fresh, tmp_path / "fresh.erasable")
     assert (tmp_path / "derived.erasable").read_bytes() == (tmp_path / "fresh.erasable").read_bytes()
     assert Model(relu_config(alpha=0.5)).gcv_alpha() is None
+
+
+def test_a_primal_ridge_head_is_read_with_its_weights_and_solves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading predicts with the saved canonical weights; the first update factors the system, then matches a refit."""
+    rng = np.random.default_rng(12)
+    model = Model(relu_config(width=32))
+    model.learn(unit_rows(rng, 60, 6), ["a", "b", "c"] * 20)  # 60 > 32 / 4 samples: the primal head
+    probe = unit_rows(rng, 7, 6)
+    expected = model.canonical_ridge().decision_function(model.head_inputs(probe))
+    path = tmp_path / "m.erasable"
+    save_model(model, path)
+    assert read_container(path)[1]["ridge.weights"].shape == (32, 3)
+
+    def no_solve(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the ridge system was factored although the file holds the head")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ridge_module.PenalizedGram, "cholesky", no_solve)
+        loaded = load_model(path)
+        assert np.array_equal(loaded.decision_function(probe), expected)  # bit for bit
+    loaded.factor_ridge_head()  # as a server does: the next change is a Woodbury update
+    loaded.learn(unit_rows(rng, 2, 6), ["a", "c"])
+    served = loaded.head("ridge")
+    assert isinstance(served, ridge_module.RidgeHead) and served.rank_since_refresh > 0
+    same_alpha = ridge_module.RidgeHead.from_moments(loaded.ridge_moments, alpha=served.alpha, unit=loaded.ridge_unit)
+    np.testing.assert_allclose(served.weights, same_alpha.weights, atol=1e-8)
+    refit = loaded.refit()
+    save_model(loaded, tmp_path / "after.erasable")
+    save_model(refit, tmp_path / "refit.erasable")
+    assert (tmp_path / "after.erasable").read_bytes() == (tmp_path / "refit.erasable").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [np.zeros((32, 2)), np.full((32, 3), np.nan), np.zeros((32, 3), dtype=np.float32)],
+    ids=["shape", "nan", "dtype"],
+)
+def test_bad_saved_ridge_weights_are_refused(tmp_path: Path, weights: np.ndarray) -> None:
+    model = Model(relu_config(width=32))
+    model.learn(unit_rows(np.random.default_rng(13), 60, 6), ["a", "b", "c"] * 20)
+    path = tmp_path / "m.erasable"
+    save_model(model, path)
+    manifest, tensors = read_container(path)
+    write_container(path, manifest, {**tensors, "ridge.weights": weights})
+    with pytest.raises(ModelFileError, match="weights"):
+        load_model(path)
 
 
 @pytest.mark.parametrize("alpha", [-1.0, 0.0, "1", float("inf")])

@@ -283,3 +283,27 @@ def test_bad_packed_vectors_are_refused(api: Api, vector: str) -> None:
     both = {"vectors_base64": [packed(np.ones(DIM))], "vectors": [[0.1] * DIM]}
     assert api.call("POST", "/v1/models/m/predict", "predict", json=both).status_code == 422
     assert api.state() == before
+
+
+def test_a_restarted_server_predicts_with_the_ridge_head_its_first_prediction_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first prediction keeps the canonical ridge head in the store; the next server loads it, solving nothing."""
+    from erasable.heads import ridge as ridge_module
+
+    store = LedgerStore(tmp_path / "ledger.db")
+    first = Api(store)
+    model = {"name": "r", "input_dim": DIM, "head": "ridge", "feature_map": "identity"}
+    assert first.call("POST", "/v1/models", json=model).status_code == 201
+    assert first.call("POST", "/v1/models/r/learn", "learn", json={"samples": samples(np.random.default_rng(1), 0, 30)})
+    query = {"vectors": unit_rows(np.random.default_rng(2), 3, DIM).tolist()}
+    answer = first.call("POST", "/v1/models/r/predict", "predict", json=query).json()
+
+    def no_solve(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the ridge system was factored although the store keeps the head")
+
+    monkeypatch.setattr(ridge_module.PenalizedGram, "cholesky", no_solve)
+    restarted = Api(store)
+    again = restarted.call("POST", "/v1/models/r/predict", "predict", json=query)
+    assert again.status_code == 200 and again.json()["predictions"] == answer["predictions"]
+    store.close()

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from erasable.cli import app
-from erasable.ledger import UnknownSampleError
 from erasable.model import Model, ModelConfig
 from erasable.model_file import ModelFileError, load_model, read_container, save_model, write_container
+from erasable.registry import UnknownSampleError
 from erasable.steering import Steering, SteeringError
 from tests.conftest import unit_rows
 

@@ -365,7 +365,7 @@ class Client:
         params = {k: v for k, v in query.items() if v is not None}
         return list(self._request("GET", f"/v1/models/{name}/events", retry=True, params=params).json())
 
-    # -- lookups (see erasable.service.lookups) ----------------------------------------------
+    # -- lookups (see erasable.service.routes.lookups) --------------------------------------
 
     def whoami(self) -> dict[str, Any]:
         """``GET /v1/whoami``: this key's id, model and scopes."""

@@ -2,11 +2,14 @@
 
 A model's state is a sum of integer statistics, so fitting is a map-reduce: each worker
 reads one shard, quantizes it with the model's scale, computes its features and partial
-:class:`~erasable.moments.Moments`, and returns them with the registry rows (ids,
+:class:`~erasable.statistics.Statistics`, and returns them with the registry rows (ids,
 subjects, labels, e_q int16). The partial statistics are added pairwise on the cluster
-(a tree reduction) and the driver adds the total to the model. Integer sums are exact, so
-the result is **bit-identical** to the in-process :meth:`Model.learn` on the same samples,
-whatever the partitioning, the number of workers or the order in which tasks finish.
+(a tree reduction); the driver plans one learn of all the rows from the total
+(:meth:`Model.plan_learn_quantized`) and applies it, as any learn is. Integer sums are exact,
+so the result is **bit-identical** to the in-process :meth:`Model.learn` on the same samples,
+whatever the partitioning, the number of workers or the order in which tasks finish. A
+forget is the model's own (:meth:`Model.forget`), with the statistics of the rows it removes
+reduced on the cluster.
 
 Shards are files of a directory (searched recursively) or of a glob, local or any
 `fsspec <https://filesystem-spec.readthedocs.io>`_ URL, read by the workers themselves:
@@ -33,8 +36,8 @@ The statistics part needs neither Dask nor a cluster:
 >>> from erasable.model import Model, ModelConfig
 >>> model = Model(ModelConfig(input_dim=2, scale_bits=8))
 >>> q = model.quantize(np.array([[0.5, 0.25], [0.25, 0.5]]))
->>> part = statistics_of(model, q, np.array(["a", "b"]))
->>> total = part + statistics_of(model, q[:1], np.array(["a"]))
+>>> part = model.batch_statistics(q, np.array(["a", "b"]))
+>>> total = part + model.batch_statistics(q[:1], np.array(["a"]))
 >>> total.embedding.class_counts.tolist()
 [2, 1]
 
@@ -59,8 +62,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from erasable.datasets import DatasetError
-from erasable.model import ForgetReceipt, Model, ModelConfig
-from erasable.moments import Moments, canonical_labels
+from erasable.model import BatchStatistics, ForgetReceipt, Model, ModelConfig
+from erasable.moments import canonical_labels
+from erasable.statistics import Statistics
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -74,56 +78,12 @@ __all__ = [
     "PartitionRows",
     "ShardColumns",
     "ShardData",
-    "Statistics",
     "fit",
     "forget",
     "list_shards",
-    "model_statistics",
     "partial_fit",
     "read_shard",
-    "statistics_of",
 ]
-
-
-# -- statistics ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Statistics:
-    """The two Moments of a model: of the quantized embeddings, and of the features (``None``
-    under the identity feature map). Adding is exact and order independent."""
-
-    embedding: Moments
-    features: Moments | None
-
-    def __add__(self, other: Statistics) -> Statistics:
-        return self._combine(other, operator.add)
-
-    def __sub__(self, other: Statistics) -> Statistics:
-        return self._combine(other, operator.sub)
-
-    def _combine(self, other: Statistics, op: Callable[[Moments, Moments], Moments]) -> Statistics:
-        if (self.features is None) != (other.features is None):
-            raise ValueError("Cannot combine statistics with and without feature Moments.")
-        features = None if self.features is None or other.features is None else op(self.features, other.features)
-        return Statistics(op(self.embedding, other.embedding), features)
-
-    def equals(self, other: Statistics) -> bool:
-        """Exact equality of both Moments."""
-        if (self.features is None) != (other.features is None):
-            return False
-        same_features = self.features is None or other.features is None or self.features.equals(other.features)
-        return self.embedding.equals(other.embedding) and same_features
-
-
-def statistics_of(model: Model, quantized: NDArray[np.int16], labels: NDArray[np.generic]) -> Statistics:
-    """Statistics of quantized samples under ``model``'s feature map (the model is not changed)."""
-    return Statistics(*model.batch_statistics(quantized, labels))
-
-
-def model_statistics(model: Model) -> Statistics:
-    """The statistics a model holds now."""
-    return Statistics(model.embedding_moments, model.feature_moments)
 
 
 # -- reading shards ------------------------------------------------------------------------------
@@ -358,12 +318,12 @@ def _fit_partition(
     shard = read_shard(url, columns, storage_options, raw)
     quantized = model.quantize(model.embed(shard.vectors) if raw else shard.vectors)
     rows = PartitionRows(url, shard.ids, shard.subjects, shard.labels, quantized)
-    return _PartitionResult(rows, statistics_of(model, quantized, shard.labels))
+    return _PartitionResult(rows, model.batch_statistics(quantized, shard.labels))
 
 
 def _rows_statistics(config: ModelConfig, quantized: NDArray[np.int16], labels: NDArray[Any]) -> Statistics:
     """The map task of a forget: statistics of registry rows (runs on a worker)."""
-    return statistics_of(Model(config), quantized, labels)
+    return Model(config).batch_statistics(quantized, labels)
 
 
 def _tree_reduce(client: Client, futures: list[Future]) -> Future:
@@ -417,18 +377,6 @@ def _gather_rows(
     return rows
 
 
-def _absorb(model: Model, parts: list[PartitionRows], total: Statistics) -> None:
-    """Add the reduced statistics and the registry rows to ``model``, all or nothing."""
-    ids = [i for part in parts for i in part.ids]
-    model.registry.check_new_ids(ids)
-    new = model_statistics(model) + total
-    subjects = [s for part in parts for s in part.subjects]
-    labels = [label for part in parts for label in part.labels.tolist()]
-    quantized = np.concatenate([part.quantized for part in parts])
-    model.replace_statistics(new.embedding, new.features)
-    model.registry.append(ids, subjects, labels, quantized)
-
-
 def partial_fit(
     model: Model,
     source: str | Sequence[str],
@@ -459,7 +407,15 @@ def partial_fit(
         parts = _gather_rows(rows, progress)
         statistics = [connected.submit(operator.attrgetter("statistics"), r, pure=False) for r in results]
         total = _tree_reduce(connected, statistics).result()
-    _absorb(model, [parts[url] for url in urls], total)
+    ordered = [parts[url] for url in urls]
+    change = model.plan_learn_quantized(
+        np.concatenate([part.quantized for part in ordered]),
+        [label for part in ordered for label in part.labels.tolist()],
+        ids=[i for part in ordered for i in part.ids],
+        subjects=[s for part in ordered for s in part.subjects],
+        statistics=total,
+    )
+    model.apply(change)
     return model
 
 
@@ -471,34 +427,21 @@ def fit(config: ModelConfig, source: str | Sequence[str], **options: Any) -> Mod
 # -- forgetting ------------------------------------------------------------------------------------
 
 
-def _rows_to_forget(model: Model, ids: ArrayLike | None, subjects: Sequence[str] | str | None) -> NDArray[np.intp]:
-    if (ids is None) == (subjects is None):
-        raise ValueError("Name exactly one of: ids or subjects.")
-    if subjects is not None:
-        wanted = [subjects] if isinstance(subjects, str) else list(subjects)
-        if not wanted:
-            raise ValueError("Empty forget request: no subjects given.")
-        return model.registry.rows_for_subjects(wanted)
-    id_list = [str(i) for i in np.asarray(ids, dtype=object).ravel().tolist()]
-    if not id_list:
-        raise ValueError("Empty forget request: no ids given.")
-    return model.registry.rows_for_ids(id_list)
+def _cluster_statistics(config: ModelConfig, client: Client | str, block_rows: int) -> BatchStatistics:
+    """A function computing the statistics of rows on the cluster, in blocks of ``block_rows``, tree-reduced."""
 
+    def statistics(quantized: NDArray[np.int16], labels: NDArray[np.generic]) -> Statistics:
+        with _connected(client, n_workers=1) as connected:
+            blocks = [
+                connected.submit(
+                    _rows_statistics, config, quantized[s : s + block_rows], labels[s : s + block_rows], pure=False
+                )
+                for s in range(0, quantized.shape[0], block_rows)
+            ]
+            removed: Statistics = _tree_reduce(connected, blocks).result()
+        return removed
 
-def _removed_statistics(
-    model: Model, quantized: NDArray[np.int16], labels: NDArray[Any], client: Client | str | None, block_rows: int
-) -> Statistics:
-    if client is None:
-        return statistics_of(model, quantized, labels)
-    with _connected(client, n_workers=1) as connected:
-        blocks = [
-            connected.submit(
-                _rows_statistics, model.config, quantized[s : s + block_rows], labels[s : s + block_rows], pure=False
-            )
-            for s in range(0, quantized.shape[0], block_rows)
-        ]
-        removed: Statistics = _tree_reduce(connected, blocks).result()
-    return removed
+    return statistics
 
 
 def forget(
@@ -509,12 +452,13 @@ def forget(
     client: Client | str | None = None,
     block_rows: int = 65536,
 ) -> ForgetReceipt:
-    """Remove the samples named by ``ids`` or ``subjects``, wherever they came from.
+    """Remove the samples named by ``ids`` or ``subjects``, wherever they came from: :meth:`Model.forget`.
 
     Only the named rows are read from the registry (an index lookup for ids, a scan of the
     subject column for subjects). Their statistics are computed in blocks of ``block_rows``
     on the cluster when ``client`` is given (a Client or a scheduler address), else in this
-    process, and subtracted. The certificate afterwards equals that of ``model.refit()``.
+    process, and subtracted; the steering drops what names the samples removed, as for any
+    forget. The certificate afterwards equals that of ``model.refit()``.
 
     >>> from erasable.model import ModelConfig
     >>> model = Model(ModelConfig(input_dim=2, scale_bits=8))
@@ -523,13 +467,7 @@ def forget(
     >>> receipt.ids, receipt.certificate_after == model.refit().certificate()
     (('2',), True)
     """
-    rows = _rows_to_forget(model, ids, subjects)
-    before = model.certificate()
-    quantized = np.asarray(model.registry.embeddings[rows])
-    labels = canonical_labels([model.registry.labels[r] for r in rows])
-    removed = _removed_statistics(model, quantized, labels, client, block_rows)
-    after = model_statistics(model) - removed
-    removed_ids = tuple(model.registry.ids[r] for r in rows)
-    model.replace_statistics(after.embedding, after.features)
-    model.registry.remove_rows(rows)
-    return ForgetReceipt(ids=removed_ids, certificate_before=before, state_after=model.state)
+    if (ids is None) == (subjects is None):
+        raise ValueError("Name exactly one of: ids or subjects.")
+    remote = None if client is None else _cluster_statistics(model.config, client, block_rows)
+    return model.forget(ids=ids, subjects=subjects, batch_statistics=remote)

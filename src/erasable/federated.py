@@ -76,18 +76,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from erasable import __version__
-from erasable.distributed import Statistics, model_statistics
 from erasable.exact import check_accumulator_range
-from erasable.features import Identity, feature_map_from_config
 from erasable.model import Model, ModelConfig
-from erasable.model_file import (
-    ModelFileError,
-    read_container,
-    statistics_from_tensors,
-    statistics_tensors,
-    write_container,
-)
+from erasable.model_file import ModelFileError, read_container, write_container
 from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels
+from erasable.statistics import Statistics
 
 FORMAT = "erasable-moments"
 FORMAT_VERSION = 1
@@ -130,11 +123,11 @@ class ClientStatistics:
     @classmethod
     def from_model(cls, model: Model, encoder: str | None = None) -> ClientStatistics:
         """The statistics ``model`` holds; ``encoder`` is the identity of the encoder that made its inputs."""
-        return cls(model.config, encoder, model_statistics(model))
+        return cls(model.config, encoder, model.statistics)
 
     @property
     def count(self) -> int:
-        return self.statistics.embedding.count
+        return self.statistics.count
 
     def check_compatible(self, other: ClientStatistics) -> None:
         """Raise :class:`FederationError` unless configs and encoders are equal."""
@@ -152,13 +145,11 @@ class ClientStatistics:
     def to_model(self) -> Model:
         """A model holding these statistics, to predict with. It has no sample registry:
         it forgets whole clients (subtract their export), not individual samples."""
-        model = Model(self.config)
-        model.replace_statistics(self.statistics.embedding, self.statistics.features)
-        return model
+        return Model.restore(self.config, self.statistics)
 
     def certificate(self) -> str:
         """Equal to the certificate of one model fitted on all the samples behind these statistics."""
-        return self.to_model().certificate()
+        return self.statistics.certificate(self.config)
 
 
 def _check_same_model(config: ModelConfig, encoder: str | None, other: ModelConfig, other_encoder: str | None) -> None:
@@ -183,14 +174,14 @@ def export_statistics(
 ) -> None:
     """Write a model's statistics (not its samples) to a portable file, atomically."""
     stats = model if isinstance(model, ClientStatistics) else ClientStatistics.from_model(model, encoder)
-    tensors = statistics_tensors(stats.statistics.embedding, stats.statistics.features)
+    tensors = stats.statistics.tensors()
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "erasable_version": __version__,
         "config": stats.config.to_dict(),
         "encoder": stats.encoder,
-        "classes": list(stats.statistics.embedding.classes),
+        "classes": list(stats.statistics.classes),
         "count": stats.count,
         "certificate": stats.certificate(),
     }
@@ -203,19 +194,13 @@ def load_statistics(path: str | os.PathLike[str]) -> ClientStatistics:
     try:
         config = ModelConfig.from_dict(manifest["config"])
         classes = canonical_labels(manifest["classes"]).tolist() if manifest["classes"] else []
-        statistics = Statistics(*statistics_from_tensors(tensors, config, classes))
+        statistics = Statistics.from_tensors(tensors, classes, config.input_dim, config.feature_dim)
         stats = ClientStatistics(config, manifest["encoder"], statistics)
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelFileError(f"Inconsistent statistics file: {exc}") from exc
     if stats.certificate() != manifest["certificate"]:
         raise ModelFileError("Certificate mismatch: the statistics do not match the recorded certificate.")
     return stats
-
-
-def _feature_dim(config: ModelConfig) -> int | None:
-    """Width of the feature Moments, or ``None`` under the identity map (no feature Moments)."""
-    fmap = feature_map_from_config(config.feature_map)
-    return None if isinstance(fmap, Identity) else fmap.output_dim
 
 
 # -- key agreement and masks --------------------------------------------------------------------------
@@ -311,7 +296,7 @@ class Round:
     def _layout(self) -> tuple[tuple[int, ...], ...]:
         k, d = len(self.classes), self.config.input_dim
         shapes: list[tuple[int, ...]] = [(k,), (k, d), (d * (d + 1) // 2,)]
-        width = _feature_dim(self.config)
+        width = self.config.feature_dim
         if width is not None:
             shapes += [(k, width), (width * (width + 1) // 2,)]
         return tuple(shapes)

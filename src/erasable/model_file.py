@@ -6,7 +6,9 @@ The safetensors metadata holds one JSON manifest: format version, model config, 
 the memory's steering weights, the ridge penalty GCV chooses for these statistics (ridge
 models with automatic alpha: a function of the statistics, computed at saving so that loading
 derives the head without running GCV again), the certificate, and a SHA-256 digest of
-the manifest and every tensor byte.
+the manifest and every tensor byte. A ridge model solved in the primal (more than D / 4
+samples) also keeps its canonical head's weights (``ridge.weights``, float64 D x K): loading
+then predicts without solving anything, which is most of a CLI call's time at D = 4096.
 
 Loading never executes anything from the file (no pickle), and checks, in order: the
 container, the manifest's shape, the digest (any flipped byte), the statistics'
@@ -42,18 +44,19 @@ from safetensors.numpy import load as safetensors_load
 from safetensors.numpy import save as safetensors_save
 
 from erasable import __version__
-from erasable.features import Identity, feature_map_from_config
 from erasable.heads.ridge import uses_dual
-from erasable.ledger import SampleRegistry
 from erasable.model import Model, ModelConfig
-from erasable.moments import Moments, canonical_labels
+from erasable.moments import canonical_labels
+from erasable.registry import SampleRegistry
+from erasable.statistics import Statistics
 from erasable.steering import Steering
 
 FORMAT = "erasable-model"
 #: Version 2 added the memory's steering weights; version 3 may leave out the feature statistics of a
-#: small model (``"feature_statistics": "samples"``: recomputed from its samples when loaded). Older ones load.
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+#: small model (``"feature_statistics": "samples"``: recomputed from its samples when loaded); version 4 keeps
+#: the weights of a primal ridge head (``ridge.weights``). Older ones load.
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 #: Widest feature map whose statistics a file may leave to be recomputed: loading then builds at most
 #: this many squared int64 (512 MB), whatever the file's size.
 RECOMPUTED_MAX_WIDTH = 8192
@@ -62,15 +65,11 @@ __all__ = [
     "ModelFileError",
     "load_model",
     "manifest_digest",
-    "moments_from_tensors",
-    "moments_tensors",
     "read_container",
     "recomputes_features",
     "remove_stale_temporaries",
     "safetensors_metadata",
     "save_model",
-    "statistics_from_tensors",
-    "statistics_tensors",
     "write_container",
 ]
 
@@ -115,44 +114,6 @@ def manifest_digest(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) 
     return h.hexdigest()
 
 
-def moments_tensors(prefix: str, moments: Moments) -> dict[str, NDArray[Any]]:
-    """The tensors of ``moments``, named ``prefix.class_counts`` etc."""
-    return {f"{prefix}.{name}": np.ascontiguousarray(a) for name, a in moments.arrays().items()}
-
-
-def moments_from_tensors(prefix: str, tensors: dict[str, NDArray[Any]], classes: list[Any], dim: int) -> Moments:
-    """The Moments stored by :func:`moments_tensors`; raises ``ValueError``/``KeyError`` if malformed."""
-    gram = tensors[f"{prefix}.gram"]
-    if gram.ndim != 2 or np.any(np.tril(gram, -1)):
-        raise ValueError(f"{prefix} Gram is not upper triangular")
-    return Moments(
-        dim=dim,
-        classes=tuple(classes),
-        class_counts=tensors[f"{prefix}.class_counts"].astype(np.int64),
-        class_sums=tensors[f"{prefix}.class_sums"].astype(np.int64),
-        gram=tensors[f"{prefix}.gram"].astype(np.int64),
-    )
-
-
-def statistics_tensors(embedding: Moments, features: Moments | None) -> dict[str, NDArray[Any]]:
-    """The tensors of a model's statistics: ``embedding.*``, and ``features.*`` unless the map is the identity."""
-    tensors = moments_tensors("embedding", embedding)
-    if features is not None:
-        tensors.update(moments_tensors("features", features))
-    return tensors
-
-
-def statistics_from_tensors(
-    tensors: dict[str, NDArray[Any]], config: ModelConfig, classes: list[Any]
-) -> tuple[Moments, Moments | None]:
-    """The statistics stored by :func:`statistics_tensors`, shaped by ``config`` (input dim, feature map)."""
-    embedding = moments_from_tensors("embedding", tensors, classes, config.input_dim)
-    feature_map = feature_map_from_config(config.feature_map)
-    if isinstance(feature_map, Identity):
-        return embedding, None
-    return embedding, moments_from_tensors("features", tensors, classes, feature_map.output_dim)
-
-
 def safetensors_metadata(blob: bytes) -> dict[str, str]:
     """The ``__metadata__`` of a safetensors blob (its JSON header), without reading the tensors."""
     header_len = int.from_bytes(blob[:8], "little")
@@ -174,6 +135,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
     """Write ``model`` to ``path`` atomically (temporary file + rename)."""
     registry = model.registry
     recompute = recomputes_features(model.config, len(registry))
+    ridge = model.canonical_ridge() if model.config.head == "ridge" and model.count else None
     order = sorted(range(len(registry)), key=registry.ids.__getitem__)  # canonical row order
     classes = list(model.classes)
     class_index = {c: i for i, c in enumerate(classes)}
@@ -186,8 +148,10 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         "samples.id_offsets": ids_offsets,
         "samples.subjects": subjects_data,
         "samples.subject_offsets": subjects_offsets,
-        **statistics_tensors(model.embedding_moments, None if recompute else model.feature_moments),
+        **model.statistics.tensors(with_features=not recompute),
     }
+    if ridge is not None and not uses_dual(model.count, model.ridge_moments.dim):
+        tensors["ridge.weights"] = np.ascontiguousarray(ridge.weights)
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -196,7 +160,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         "classes": classes,
         "next_auto_id": model.next_auto_id,
         "steering": model.steering.to_json(),
-        "ridge_alpha": model.gcv_alpha() if model.config.head == "ridge" else None,
+        "ridge_alpha": ridge.alpha if ridge is not None and model.config.alpha is None else None,
         "certificate": model.certificate(),
         "feature_statistics": "samples" if recompute else "stored",
     }
@@ -344,15 +308,10 @@ def _build(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> Model:
         raise ValueError("unknown feature_statistics")
     _check_stated_sizes(manifest["config"], tensors, recompute)
     config = ModelConfig.from_dict(manifest["config"])
-    model = Model(config)
     classes = canonical_labels(manifest["classes"]).tolist() if manifest["classes"] else []
-    if recompute:
-        if not recomputes_features(config, tensors["samples.embeddings"].shape[0]):
-            raise ValueError("feature statistics left out of a file that must store them")
-        embedding = moments_from_tensors("embedding", tensors, classes, config.input_dim)
-        model.replace_statistics(embedding, Moments.empty(model.feature_map.output_dim))  # until the samples are read
-    else:
-        model.replace_statistics(*statistics_from_tensors(tensors, config, classes))
+    if recompute and not recomputes_features(config, tensors["samples.embeddings"].shape[0]):
+        raise ValueError("feature statistics left out of a file that must store them")
+    statistics = Statistics.from_tensors(tensors, classes, config.input_dim, None if recompute else config.feature_dim)
     ids = _unpack_strings(tensors["samples.ids"], tensors["samples.id_offsets"])
     subjects = _unpack_strings(tensors["samples.subjects"], tensors["samples.subject_offsets"])
     label_index = tensors["samples.labels"]
@@ -362,17 +321,24 @@ def _build(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> Model:
     if label_index.size and (label_index.min() < 0 or label_index.max() >= len(classes)):
         raise ValueError("sample label out of range")
     counts = np.bincount(label_index, minlength=len(classes)) if classes else np.zeros(0, dtype=np.int64)
-    if not np.array_equal(counts, model.embedding_moments.class_counts):
+    if not np.array_equal(counts, statistics.embedding.class_counts):
         raise ValueError("the samples do not match the statistics' class counts")
     registry = SampleRegistry(config.input_dim)
     registry.check_new_ids([i for i in ids if i is not None])
     registry.append([str(i) for i in ids], subjects, [classes[j] for j in label_index.tolist()], embeddings)
-    model.registry = registry
-    if recompute:
-        model.recompute_feature_statistics()
-    model.next_auto_id = int(manifest["next_auto_id"])
+    model = Model.restore(
+        config,
+        statistics,
+        samples=registry,
+        next_auto_id=int(manifest["next_auto_id"]),
+        features_from_samples=recompute,
+    )
     if manifest["format_version"] >= 2:
         model.set_steering(model.checked_steering(Steering.from_json(manifest["steering"])))
         if manifest["ridge_alpha"] is not None:
             model.recall_alpha(manifest["certificate"], manifest["ridge_alpha"])
+    if "ridge.weights" in tensors:
+        if config.head != "ridge":
+            raise ValueError("ridge weights stored for a model whose head is not ridge")
+        model.recall_ridge_weights(tensors["ridge.weights"])
     return model

@@ -5,6 +5,8 @@ float32, normalized by FAISS row by row -- with the sample's ledger id, label an
 weight. A query is normalized the same way, its ``k`` most cosine-similar vectors are
 found by inner-product search, and they vote (:mod:`erasable.heads.voting`). Unlike the
 other heads it does not use the Moments: its exactness is "the forgotten vector is gone".
+This module is the head; the FAISS stores, and how they forget physically, are in
+:mod:`erasable.heads.memory_index`, the files in :mod:`erasable.heads.memory_file`.
 
 **Index.** Exact flat inner-product search (``faiss.IndexFlatIP``) up to
 :data:`IVF_THRESHOLD` vectors, an inverted file (``IndexIVFFlat``, ``nlist`` ~ sqrt(n),
@@ -31,24 +33,12 @@ sample id, never by their place in the index, which depends on the order they we
 and forgotten in: neighbours, votes and the leave-one-out choice of the voting rule are a
 function of the live samples alone, so a model and its saved and reloaded copy agree.
 
-**Ids.** FAISS ids are int64: the flat index uses row positions; the IVF index uses keys
-that stay with their vectors, and an array maps each key to its row. A ledger id maps to
-its key through a dictionary. Saving puts the rows in id order with keys 0..n-1.
+**Ids.** A ledger id maps to its store key through a dictionary, and each key to its row
+through an array. Saving puts the rows in id order with keys 0..n-1.
 
-**Deletion is physical, and O(removed).** The last rows move into the holes (in the flat
-index's storage too), and the rows cut off the end are overwritten with zeros before
-FAISS drops them; in the IVF index the same happens inside each inverted list, where the
-memory finds each entry through its own record of its list and offset. So the bytes of a
-forgotten vector survive neither in the index nor in any spare capacity, and the side
-arrays are cut the same way. The IVF centroids are k-means means of a fixed sample of the
-memory (every ``n/(40 nlist)``-th row at training time): forgetting any of those samples
-retrains the index on the remaining vectors, so no centroid is derived from a forgotten
-sample (that costs a rebuild, ~12 s at 1M vectors, for the 40 nlist samples the centroids
-come from: 4% of them at 1M). Heap blocks that FAISS or numpy freed earlier (e.g. when the
-index grew) are not scrubbed: the guarantee covers the index, its spare capacity and the
-files. Saving writes the index with ``faiss.write_index`` and a JSON side file (ids,
-labels, weights) -- never pickle -- and the files of a memory that forgot samples equal
-those of one built without them (flat index).
+**Deletion is physical, and O(removed)**, in the store and in the head's side arrays (ids,
+labels, weights, keys), which are cut by the same swap plan: nothing of a forgotten sample
+stays in any of them, not even in their spare capacity.
 
 >>> import numpy as np
 >>> e_q = np.array([[100, 0], [90, 10], [0, 100], [10, 90]], dtype=np.int16)
@@ -64,38 +54,32 @@ those of one built without them (flat index).
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-import faiss as _faiss
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from erasable.heads.memory_file import MemoryFileError, SavedMemory
+from erasable.heads.memory_index import (
+    IVF_NPROBE,
+    FlatStore,
+    IndexKind,
+    IVFStore,
+    Store,
+    apply_swap_plan,
+    build_store,
+    store_of_index,
+    swap_plan,
+    unit_rows,
+)
 from erasable.heads.voting import K_GRID, Voting, class_scores, select_voting, vote_shares
 from erasable.moments import Label, canonical_labels
 
-#: FAISS's bundled type stubs omit much of its SWIG API (DirectMap, lo_listno, ...): use it untyped.
-faiss: Any = _faiss
-
-IndexKind = Literal["auto", "flat", "ivf"]
 #: Largest memory served by the exact flat index when ``index="auto"`` (see the module docstring).
 IVF_THRESHOLD = 100_000
-#: Inverted lists probed per query by the IVF index.
-IVF_NPROBE = 16
-#: Training points per IVF list, and k-means iterations.
-IVF_POINTS_PER_LIST = 40
-IVF_ITERATIONS = 10
-#: Removals per inverted list (on average) up to which the IVF index removes keys one at a
-#: time rather than list by list. Measured at 1M vectors (1,024 lists): one at a time costs
-#: ~10 us a key, list by list ~30 us a list touched; 1,000 keys take 11 vs 17 ms, 3,000 keys
-#: 30 vs 28 ms, 10,000 keys 104 vs 48 ms.
-IVF_REMOVE_ONE_BY_ONE = 2
-#: Rows normalized at a time (small blocks stay in cache: 3x faster than 16k-row blocks).
-NORMALIZE_BLOCK = 1024
 #: Similarities within this of the k-th nearest are fetched too, to be ordered exactly (float32 rounding of a
 #: unit vectors' inner product is below 1e-6).
 TIE_MARGIN = 1e-5
@@ -103,10 +87,6 @@ TIE_MARGIN = 1e-5
 NEAREST_BLOCK_VALUES = 2**22
 #: Memory samples used as leave-one-out queries when choosing the voting rule.
 CV_QUERIES = 4000
-FORMAT = "erasable-memory"
-FORMAT_VERSION = 1
-INDEX_FILE = "index.faiss"
-SIDE_FILE = "memory.json"
 
 __all__ = ["IVF_THRESHOLD", "MemoryFileError", "MemoryHead", "Neighbour", "SampleSource", "unit_rows"]
 
@@ -124,10 +104,6 @@ class SampleSource(Protocol):
     def embeddings(self) -> NDArray[np.int16]: ...
 
 
-class MemoryFileError(ValueError):
-    """A saved memory is unreadable or inconsistent."""
-
-
 @dataclass(frozen=True)
 class Neighbour:
     """One memory sample behind a prediction, with its share of the vote (``weight``)."""
@@ -136,270 +112,6 @@ class Neighbour:
     label: Label
     similarity: float
     weight: float
-
-
-def unit_rows(vectors: ArrayLike) -> NDArray[np.float32]:
-    """Rows as float32 scaled to unit length by FAISS (zero rows stay zero).
-
-    Each row is normalized on its own, so a vector maps to the same float32 row whatever
-    batch it comes in; it is exactly what a user of raw FAISS does for cosine search.
-
-    >>> unit_rows(np.array([[3, 4], [0, 0]], dtype=np.int16)).tolist()
-    [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
-    """
-    array = np.asarray(vectors)
-    if array.ndim != 2:
-        raise ValueError(f"Expected a 2-d array of vectors, got shape {array.shape}.")
-    out = np.array(array, dtype=np.float32, order="C", copy=True)
-    faiss.normalize_L2(out)
-    return out
-
-
-def swap_plan(n: int, rows: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """How to remove the sorted, distinct ``rows`` from ``n`` rows in O(len(rows)).
-
-    Move ``sources[i]`` into ``targets[i]``, then cut the last ``len(rows)`` rows.
-
-    The holes below ``keep = n - len(rows)`` are filled with the surviving rows above it;
-    what is beyond the cut is the removed and the moved-from rows.
-
-    >>> swap_plan(5, np.array([1, 4]))
-    (array([3]), array([1]))
-    """
-    keep = n - len(rows)
-    survives = np.ones(len(rows), dtype=bool)  # the len(rows) rows from keep on
-    survives[rows[rows >= keep] - keep] = False
-    return np.flatnonzero(survives) + keep, rows[rows < keep]
-
-
-def _moved(array: NDArray[Any], sources: NDArray[np.int64], targets: NDArray[np.int64], keep: int, blank: Any) -> Any:
-    """``array`` with rows ``sources`` moved into ``targets`` and cut to ``keep`` rows, the cut-off rows blanked.
-
-    The result is a view (O(moved) work); the blanked rows beyond it hold nothing of the removed samples.
-    """
-    array[targets] = array[sources]
-    array[keep:] = blank
-    return array[:keep]
-
-
-# -- storage --------------------------------------------------------------------------------
-
-
-class _FlatStore:
-    """Exact search; FAISS ids are row positions."""
-
-    kind = "flat"
-
-    def __init__(self, index: Any) -> None:
-        self.index = index
-
-    @classmethod
-    def build(cls, vectors: NDArray[np.float32]) -> _FlatStore:
-        store = cls(faiss.IndexFlatIP(vectors.shape[1]))
-        store.index.add(vectors)
-        return store
-
-    def add(self, vectors: NDArray[np.float32], keys: NDArray[np.int64]) -> None:
-        self.index.add(vectors)
-
-    def search(
-        self, queries: NDArray[np.float32], k: int, row_of_key: NDArray[np.int64]
-    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        similarities, rows = self.index.search(queries, k)
-        return similarities, rows
-
-    def _storage(self) -> NDArray[np.float32]:
-        n, d = self.index.ntotal, self.index.d
-        return faiss.rev_swig_ptr(self.index.get_xb(), n * d).reshape(n, d)
-
-    def vectors(self, rows: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.float32]:
-        return self._storage()[rows].copy()
-
-    def all_vectors(self, keys: NDArray[np.int64]) -> NDArray[np.float32]:
-        return self._storage().copy()
-
-    def remove(
-        self, rows: NDArray[np.int64], keys: NDArray[np.int64], sources: NDArray[np.int64], targets: NDArray[np.int64]
-    ) -> None:
-        """Move the surviving tail rows into the holes, scrub the tail, then cut it off."""
-        storage, keep = self._storage(), self.index.ntotal - len(rows)
-        storage[targets] = storage[sources]
-        storage[keep:] = 0.0  # the removed and moved-from rows: FAISS keeps them as spare capacity
-        self.index.remove_ids(faiss.IDSelectorRange(keep, self.index.ntotal))
-
-    def needs_retraining(self, rows: NDArray[np.int64], keys: NDArray[np.int64]) -> bool:
-        return False
-
-    def renumber(self, row_of_key: NDArray[np.int64]) -> None:
-        """Flat ids are already the rows."""
-
-    def nbytes(self) -> int:
-        return int(self.index.ntotal * self.index.d * 4)
-
-
-class _IVFStore:
-    """Inverted file over k-means cells; FAISS ids are the memory's keys.
-
-    The store records where each key's entry is -- its inverted list (``list_of_key``) and
-    its position in that list (``offset_of_key``), both set when the vector is added and kept
-    up to date as entries move -- so it reads, scrubs and removes entries in place, in
-    O(removed), with no hash table for FAISS to maintain on every add.
-    """
-
-    kind = "ivf"
-
-    def __init__(self, index: Any, trained_on: NDArray[np.int64]) -> None:
-        self.index = index
-        self.trained_on = trained_on  # keys of the samples the centroids were computed from
-        self.list_of_key = np.zeros(0, dtype=np.int32)  # per key ever issued; -1 once removed
-        self.offset_of_key = np.zeros(0, dtype=np.int32)
-
-    @classmethod
-    def build(cls, vectors: NDArray[np.float32], keys: NDArray[np.int64], nprobe: int) -> _IVFStore:
-        n, dim = vectors.shape
-        nlist = int(np.clip(2 ** round(np.log2(max(np.sqrt(n), 1.0))), 1, 4096))
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.own_fields = True
-        quantizer.this.disown()
-        index.cp.niter = IVF_ITERATIONS
-        sample = np.unique(np.linspace(0, n - 1, min(n, IVF_POINTS_PER_LIST * nlist)).astype(np.int64))
-        index.train(vectors[sample])
-        index.nprobe = nprobe
-        store = cls(index, np.sort(keys[sample]))
-        store.add(vectors, keys)
-        return store
-
-    @classmethod
-    def from_index(cls, index: Any, trained_on: NDArray[np.int64]) -> _IVFStore:
-        """A store around a loaded index: the lists tell where each key is."""
-        store = cls(index, trained_on)
-        store._index_lists()
-        return store
-
-    def _index_lists(self) -> None:
-        entries = [(list_no, self._list(list_no)[0]) for list_no in range(self.index.nlist)]
-        top = max((int(ids.max()) for _, ids in entries if len(ids)), default=-1)
-        self.list_of_key = np.full(top + 1, -1, dtype=np.int32)
-        self.offset_of_key = np.zeros(top + 1, dtype=np.int32)
-        for list_no, ids in entries:
-            self.list_of_key[ids] = list_no
-            self.offset_of_key[ids] = np.arange(len(ids))
-
-    def _list(self, list_no: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        """Views of the ids and vectors stored in one inverted list."""
-        lists = self.index.invlists
-        size = lists.list_size(list_no)
-        if not size:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, self.index.d), dtype=np.float32)
-        ids = faiss.rev_swig_ptr(lists.get_ids(list_no), size)
-        codes = faiss.rev_swig_ptr(lists.get_codes(list_no), size * lists.code_size)
-        return ids, codes.view(np.float32).reshape(size, self.index.d)
-
-    def add(self, vectors: NDArray[np.float32], keys: NDArray[np.int64]) -> None:
-        """Append to the nearest lists; FAISS appends in input order, which gives each entry's offset."""
-        _, assigned = self.index.quantizer.search(vectors, 1)  # what add_with_ids computes, kept
-        lists = np.ascontiguousarray(assigned[:, 0])
-        counts = np.bincount(lists, minlength=self.index.nlist)
-        sizes = np.zeros(self.index.nlist, dtype=np.int64)
-        for list_no in np.flatnonzero(counts).tolist():
-            sizes[list_no] = self.index.invlists.list_size(list_no)
-        order = np.argsort(lists.astype(np.int16), kind="stable")  # nlist <= 4096: a radix sort
-        offsets = np.empty(len(lists), dtype=np.int64)  # size before + rank among the list's new entries
-        offsets[order] = np.arange(len(lists)) + np.repeat(sizes - (np.cumsum(counts) - counts), counts)
-        keys = np.ascontiguousarray(keys, dtype=np.int64)
-        self.index.add_core(len(vectors), faiss.swig_ptr(vectors), faiss.swig_ptr(keys), faiss.swig_ptr(lists))
-        if len(keys) and keys.max() >= len(self.list_of_key):
-            grow = int(keys.max()) + 1 - len(self.list_of_key)
-            self.list_of_key = np.concatenate([self.list_of_key, np.full(grow, -1, dtype=np.int32)])
-            self.offset_of_key = np.concatenate([self.offset_of_key, np.zeros(grow, dtype=np.int32)])
-        self.list_of_key[keys] = lists
-        self.offset_of_key[keys] = offsets
-
-    def search(
-        self, queries: NDArray[np.float32], k: int, row_of_key: NDArray[np.int64]
-    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        similarities, found = self.index.search(queries, k)
-        rows = np.where(found >= 0, row_of_key[np.maximum(found, 0)], -1)
-        return similarities, rows
-
-    def _located(
-        self, wanted: NDArray[np.int64]
-    ) -> Iterator[tuple[int, NDArray[np.intp], NDArray[np.int32], NDArray[np.int64], NDArray[np.float32]]]:
-        """Per inverted list holding some of the keys ``wanted``: the list's number, the indices
-        into ``wanted`` it holds, their offsets in the list, and views of its ids and vectors."""
-        lists_of = self.list_of_key[wanted]
-        order = np.argsort(lists_of, kind="stable")
-        numbers, starts = np.unique(lists_of[order], return_index=True)
-        for list_no, chosen in zip(numbers.tolist(), np.split(order, starts[1:]), strict=True):
-            yield list_no, chosen, self.offset_of_key[wanted[chosen]], *self._list(list_no)
-
-    def vectors(self, rows: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.float32]:
-        wanted = keys[rows]
-        out = np.empty((len(wanted), self.index.d), dtype=np.float32)
-        for _, chosen, offsets, _, codes in self._located(wanted):
-            out[chosen] = codes[offsets]
-        return out
-
-    def all_vectors(self, keys: NDArray[np.int64]) -> NDArray[np.float32]:
-        return self.vectors(np.arange(len(keys)), keys)
-
-    def remove(
-        self, rows: NDArray[np.int64], keys: NDArray[np.int64], sources: NDArray[np.int64], targets: NDArray[np.int64]
-    ) -> None:
-        """Fill each hole with its list's last entry, zero the vacated tail, shrink the list (keys stay put).
-
-        Up to :data:`IVF_REMOVE_ONE_BY_ONE` keys per list on average are removed one at a
-        time (a few scalar moves each); more are removed list by list, vectorized.
-        """
-        removed = keys[rows]
-        if len(removed) <= IVF_REMOVE_ONE_BY_ONE * self.index.nlist:
-            for key in removed.tolist():
-                self._remove_entry(key)
-        else:
-            for list_no, _, offsets, ids, codes in self._located(removed):
-                keep = len(ids) - len(offsets)
-                moved_from, moved_to = swap_plan(len(ids), np.sort(offsets))
-                ids[moved_to], codes[moved_to] = ids[moved_from], codes[moved_from]
-                self.offset_of_key[ids[moved_to]] = moved_to
-                ids[keep:], codes[keep:] = -1, 0.0  # nothing of a removed vector stays in the spare capacity
-                self.index.invlists.resize(list_no, keep)
-        self.list_of_key[removed] = -1
-        self.index.ntotal -= len(removed)
-
-    def _remove_entry(self, key: int) -> None:
-        """Move the last entry of the key's list into its slot, zero the last slot, shrink the list by one."""
-        list_no, offset = int(self.list_of_key[key]), int(self.offset_of_key[key])
-        ids, codes = self._list(list_no)
-        last = len(ids) - 1
-        if offset != last:
-            ids[offset], codes[offset] = ids[last], codes[last]
-            self.offset_of_key[ids[offset]] = offset
-        ids[last], codes[last] = -1, 0.0
-        self.index.invlists.resize(list_no, last)
-
-    def needs_retraining(self, rows: NDArray[np.int64], keys: NDArray[np.int64]) -> bool:
-        removed = keys[rows]  # trained_on is sorted: binary search, no set building
-        found = np.minimum(np.searchsorted(self.trained_on, removed), len(self.trained_on) - 1)
-        return bool((self.trained_on[found] == removed).any())
-
-    def renumber(self, row_of_key: NDArray[np.int64]) -> None:
-        """Replace the keys by their rows (0..n-1) in the lists."""
-        for list_no in range(self.index.nlist):
-            ids = self._list(list_no)[0]
-            ids[:] = row_of_key[ids]
-        self.trained_on = np.sort(row_of_key[self.trained_on])
-        self._index_lists()
-
-    def nbytes(self) -> int:
-        lists = self.index.ntotal * (self.index.code_size + 8) + self.index.nlist * self.index.d * 4
-        return int(lists + self.list_of_key.nbytes + self.offset_of_key.nbytes)
-
-
-_Store = _FlatStore | _IVFStore
-
-
-# -- the head ---------------------------------------------------------------------------------
 
 
 class MemoryHead:
@@ -426,7 +138,7 @@ class MemoryHead:
         self.index_kind: IndexKind = index
         self.nprobe = nprobe
         self.cv_queries = cv_queries
-        self._store: _Store = _FlatStore(faiss.IndexFlatIP(dim))
+        self._store: Store = FlatStore.empty(dim)
         self._ids: NDArray[np.object_] = np.zeros(0, dtype=object)  # str; filtered without copying strings
         self._labels: NDArray[Any] = np.zeros(0, dtype=np.int64)
         self._sample_weights = np.zeros(0, dtype=np.float64)
@@ -448,7 +160,7 @@ class MemoryHead:
 
     @classmethod
     def from_registry(cls, registry: SampleSource, **options: Any) -> MemoryHead:
-        """A memory of the live samples of a :class:`~erasable.ledger.SampleRegistry`."""
+        """A memory of the live samples of a :class:`~erasable.registry.SampleRegistry`."""
         head = cls(registry.dim, **options)
         if len(registry):
             head.add(registry.ids, np.asarray(registry.embeddings), registry.labels)
@@ -513,7 +225,9 @@ class MemoryHead:
         all_keys = np.concatenate([self._keys, keys])
         wanted = self._wanted_kind(len(self) + len(ids))
         if wanted != self._store.kind:
-            self._store = self._build_store(wanted, np.vstack([self._store.all_vectors(self._keys), vectors]), all_keys)
+            self._store = build_store(
+                wanted, np.vstack([self._store.all_vectors(self._keys), vectors]), all_keys, self.nprobe
+            )
         else:
             self._store.add(vectors, keys)
         rows = np.arange(len(self), len(self) + len(ids), dtype=np.int64)
@@ -557,14 +271,15 @@ class MemoryHead:
             del self._key_of[self._ids[row]]
         wanted = self._wanted_kind(keep)
         if wanted != self._store.kind or self._store.needs_retraining(rows, self._keys):
-            vectors = _moved(self._store.all_vectors(self._keys), sources, targets, keep, 0.0)
-            self._store = self._build_store(wanted, vectors, _moved(self._keys.copy(), sources, targets, keep, 0))
+            vectors = apply_swap_plan(self._store.all_vectors(self._keys), sources, targets, keep, 0.0)
+            keys = apply_swap_plan(self._keys.copy(), sources, targets, keep, 0)
+            self._store = build_store(wanted, vectors, keys, self.nprobe)
         else:
             self._store.remove(rows, self._keys, sources, targets)
-        self._ids = _moved(self._ids, sources, targets, keep, None)
-        self._labels = _moved(self._labels, sources, targets, keep, self._labels.dtype.type())
-        self._keys = _moved(self._keys, sources, targets, keep, 0)
-        self._sample_weights = _moved(self._sample_weights, sources, targets, keep, 0.0)
+        self._ids = apply_swap_plan(self._ids, sources, targets, keep, None)
+        self._labels = apply_swap_plan(self._labels, sources, targets, keep, self._labels.dtype.type())
+        self._keys = apply_swap_plan(self._keys, sources, targets, keep, 0)
+        self._sample_weights = apply_swap_plan(self._sample_weights, sources, targets, keep, 0.0)
         self._row_of_key[removed_keys] = -1
         self._row_of_key[moved_keys] = targets
         self._cache.clear()
@@ -573,11 +288,6 @@ class MemoryHead:
         if self.index_kind == "auto":
             return "ivf" if n > IVF_THRESHOLD else "flat"
         return self.index_kind
-
-    def _build_store(self, kind: str, vectors: NDArray[np.float32], keys: NDArray[np.int64]) -> _Store:
-        if kind == "ivf" and len(vectors):
-            return _IVFStore.build(vectors, keys, self.nprobe)
-        return _FlatStore.build(vectors)
 
     # -- steering ---------------------------------------------------------------------------
 
@@ -770,8 +480,8 @@ class MemoryHead:
     def _canonicalize(self) -> None:
         """Put the rows in id order with FAISS ids 0..n-1, so saved files do not depend on history."""
         order = np.argsort(self._ids.astype(str), kind="stable")
-        if isinstance(self._store, _FlatStore):
-            storage = self._store._storage()
+        if isinstance(self._store, FlatStore):
+            storage = self._store.storage()
             storage[:] = storage[order]
         else:
             self._row_of_key[self._keys[order]] = np.arange(len(self))
@@ -783,74 +493,44 @@ class MemoryHead:
         self._next_key = len(self)
         self._cache = {"voting": self._cache["voting"]} if "voting" in self._cache else {}  # order-free
 
-    def _manifest(self) -> dict[str, Any]:
-        voting = self.voting_override
-        trained_on = self._store.trained_on.tolist() if isinstance(self._store, _IVFStore) else None
-        return {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "dim": self.dim,
-            "index": self.index_kind,
-            "nprobe": self.nprobe,
-            "cv_queries": self.cv_queries,
-            "voting": None if voting is None else [voting.aggregation, voting.k, voting.param],
-            "ids": self._ids.tolist(),
-            "labels": self._labels.tolist(),
-            "sample_weights": self._sample_weights.tolist(),
-            "class_weights": [[label, w] for label, w in sorted(self._class_weights.items())],
-            "trained_on": trained_on,
-        }
-
     def save(self, directory: str | Path) -> None:
-        """Write ``index.faiss`` (FAISS's own format) and ``memory.json`` into ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        """Write ``index.faiss`` (FAISS's own format) and ``memory.json`` into ``directory`` (see
+        :mod:`~erasable.heads.memory_file`), the rows first put in id order."""
         self._canonicalize()
-        index_tmp, side_tmp = directory / f".{INDEX_FILE}.tmp", directory / f".{SIDE_FILE}.tmp"
-        faiss.write_index(self._store.index, str(index_tmp))
-        side_tmp.write_text(json.dumps(self._manifest(), separators=(",", ":")))
-        os.replace(index_tmp, directory / INDEX_FILE)
-        os.replace(side_tmp, directory / SIDE_FILE)
+        store = self._store
+        SavedMemory(
+            dim=self.dim,
+            index_kind=self.index_kind,
+            nprobe=self.nprobe,
+            cv_queries=self.cv_queries,
+            voting=self.voting_override,
+            ids=self._ids.tolist(),
+            labels=self._labels.tolist(),
+            sample_weights=self._sample_weights.tolist(),
+            class_weights=self._class_weights,
+            trained_on=store.trained_on.tolist() if isinstance(store, IVFStore) else None,
+            index=store.index,
+        ).write(directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> MemoryHead:
         """Read a memory written by :meth:`save`; nothing in the files is executed."""
-        directory = Path(directory)
-        try:
-            manifest = json.loads((directory / SIDE_FILE).read_text())
-            index = faiss.read_index(str(directory / INDEX_FILE))
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise MemoryFileError(f"{directory}: cannot read the memory: {exc}") from exc
-        if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-            raise MemoryFileError(f"{directory}: not an {FORMAT} v{FORMAT_VERSION} file.")
-        return cls._from_parts(manifest, index, directory)
-
-    @classmethod
-    def _from_parts(cls, manifest: dict[str, Any], index: Any, directory: Path) -> MemoryHead:
-        voting = manifest["voting"]
+        saved = SavedMemory.read(directory)
         head = cls(
-            manifest["dim"],
-            voting=None if voting is None else Voting(*voting),
-            index=manifest["index"],
-            nprobe=manifest["nprobe"],
-            cv_queries=manifest["cv_queries"],
+            saved.dim,
+            voting=saved.voting,
+            index=saved.index_kind,
+            nprobe=saved.nprobe,
+            cv_queries=saved.cv_queries,
         )
-        n = len(manifest["ids"])
-        if index.ntotal != n or index.d != head.dim or len(manifest["labels"]) != n:
-            raise MemoryFileError(f"{directory}: the index and the side file disagree.")
-        if isinstance(index, faiss.IndexIVFFlat):
-            index.nprobe = head.nprobe
-            head._store = _IVFStore.from_index(index, np.asarray(manifest["trained_on"], dtype=np.int64))
-        elif isinstance(index, faiss.IndexFlatIP):
-            head._store = _FlatStore(index)
-        else:
-            raise MemoryFileError(f"{directory}: unexpected index type {type(index).__name__}.")
-        head._ids = np.array([str(i) for i in manifest["ids"]], dtype=object).reshape(n)
-        head._labels = canonical_labels(manifest["labels"]) if n else head._labels
-        head._sample_weights = np.asarray(manifest["sample_weights"], dtype=np.float64).reshape(n)
+        n = len(saved.ids)
+        head._store = store_of_index(saved.index, saved.trained_on, head.nprobe)
+        head._ids = np.array(saved.ids, dtype=object).reshape(n)
+        head._labels = canonical_labels(saved.labels) if n else head._labels
+        head._sample_weights = np.asarray(saved.sample_weights, dtype=np.float64).reshape(n)
         head._keys = np.arange(n, dtype=np.int64)
         head._row_of_key = np.arange(n, dtype=np.int64)
         head._key_of = dict(zip(head._ids.tolist(), range(n), strict=True))
         head._next_key = n
-        head._class_weights = {label: float(w) for label, w in manifest["class_weights"]}
+        head._class_weights = dict(saved.class_weights)
         return head

@@ -39,7 +39,7 @@ array([0, 1])
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.linalg
@@ -53,7 +53,7 @@ from erasable.moments import Label, Moments
 #: Up to this many samples per feature, the head is computed in the dual (n x n) instead of the primal (D x D).
 DUAL_FRACTION = 0.25
 
-__all__ = ["DUAL_FRACTION", "RidgeHead", "gcv_alpha_of", "uses_dual"]
+__all__ = ["DUAL_FRACTION", "RidgeHead", "uses_dual"]
 
 
 def uses_dual(n: int, dim: int) -> bool:
@@ -61,14 +61,17 @@ def uses_dual(n: int, dim: int) -> bool:
     return n <= DUAL_FRACTION * dim
 
 
+def _feature_mean(moments: Moments) -> NDArray[np.float64]:
+    """``mu``, the mean feature vector, as the primal head computes it."""
+    return np.asarray(moments.class_sums.astype(np.float64).sum(axis=0) / moments.count, dtype=np.float64)
+
+
 def _centered_moments(moments: Moments) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """``(A, B, mu)``: centered Gram (full), centered cross moment (D, K), feature mean."""
-    n = moments.count
-    sums = moments.class_sums.astype(np.float64)  # (K, D)
-    mean = sums.sum(axis=0) / n
+    mean = _feature_mean(moments)
     gram = full_symmetric(moments.gram)
-    gram -= n * np.outer(mean, mean)
-    cross = sums.T - np.outer(mean, moments.class_counts)
+    gram -= moments.count * np.outer(mean, mean)
+    cross = moments.class_sums.T - np.outer(mean, moments.class_counts)
     return gram, cross, mean
 
 
@@ -92,13 +95,6 @@ def _centered_samples(
     return rows - mean, targets - moments.class_counts / moments.count, mean
 
 
-def gcv_alpha_of(
-    moments: Moments, unit: float = 1.0, samples: tuple[NDArray[np.float64], Sequence[Label]] | None = None
-) -> float:
-    """The ``alpha`` that :meth:`RidgeHead.from_moments` chooses for ``moments`` (and ``samples``) when given none."""
-    return RidgeHead.from_moments(moments, alpha=None, unit=unit, samples=samples).alpha
-
-
 @dataclass(frozen=True)
 class RidgeHead:
     """Ridge weights, and what a Woodbury update needs: ``M = (A + lambda I)^-1``.
@@ -107,7 +103,8 @@ class RidgeHead:
     the Moments, solved on demand) minus low-rank corrections, ``M = M0 - P G P^T``, so that
     an update solves a few columns and writes nothing of size D x D. ``rank_since_refresh``
     is the number of columns of ``P`` (0 for a canonical head). A dual head has no system
-    (``system is None``): it is recomputed, cheaply, after a change.
+    (``system is None``): it is recomputed, cheaply, after a change. Nor has a primal head
+    rebuilt from weights computed earlier (:meth:`from_weights`) until :meth:`factored` gives it one.
     """
 
     classes: tuple[Label, ...]
@@ -162,6 +159,34 @@ class RidgeHead:
             alpha = gcv_alpha(TridiagonalSpectrum.of(gram, cross), _target_energy(moments), moments.count, unit)
         system = PenalizedGram.cholesky(gram, alpha * unit)  # the same solve however alpha was found
         return cls._canonical(moments, alpha, unit, system.solve(cross), mean, system)
+
+    @classmethod
+    def from_weights(cls, moments: Moments, alpha: float, unit: float, weights: NDArray[np.float64]) -> RidgeHead:
+        """The canonical primal head of ``moments`` at ``alpha``, from its ``weights`` computed earlier.
+
+        A model file keeps the weights of its canonical head, so a process that loads it
+        predicts without solving anything: the head is the one :meth:`from_moments` would
+        compute (the same weights, bit for bit, on the machine that saved them). Raises
+        ``ValueError`` if ``weights`` do not have the shape ``(D, K)`` of ``moments`` or are not finite.
+        """
+        expected = (moments.dim, len(moments.classes))
+        if moments.count == 0 or uses_dual(moments.count, moments.dim):
+            raise ValueError("Only a primal head (more than a quarter as many samples as features) is kept as weights.")
+        if weights.dtype != np.float64 or weights.shape != expected or not np.isfinite(weights).all():
+            raise ValueError(f"Ridge weights must be finite float64 of shape {expected}, got {weights.shape}.")
+        return cls._canonical(moments, alpha, unit, weights, _feature_mean(moments), None)
+
+    def factored(self, moments: Moments) -> RidgeHead:
+        """This primal head with its system ``A + lambda I`` factored from ``moments``, ready for :meth:`updated`.
+
+        ``moments`` must be the statistics the head was computed from; a head that has
+        its system is returned as it is.
+        """
+        if self.system is not None:
+            return self
+        if uses_dual(moments.count, moments.dim):
+            raise ValueError("A dual head is recomputed after a change, not updated.")
+        return replace(self, system=PenalizedGram.cholesky(_centered_moments(moments)[0], self.lam))
 
     @classmethod
     def _dual(
@@ -278,7 +303,12 @@ class RidgeHead:
         return (vectors - self.mean) @ self.weights + self.priors
 
     def predict_proba(self, vectors: NDArray[np.float64], temperature: float = 0.07) -> NDArray[np.float64]:
-        """``softmax(scores / temperature)``.
+        """``softmax(scores / temperature)``: :meth:`proba_of` the :meth:`decision_function`."""
+        return self.proba_of(self.decision_function(vectors), temperature)
+
+    @staticmethod
+    def proba_of(scores: NDArray[np.float64], temperature: float = 0.07) -> NDArray[np.float64]:
+        """``softmax(scores / temperature)`` of decision-function scores.
 
         The scores estimate one-hot targets, so they live on a fixed [0, 1] scale and one
         temperature suits most data. 0.07 minimized the negative log-likelihood (0.34) on a
@@ -286,4 +316,4 @@ class RidgeHead:
         Gaussian model of the training residuals (about 0.002) was badly overconfident
         (5.8 on the test set). The predicted class does not depend on it.
         """
-        return softmax(self.decision_function(vectors) / temperature)
+        return softmax(scores / temperature)

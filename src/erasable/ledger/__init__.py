@@ -1,5 +1,2 @@
-"""Where samples and events live. For now the in-memory sample registry."""
-
-from erasable.ledger.registry import SampleRegistry, UnknownSampleError
-
-__all__ = ["SampleRegistry", "UnknownSampleError"]
+"""Durable storage of served models: the store (:mod:`erasable.ledger.store`), its schema, the hash chain of
+its events and its API keys. The in-memory registry of live samples is :mod:`erasable.registry`."""

@@ -9,6 +9,9 @@ Tables, all keyed by model name:
 ``events``       the append-only, hash-chained log (see :mod:`erasable.ledger.chain`)
 ``idempotency``  responses of learn requests by idempotency key (counts and certificates, no ids)
 ``api_keys``     key id, SHA-256 of the secret, scopes, model (``*`` for all), optional expiry (version 3)
+``ridge_heads``  the canonical ridge head of the current statistics when known: their certificate, the penalty,
+                 the weights (float64 LE); deleted by every change (version 4). A server loads it instead of
+                 solving (seconds at D = 4096)
 
 The schema version lives in ``schema_version``; :func:`migrate` brings a database up to
 :data:`SCHEMA_VERSION` step by step, each step in its own transaction, and refuses a
@@ -31,6 +34,7 @@ __all__ = [
     "metadata",
     "migrate",
     "models",
+    "ridge_heads",
     "samples",
     "statistics",
 ]
@@ -111,6 +115,16 @@ api_keys = sa.Table(
 )
 
 
+ridge_heads = sa.Table(
+    "ridge_heads",
+    metadata,
+    sa.Column("model", sa.String(NAME_LENGTH), primary_key=True),
+    sa.Column("certificate", sa.String(64), nullable=False),
+    sa.Column("alpha", sa.Float, nullable=False),
+    sa.Column("weights", sa.LargeBinary, nullable=False),
+)
+
+
 class SchemaVersionError(RuntimeError):
     """The database was written by a newer erasable (or is not an erasable ledger)."""
 
@@ -134,8 +148,12 @@ def _add_key_expiry(connection: Connection) -> None:
     connection.execute(sa.text("ALTER TABLE api_keys ADD COLUMN expires_at VARCHAR(32)"))
 
 
+def _add_ridge_heads(connection: Connection) -> None:
+    ridge_heads.create(connection)
+
+
 #: Step ``i`` takes a database from version ``i`` to ``i + 1``. Append; never edit a released step.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _add_steering, _add_key_expiry]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _add_steering, _add_key_expiry, _add_ridge_heads]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -57,17 +57,14 @@ from safetensors.numpy import load as safetensors_load
 from safetensors.numpy import save as safetensors_save
 from sqlalchemy.engine import Connection, Engine
 
+from erasable.heads.ridge import uses_dual
 from erasable.ledger.chain import ChainVerification, canonical_json, genesis, id_hashes, link, verify_chain
-from erasable.ledger.schema import api_keys, events, idempotency, migrate, models, samples, statistics
+from erasable.ledger.schema import api_keys, events, idempotency, migrate, models, ridge_heads, samples, statistics
 from erasable.model import Change, Model, ModelConfig
-from erasable.model_file import (
-    moments_from_tensors,
-    recomputes_features,
-    safetensors_metadata,
-    statistics_from_tensors,
-    statistics_tensors,
-)
-from erasable.moments import Moments, canonical_labels
+from erasable.model_file import recomputes_features, safetensors_metadata
+from erasable.moments import canonical_labels
+from erasable.registry import SampleRegistry
+from erasable.statistics import Statistics
 from erasable.steering import Steering
 
 __all__ = [
@@ -179,30 +176,27 @@ class Verification:
         )
 
 
-def _statistics_blob(model_state: tuple[ModelConfig, Moments, Moments | None]) -> bytes:
+def _statistics_blob(config: ModelConfig, statistics: Statistics) -> bytes:
     """The statistics as safetensors bytes; a small model's feature statistics are left to its samples.
 
     Like a model file (:func:`~erasable.model_file.recomputes_features`): with few samples the
     D x D feature Gram would be all of every change's write (67 MB at D = 4096), and
     recomputing it from the stored samples when the model is loaded costs O(n D^2).
     """
-    config, embedding, features = model_state
-    classes = json.dumps(canonical_labels(list(embedding.classes)).tolist() if embedding.classes else [])
-    recompute = features is not None and recomputes_features(config, embedding.count)
+    classes = json.dumps(canonical_labels(list(statistics.classes)).tolist() if statistics.classes else [])
+    recompute = statistics.features is not None and recomputes_features(config, statistics.count)
     metadata = {"classes": classes, "features": "samples" if recompute else "stored"}
-    return safetensors_save(statistics_tensors(embedding, None if recompute else features), metadata=metadata)
+    return safetensors_save(statistics.tensors(with_features=not recompute), metadata=metadata)
 
 
-def _statistics_from_blob(blob: bytes, model: Model) -> tuple[Moments, Moments | None, bool]:
-    """The stored statistics, and whether the feature statistics must be recomputed from the samples."""
+def _statistics_from_blob(blob: bytes, config: ModelConfig) -> tuple[Statistics, bool]:
+    """The stored statistics, and whether their feature statistics were left to the samples (then ``None``)."""
     metadata = safetensors_metadata(blob)
     classes = json.loads(metadata["classes"])
     labels = canonical_labels(classes).tolist() if classes else []
-    tensors = safetensors_load(blob)
-    if metadata.get("features") == "samples":
-        embedding = moments_from_tensors("embedding", tensors, labels, model.config.input_dim)
-        return embedding, Moments.empty(model.feature_map.output_dim), True
-    return (*statistics_from_tensors(tensors, model.config, labels), False)
+    from_samples = metadata.get("features") == "samples"
+    feature_dim = None if from_samples else config.feature_dim
+    return Statistics.from_tensors(safetensors_load(blob), labels, config.input_dim, feature_dim), from_samples
 
 
 def _steering_json(steering: Steering) -> str:
@@ -274,7 +268,7 @@ class LedgerStore:
                     last_hash=event_hash,
                     certificate=body["certificate_after"],
                     next_auto_id=0,
-                    tensors=_statistics_blob(model.state),
+                    tensors=_statistics_blob(config, model.statistics),
                     steering=_steering_json(model.steering),
                 )
             )
@@ -292,7 +286,7 @@ class LedgerStore:
         """Delete a model with its samples, statistics, log and keys, and erase their bytes."""
         with self._writing() as connection:
             self._model_row(connection, name)
-            for table in (samples, events, statistics, idempotency):
+            for table in (samples, events, statistics, idempotency, ridge_heads):
                 connection.execute(sa.delete(table).where(table.c.model == name))
             connection.execute(sa.delete(api_keys).where(api_keys.c.model == name))
             connection.execute(sa.delete(models).where(models.c.name == name))
@@ -337,7 +331,7 @@ class LedgerStore:
 
     def _load(self, connection: Connection, name: str) -> tuple[Model, int]:
         row = self._model_row(connection, name)
-        model = Model(ModelConfig.from_dict(json.loads(row.config)))
+        config = ModelConfig.from_dict(json.loads(row.config))
         stats = connection.execute(sa.select(statistics).where(statistics.c.model == name)).one()
         ids, subjects, labels, vectors = [], [], [], []
         query = sa.select(samples.c.id, samples.c.subject, samples.c.label, samples.c.embedding)
@@ -346,21 +340,69 @@ class LedgerStore:
             subjects.append(sample.subject)
             labels.append(json.loads(sample.label))
             vectors.append(sample.embedding)
-        embedding, features, recompute = _statistics_from_blob(stats.tensors, model)
-        model.replace_statistics(embedding, features)
+        registry = SampleRegistry(config.input_dim)
         if ids:
-            matrix = np.frombuffer(b"".join(vectors), dtype="<i2").reshape(len(ids), model.config.input_dim)
-            model.registry.append(ids, subjects, canonical_labels(labels).tolist(), matrix.astype(np.int16))
-            if recompute:
-                model.recompute_feature_statistics()
-        model.next_auto_id = int(stats.next_auto_id)
+            matrix = np.frombuffer(b"".join(vectors), dtype="<i2").reshape(len(ids), config.input_dim)
+            registry.append(ids, subjects, canonical_labels(labels).tolist(), matrix.astype(np.int16))
+        stored, from_samples = _statistics_from_blob(stats.tensors, config)
+        model = Model.restore(
+            config,
+            stored,
+            samples=registry,
+            next_auto_id=int(stats.next_auto_id),
+            features_from_samples=from_samples,
+        )
         if model.certificate() != stats.certificate:
             raise LedgerError(f"The statistics of {name!r} do not match their certificate: the store is damaged.")
         try:
             model.set_steering(model.checked_steering(Steering.from_json(json.loads(stats.steering))))
         except (ValueError, KeyError) as exc:  # SteeringError, UnknownSampleError, bad JSON
             raise LedgerError(f"The steering of {name!r} is invalid ({exc}): the store is damaged.") from exc
+        self._recall_ridge_head(connection, name, model)
         return model, int(stats.seq)
+
+    def _recall_ridge_head(self, connection: Connection, name: str, model: Model) -> None:
+        """Give ``model`` its kept canonical ridge head (:meth:`keep_ridge_head`), if that is of these statistics."""
+        kept = connection.execute(sa.select(ridge_heads).where(ridge_heads.c.model == name)).first()
+        if kept is None or kept.certificate != model.certificate() or model.config.head != "ridge":
+            return
+        moments = model.ridge_moments
+        if len(kept.weights) != 8 * moments.dim * len(moments.classes):
+            raise LedgerError(f"The kept ridge head of {name!r} has the wrong size: the store is damaged.")
+        weights = np.frombuffer(kept.weights, dtype="<f8").reshape(moments.dim, len(moments.classes))
+        try:
+            if model.config.alpha is None:
+                model.recall_alpha(kept.certificate, float(kept.alpha))
+            model.recall_ridge_weights(weights.astype(np.float64))
+        except ValueError as exc:
+            raise LedgerError(f"The kept ridge head of {name!r} is invalid ({exc}): the store is damaged.") from exc
+
+    def keep_ridge_head(self, name: str, model: Model) -> bool:
+        """Keep the canonical ridge head of ``model`` (the committed state of ``name``), so loading skips solving it.
+
+        Only a primal head is kept (a dual one is cheap to solve again), and only while
+        ``model``'s certificate is the committed one; every later change deletes it (a forget
+        in its own transaction: the weights are computed from the forgotten samples too).
+        Returns whether it was kept.
+        """
+        if model.config.head != "ridge" or model.count == 0 or uses_dual(model.count, model.ridge_moments.dim):
+            return False
+        head = model.canonical_ridge()
+        certificate = model.certificate()
+        weights = np.ascontiguousarray(head.weights, dtype="<f8").tobytes()
+        with self._writing() as connection:
+            self._model_row(connection, name)
+            current = connection.execute(sa.select(statistics.c.certificate).where(statistics.c.model == name)).one()
+            if current.certificate != certificate:
+                return False
+            kept = connection.execute(sa.select(ridge_heads.c.certificate).where(ridge_heads.c.model == name)).first()
+            if kept is not None and kept.certificate == certificate:
+                return True  # kept already (this server loaded it)
+            connection.execute(sa.delete(ridge_heads).where(ridge_heads.c.model == name))
+            connection.execute(
+                sa.insert(ridge_heads).values(model=name, certificate=certificate, alpha=head.alpha, weights=weights)
+            )
+        return True
 
     # -- changes --------------------------------------------------------------------------
 
@@ -392,6 +434,7 @@ class LedgerStore:
         with self._writing() as connection:
             row, current = self._head(connection, name, expected_seq)
             seq, time = int(current.seq) + 1, _now()
+            connection.execute(sa.delete(ridge_heads).where(ridge_heads.c.model == name))  # of the old statistics
             if change.sign > 0:
                 self._insert_samples(connection, name, change, source, time)
             else:
@@ -422,7 +465,7 @@ class LedgerStore:
                 body,
                 certificate=change.certificate_after,
                 next_auto_id=change.next_auto_id,
-                tensors=_statistics_blob(change.state_after),
+                tensors=_statistics_blob(change.config, change.statistics_after),
                 steering=_steering_json(change.steering_after),
             )
         if erase:

@@ -249,6 +249,7 @@ def _copy_into(ledger: LedgerStore, name: str, model: Model, source: str) -> Non
     stored = ledger.load_model(name).certificate()
     if stored != model.certificate():
         raise LedgerError(f"The ledger's certificate {stored} differs from the file's {model.certificate()}.")
+    ledger.keep_ridge_head(name, model)  # the file's: a server then predicts without solving it
 
 
 @ledger_app.command("export", cls=Command)

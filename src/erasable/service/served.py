@@ -23,18 +23,23 @@ models are independent.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 from numpy.typing import NDArray
 
-from erasable.ledger.store import Event, LedgerStore
+from erasable.heads import RidgeHead
+from erasable.ledger.store import Event, LedgerError, LedgerStore
 from erasable.model import Change, Model, ModelConfig
 from erasable.service.batching import EmbeddingBatcher
 from erasable.steering import Steering
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ReadWriteLock", "ServedModel", "ServedModels"]
 
@@ -86,6 +91,25 @@ class ServedModel:
         self._lock = ReadWriteLock()
         self._writer = threading.Lock()
         self._batcher = EmbeddingBatcher(model.embed) if model.config.encoder is not None else None
+        self._kept_head: str | None = None  # the certificate whose ridge head the store keeps, see keep_ridge_head
+
+    def keep_ridge_head(self) -> None:
+        """After a prediction: keep the model's ridge head in the store if it is canonical and not kept yet.
+
+        A restarted server then loads it instead of solving it (seconds at D = 4096). Call
+        while holding :meth:`reading`. A Woodbury-updated head is not canonical: it is not
+        kept (deriving the canonical one here would stall the request).
+        """
+        model = self.model
+        if model.config.head != "ridge" or model.count == 0 or self._kept_head == model.certificate():
+            return
+        head = model.head("ridge")
+        if isinstance(head, RidgeHead) and head.rank_since_refresh == 0:
+            try:
+                self.store.keep_ridge_head(self.name, model)
+            except (LedgerError, sa.exc.SQLAlchemyError) as exc:  # an optimization: the prediction stands
+                log.warning("Keeping the ridge head of %r failed: %s", self.name, exc)
+            self._kept_head = model.certificate()
 
     def embed(self, items: list[Any]) -> NDArray[np.float32]:
         """Embeddings of raw inputs by the model's encoder, in forward passes shared with concurrent requests."""
@@ -113,6 +137,7 @@ class ServedModel:
         wait (boundedly) for readers of SQLite's log: from the commit on, no prediction can see
         a forgotten sample. Whether the erasure completed is :attr:`LedgerStore.residue_pending`.
         """
+        self.model.factor_ridge_head()  # a head loaded with its weights follows the change instead of being dropped
         event = self.store.commit(self.name, change, expected_seq=self.seq, erase=False, **record)
         with self._lock.exclusive():
             self.model.apply(change)

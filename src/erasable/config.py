@@ -1,0 +1,116 @@
+"""The model's configuration: what, with the live samples, determines its state and predictions.
+
+A :class:`ModelConfig` is validated when it is made -- sizes first, before anything is
+allocated, since a config may come from an untrusted file or request -- and serializes to
+canonical JSON, which the certificate covers. The defaults a user meets are declared once,
+in :mod:`erasable.parameters`.
+
+>>> ModelConfig(input_dim=2).feature_map
+{'kind': 'identity', 'input_dim': 2}
+>>> ModelConfig(input_dim=0)
+Traceback (most recent call last):
+...
+ValueError: input_dim must be an integer in 1..32768, got 0.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from erasable.encoders import Encoder
+from erasable.features import feature_map_from_config
+
+HeadKind = Literal["ridge", "prototype", "gaussian", "memory"]
+HEAD_KINDS: tuple[HeadKind, ...] = ("ridge", "prototype", "gaussian", "memory")
+#: Largest input dimension and feature width: the statistics hold a D x D int64 Gram (8 GiB at this bound), and a
+#: config read from a file or a request must not be able to ask for more before anything checks it.
+MAX_DIM = 2**15
+#: Largest random projection, input_dim * width entries (float32: 1 GiB at this bound).
+MAX_PROJECTION = 2**28
+
+__all__ = ["HEAD_KINDS", "MAX_DIM", "MAX_PROJECTION", "HeadKind", "ModelConfig"]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that, with the live samples, determines a model's state and predictions.
+
+    ``feature_map`` is a :func:`~erasable.features.feature_map_from_config` dict; ``alpha``
+    (ridge, ``None`` = automatic by GCV), ``temperature`` (ridge probabilities), ``metric``
+    (prototype) and ``shrinkage`` (Gaussian) parametrize the heads. ``encoder`` (``None``
+    for a model of vectors) names the encoder of raw inputs and records its identity, so
+    that a model refuses inputs embedded by any other. Two models merge only if their configs are equal.
+    """
+
+    input_dim: int
+    scale_bits: int = 13
+    feature_map: dict[str, Any] = field(default_factory=dict)
+    head: HeadKind = "ridge"
+    alpha: float | None = None
+    metric: Literal["cosine", "euclidean"] = "cosine"
+    shrinkage: float = 0.05
+    temperature: float = 0.07
+    encoder: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        # Sizes first, before anything is allocated: a config may come from an untrusted file or request.
+        if not _is_int(self.input_dim) or not 1 <= self.input_dim <= MAX_DIM:
+            raise ValueError(f"input_dim must be an integer in 1..{MAX_DIM}, got {self.input_dim!r}.")
+        if not _is_int(self.scale_bits):
+            raise ValueError(f"scale_bits must be an integer, got {self.scale_bits!r}.")
+        if not 0 <= self.scale_bits <= 15:
+            raise ValueError(f"scale_bits must be in 0..15, got {self.scale_bits}.")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}.")
+        if self.head not in HEAD_KINDS:
+            raise ValueError(f"head must be one of {HEAD_KINDS}, got {self.head!r}.")
+        if not self.feature_map:
+            object.__setattr__(self, "feature_map", {"kind": "identity", "input_dim": self.input_dim})
+        if not isinstance(self.feature_map, dict) or self.feature_map.get("input_dim") != self.input_dim:
+            raise ValueError("feature_map.input_dim must equal input_dim.")
+        if "width" in self.feature_map:
+            width = self.feature_map["width"]
+            if not _is_int(width) or not 1 <= width <= MAX_DIM or self.input_dim * width > MAX_PROJECTION:
+                raise ValueError(
+                    f"feature_map.width must be an integer in 1..{MAX_DIM} with input_dim * width <= "
+                    f"{MAX_PROJECTION}, got {width!r} (input_dim {self.input_dim})."
+                )
+        feature_map_from_config(self.feature_map)  # validates (and builds the projection, now bounded)
+        if self.encoder is not None:
+            missing = {"kind", "options", "identity", "dim"} - set(self.encoder)
+            if missing:
+                raise ValueError(f"encoder config lacks {sorted(missing)}.")
+            if self.encoder["dim"] != self.input_dim:
+                raise ValueError(f"The encoder makes {self.encoder['dim']}-d embeddings, not {self.input_dim}-d.")
+
+    @classmethod
+    def encoder_config(cls, encoder: Encoder, kind: str, **options: Any) -> dict[str, Any]:
+        """The ``encoder`` entry for an encoder built by ``load_encoder(kind, **options)``."""
+        return {"kind": kind, "options": options, "identity": encoder.identity, "dim": encoder.dim}
+
+    @property
+    def feature_dim(self) -> int | None:
+        """Width of the feature statistics; ``None`` under the identity map, which keeps none."""
+        return None if self.feature_map["kind"] == "identity" else int(self.feature_map["width"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"Unknown model config fields: {sorted(unknown)}.")
+        return cls(**data)
+
+    def canonical_json(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()

@@ -213,7 +213,7 @@ class Client:
         name: str,
         *,
         input_dim: int | None = None,
-        encoder: Literal["text", "image"] | None = None,
+        encoder: Literal["text", "text-mpnet", "image"] | None = None,
         **config: Any,
     ) -> ModelInfo:
         """``POST /v1/models`` (``admin``): a model of vectors (``input_dim``) or raw inputs (``encoder``).

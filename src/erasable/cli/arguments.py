@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from erasable.encoders import EncoderUnavailableError
 from erasable.registry import UnknownSampleError
 from erasable.terminal import user_errors
 
@@ -38,8 +39,9 @@ class CliError(ValueError):
     """A command's arguments contradict each other or the model."""
 
 
-#: A command's user errors -- ``ValueError``, ``OSError``, an unknown sample -- as one red line and exit code 2.
-command_errors = partial(user_errors, UnknownSampleError)
+#: A command's user errors -- ``ValueError``, ``OSError``, an unknown sample, an encoder not installed -- as one red
+#: line and exit code 2.
+command_errors = partial(user_errors, UnknownSampleError, EncoderUnavailableError)
 
 
 ModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help="Model file, e.g. model.erasable.")]

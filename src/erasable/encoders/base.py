@@ -19,7 +19,7 @@ True
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,12 +29,14 @@ from numpy.typing import NDArray
 __all__ = [
     "Batch",
     "Encoder",
+    "EncoderUnavailableError",
     "ForeignEncoderError",
     "check_embeddings",
     "check_same_encoder",
     "make_identity",
     "sha256_file",
     "sha256_tree",
+    "tree_digest",
 ]
 
 _READ_BLOCK = 1 << 20
@@ -66,6 +68,10 @@ class Encoder(Protocol):
 
 class ForeignEncoderError(ValueError):
     """Inputs were encoded by another encoder than the one a model was built with."""
+
+
+class EncoderUnavailableError(ImportError):
+    """An encoder's packages (its library or its weights) are not installed; the message names the install."""
 
 
 def make_identity(name: str, version: str, weights_sha256: str | None = None) -> str:
@@ -151,7 +157,18 @@ def sha256_tree(root: str | Path) -> str:
     files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     if not files:
         raise FileNotFoundError(f"No files under {root}: cannot hash the encoder's weights.")
+    return tree_digest({path.relative_to(root).as_posix(): sha256_file(path) for path in files})
+
+
+def tree_digest(file_hashes: Mapping[str, str]) -> str:
+    """The :func:`sha256_tree` of a folder from its files' hashes (relative POSIX path -> hex SHA-256).
+
+    What lets a folder's hash be computed while it is written, without reading it again.
+
+    >>> tree_digest({"b": "2", "a": "1"}) == tree_digest({"a": "1", "b": "2"})
+    True
+    """
     digest = hashlib.sha256()
-    for path in files:
-        digest.update(f"{path.relative_to(root).as_posix()}\0{sha256_file(path)}\n".encode())
+    for relative in sorted(file_hashes, key=lambda relative: relative.split("/")):  # as Path sorts them
+        digest.update(f"{relative}\0{file_hashes[relative]}\n".encode())
     return digest.hexdigest()

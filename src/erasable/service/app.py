@@ -46,6 +46,7 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from erasable import __version__
+from erasable.encoders.base import EncoderUnavailableError
 from erasable.exact import OverflowRiskError
 from erasable.ledger.keys import KeyRing
 from erasable.ledger.store import (
@@ -82,6 +83,9 @@ ERROR_STATUS: list[tuple[type[Exception], int]] = [
     (OverflowRiskError, 422),
     (LedgerError, 422),
     (ValueError, 422),
+    # This server cannot build the encoder asked for (its packages are not installed): the
+    # request cannot be served here, and the message names the install. Not a 5xx: nothing failed.
+    (EncoderUnavailableError, 422),
 ]
 
 #: The routers of the API, in the order of its OpenAPI spec.

@@ -331,7 +331,8 @@
   function createForm() {
     const name = el("input", { id: "new-name", required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_\\-]{0,63}", maxlength: 64 });
     const kind = el("select", { id: "new-kind" },
-      el("option", { value: "vectors" }, "vectors"), el("option", { value: "text" }, "text (all-MiniLM-L6-v2)"));
+      el("option", { value: "vectors" }, "vectors"), el("option", { value: "text" }, "text (all-MiniLM-L6-v2)"),
+      el("option", { value: "text-mpnet" }, "text (all-mpnet-base-v2: more accurate, 5x slower)"));
     const dim = el("input", { id: "new-dim", type: "number", min: 1, max: 4096, value: 384 });
     const head = el("select", { id: "new-head" }, ["ridge", "prototype", "gaussian", "memory"].map((h) => el("option", {}, h)));
     // The API's defaults (erasable.parameters) come first: random ReLU features, 4096 wide.
@@ -352,7 +353,7 @@
       busy(submit, "Creating…", out, async () => {
         const body = { name: name.value, head: head.value, feature_map: features.value };
         if (kind.value === "vectors") body.input_dim = Number(dim.value);
-        else body.encoder = "text";
+        else body.encoder = kind.value;
         if (features.value === "random_relu") body.width = Number(width.value);
         await api("POST", "/v1/models", body);
         sessionStorage.setItem(MODEL, body.name);

@@ -15,6 +15,7 @@ from erasable.exact import (
     check_accumulator_range,
     exact_matmul,
     exact_transpose_matmul,
+    gram_plus_rows,
     quantize,
 )
 
@@ -107,3 +108,24 @@ def test_accumulator_range_guard() -> None:
     check_accumulator_range(2**32)
     with pytest.raises(OverflowRiskError):
         check_accumulator_range(2**32 + 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 13).flatmap(
+        lambda dim: st.tuples(
+            arrays(np.int64, (dim, dim), elements=st.integers(-(2**40), 2**40)),
+            arrays(np.int64, st.tuples(st.integers(1, 9), st.just(dim)), elements=st.integers(-INT16_MAX, INT16_MAX)),
+        )
+    ),
+    st.sampled_from([1, -1]),
+    st.integers(1, 5),
+)
+def test_gram_plus_rows_equals_int64_arithmetic(
+    gram_and_rows: tuple[np.ndarray, np.ndarray], sign: int, block: int
+) -> None:
+    """Band by band (blocks smaller than the matrix included), the result is the int64 triangle, zeros below."""
+    gram, rows = gram_and_rows
+    upper = np.triu(gram)
+    expected = upper + sign * np.triu(rows.T @ rows)
+    assert np.array_equal(gram_plus_rows(upper, rows.astype(np.float64), sign, block=block), expected)

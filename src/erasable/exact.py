@@ -240,12 +240,14 @@ def gram_plus_rows(
     if rows.shape[0] * max(max_abs(rows), 1.0) ** 2 >= FLOAT64_EXACT:
         raise OverflowRiskError("Too many rows for an exact single-pass Gram update.")
     dim = gram.shape[0]
-    out = np.empty_like(gram)
+    out = np.zeros_like(gram)  # below the diagonal stays zero
+    below = np.tri(block, block, -1, dtype=bool)
+    combine = np.add if sign > 0 else np.subtract
     for start in range(0, dim, block):
         stop = min(start + block, dim)
-        band = np.triu(rows[:, start:stop].T @ rows[:, start:]).astype(np.int64)
-        out[start:stop, :start] = 0
-        np.add(gram[start:stop, start:], band if sign > 0 else -band, out=out[start:stop, start:])
+        band = rows[:, start:stop].T @ rows[:, start:]  # rows start..stop, columns start..: one GEMM
+        band[:, : stop - start][below[: stop - start, : stop - start]] = 0.0  # only its square crosses the diagonal
+        combine(gram[start:stop, start:], band.astype(np.int64), out=out[start:stop, start:])
     return out
 
 

@@ -165,9 +165,11 @@ class Event:
 class Verification:
     """What :meth:`LedgerStore.verify` found; ``ok`` iff every check passed.
 
-    ``residues_erased``: SQLite's write-ahead log was truncated, so no old page image of a
-    deleted row is left in the store's files (``False``: a reader holds the log; it may still
-    hold some). ``None`` on PostgreSQL, which cannot tell (see :meth:`LedgerStore.compact`).
+    ``residues_erased``: SQLite's file was rewritten after its last deletion and its
+    write-ahead log truncated, so no byte of a deleted row is left in the store's files
+    (``False``: a reader holds the log, or another process's writer kept the rewrite from
+    starting; some may be left). ``None`` on PostgreSQL, which cannot tell (see
+    :meth:`LedgerStore.compact`).
     """
 
     chain: ChainVerification

@@ -23,7 +23,9 @@ change in flight, certify, and no file of the model's directory may hold a byte 
 whose forget returned.
 
 Run: ``python benchmarks/crash_test.py --server-kills 700 --cli-kills 300 --postgres-kills 50``
-(the tests run 2 server kills).
+(the tests run 2 server kills). ``--until 14:20`` (UTC) stops starting kills at that time, the
+time shared among the runs in proportion to their expected length, and reports how many of
+those asked for were done; the results file is rewritten as each run ends.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +62,8 @@ LIVE_TARGET = 400
 ID_PATTERN = re.compile(rb"(?:id|sj)-[0-9a-f]{16}")
 #: Seconds a request may take: generous, the machine is shared (a timeout is reported, never taken for a crash).
 TIMEOUT = 120.0
+#: Seconds one kill took in the earlier runs (restart and checks included), to share a time limit among the runs.
+SECONDS_PER_KILL = {"server": 5.0, "cli": 3.0, "postgresql": 7.0}
 
 
 def fresh(prefix: str) -> str:
@@ -245,8 +250,11 @@ class Outcome:
         )
 
 
-def crash_iterations(directory: Path, iterations: int, seed: int = 0, store: str | None = None) -> list[Outcome]:
-    """Kill the server ``iterations`` times on one ledger (SQLite in ``directory``, or the ``store`` URL)."""
+def crash_iterations(
+    directory: Path, iterations: int, seed: int = 0, store: str | None = None, deadline: float | None = None
+) -> list[Outcome]:
+    """Kill the server ``iterations`` times on one ledger (SQLite in ``directory``, or the ``store`` URL),
+    or fewer if the wall-clock time ``deadline`` (``time.time()``) passes first."""
     store_dir = directory / "store"
     store_dir.mkdir(parents=True, exist_ok=True)
     location = store or str(store_dir / "ledger.db")
@@ -261,6 +269,8 @@ def crash_iterations(directory: Path, iterations: int, seed: int = 0, store: str
         client.url = server.url
         httpx.post(f"{server.url}/v1/models", json=CONFIG, headers=client.headers(), timeout=TIMEOUT).raise_for_status()
         for _ in range(iterations):
+            if deadline is not None and time.time() >= deadline:
+                break
             before, failures = client.acknowledged, []
             stop = threading.Event()
             worker = threading.Thread(target=client.stream, args=(stop, failures))
@@ -334,8 +344,9 @@ def _check(client: Client, location: str, store_dir: Path | None, acknowledged: 
 # -- the CLI ---------------------------------------------------------------------------------
 
 
-def cli_iterations(directory: Path, iterations: int, seed: int = 0) -> list[Outcome]:
-    """Kill ``erasable learn`` / ``erasable forget`` on one model file ``iterations`` times; see the docstring."""
+def cli_iterations(directory: Path, iterations: int, seed: int = 0, deadline: float | None = None) -> list[Outcome]:
+    """Kill ``erasable learn`` / ``erasable forget`` on one model file ``iterations`` times (fewer if the
+    wall-clock time ``deadline`` passes first); see the module docstring."""
     model_dir, inputs = directory / "model", directory / "inputs"
     model_dir.mkdir(parents=True, exist_ok=True)
     inputs.mkdir(exist_ok=True)
@@ -347,7 +358,7 @@ def cli_iterations(directory: Path, iterations: int, seed: int = 0) -> list[Outc
     samples.apply("learn", first)
     usual = [time.monotonic() - started]  # seconds an unkilled command took, to aim the kills over its whole life
     outcomes: list[Outcome] = []
-    while sum(o.killed for o in outcomes) < iterations:
+    while sum(o.killed for o in outcomes) < iterations and (deadline is None or time.time() < deadline):
         if samples.live and samples.rng.random() < (0.4 if len(samples.live) < LIVE_TARGET else 0.7):
             by, names, ids = samples.pick_forget()
             option = {"ids": "--id", "subjects": "--subject", "classes": "--class"}[by]
@@ -439,13 +450,14 @@ def _check_file(
 # -- the report ------------------------------------------------------------------------------
 
 
-def summary(title: str, outcomes: list[Outcome], seconds: float) -> list[list[str]]:
+def summary(title: str, outcomes: list[Outcome], seconds: float, asked: int | None = None) -> list[list[str]]:
     survived = sum(o.survived for o in outcomes)
     kills = sum(o.killed for o in outcomes)
+    done = str(kills) if asked is None or kills >= asked else f"{kills} (of {asked} asked: stopped at the time limit)"
     checked = [o for o in outcomes if o.residue_free is not None]
     retried = [o for o in outcomes if o.retry_exactly_once is not None]
     return [
-        [f"**{title}**: kills (SIGKILL, then restart and check)", str(kills)],
+        [f"**{title}**: kills (SIGKILL, then restart and check)", done],
         ["checks (after each kill, and after each command run to its end)", str(len(outcomes))],
         ["survived every check", f"{survived} / {len(outcomes)}"],
         ["requests acknowledged before the kills", str(sum(o.requests_acknowledged for o in outcomes))],
@@ -474,38 +486,49 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cli-kills", type=int, default=300)
     parser.add_argument("--postgres-kills", type=int, default=50, help="0 skips; needs PostgreSQL's binaries")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--until", help="HH:MM (UTC, today): start no kill after it; the runs share the time")
     args = parser.parse_args(argv)
+    started = time.time()
+    limit = None
+    if args.until:
+        hours, minutes = (int(part) for part in args.until.split(":"))
+        limit = datetime.now(UTC).replace(hour=hours, minute=minutes, second=0, microsecond=0).timestamp()
+        if limit <= started:
+            parser.error(f"--until {args.until} UTC has passed already")
     rows: list[list[str]] = []
     failures: list[str] = []
-    runs = [("server, SQLite", args.server_kills, None), ("CLI, model file", args.cli_kills, "cli")]
+    runs = [("server, SQLite", args.server_kills, "server"), ("CLI, model file", args.cli_kills, "cli")]
     if args.postgres_kills:
         runs.append(("server, PostgreSQL", args.postgres_kills, "postgresql"))
-    for title, kills, kind in runs:
-        if not kills:
-            continue
+    runs = [run for run in runs if run[1]]
+    weights = [kills * SECONDS_PER_KILL[kind] for _, kills, kind in runs]
+    results, report = ROOT / "benchmarks" / "results" / "crash.md", ""
+    for index, (title, kills, kind) in enumerate(runs):
+        # Each run ends by its share of the time limit, counted from the start: time a run leaves goes to the next.
+        deadline = None if limit is None else started + (limit - started) * sum(weights[: index + 1]) / sum(weights)
         with tempfile.TemporaryDirectory() as directory:
             start = time.perf_counter()
             if kind == "cli":
-                outcomes = cli_iterations(Path(directory), kills, args.seed)
+                outcomes = cli_iterations(Path(directory), kills, args.seed, deadline)
             elif kind == "postgresql":
                 sys.path.insert(0, str(ROOT))
                 from tests.postgres_server import PostgresServer
 
                 server = PostgresServer().start()
                 try:
-                    outcomes = crash_iterations(Path(directory), kills, args.seed, store=server.url())
+                    outcomes = crash_iterations(Path(directory), kills, args.seed, server.url(), deadline)
                 finally:
                     server.stop()
             else:
-                outcomes = crash_iterations(Path(directory), kills, args.seed)
-            rows += summary(title, outcomes, time.perf_counter() - start)
+                outcomes = crash_iterations(Path(directory), kills, args.seed, deadline=deadline)
+            rows += summary(title, outcomes, time.perf_counter() - start, kills)
             failures += [f"{title}: {o}" for o in outcomes if not o.survived][:5]
             print(table(title, ["measure", "result"], rows[-8:]), file=sys.stderr)  # each run's, as it ends
-    report = table("Crash test (SIGKILL at random points)", ["measure", "result"], rows)
+        report = table("Crash test (SIGKILL at random points)", ["measure", "result"], rows)
+        results.write_text(report + "".join(f"\n{failure}\n" for failure in failures))  # so far, if stopped later
     print(report)
     for failure in failures:
         print(failure)
-    (ROOT / "benchmarks" / "results" / "crash.md").write_text(report)
 
 
 if __name__ == "__main__":

@@ -90,8 +90,9 @@ def forget(name: str, body: ForgetRequest, key: Caller, service: Service, respon
     certificate of a model fitted from scratch on the remaining samples. The forget is
     committed and no prediction uses the samples any more either way; the answer is 202
     instead of 200 (``residues_erased`` false) when a reader of the SQLite file kept old
-    page images of them in its write-ahead log: they are erased at the next commit,
-    verify or start that finds the log free.
+    page images of them in its write-ahead log, or another process's writer kept the
+    file from being rewritten: they are erased at the next commit, verify or start that
+    finds the file free.
     """
     permit(key, "forget", name)
     slot = service.served.get(name)

@@ -43,6 +43,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import io
 import os
@@ -141,7 +142,10 @@ def find_parts(
         if distribution.version != version:
             raise EncoderUnavailableError(f"{package} {distribution.version} is installed, not {version}: {hint}.")
         name = f"{archive}.{number:03d}"
-        files = [f for f in distribution.files or [] if PurePosixPath(str(f)).name == name]
+        # The RECORD itself, not Distribution.files: the importlib_metadata backport (which other packages
+        # import, and which then answers for the standard library's) leaves out the files that are missing.
+        record = csv.reader((distribution.read_text("RECORD") or "").splitlines())
+        files = [row[0] for row in record if row and PurePosixPath(row[0]).name == name]
         if len(files) != 1:
             raise EncoderUnavailableError(f"{package} holds no single {name}: reinstall it; {hint}.")
         part = Path(str(distribution.locate_file(files[0])))

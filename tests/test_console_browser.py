@@ -380,6 +380,7 @@ def test_a_forget_answered_202_says_the_bytes_are_not_yet_erased(page: tuple[Any
 
 def test_the_key_stays_in_session_storage_and_the_header(page: tuple[Any, Watched], served: Served) -> None:
     page, watched = page
+    create_model(served, "session")  # the models view shows a table only when there is a model: make one here
     page.goto(served.url + "/console")
     page.fill("#key", "erasable_0000000000000000_wrong")
     page.press("#key", "Enter")

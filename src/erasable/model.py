@@ -645,6 +645,12 @@ class Model:
                 self._steer_memory(self.registry.ids, self.registry.subjects)
         return self._memory
 
+    @property
+    def keeps_ridge_weights(self) -> bool:
+        """Whether model files and the ledger keep this model's canonical ridge weights: a ridge head solved in
+        the primal (more than D / 4 samples). A dual head is cheap to solve again."""
+        return self.config.head == "ridge" and self.count > 0 and not uses_dual(self.count, self.ridge_moments.dim)
+
     def factor_ridge_head(self) -> None:
         """Give a ridge head read with its weights (a file, a ledger) its factored system, for what follows.
 

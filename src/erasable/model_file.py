@@ -150,7 +150,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         "samples.subject_offsets": subjects_offsets,
         **model.statistics.tensors(with_features=not recompute),
     }
-    if ridge is not None and not uses_dual(model.count, model.ridge_moments.dim):
+    if ridge is not None and model.keeps_ridge_weights:
         tensors["ridge.weights"] = np.ascontiguousarray(ridge.weights)
     manifest: dict[str, Any] = {
         "format": FORMAT,

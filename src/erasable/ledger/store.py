@@ -64,7 +64,6 @@ from safetensors.numpy import load as safetensors_load
 from safetensors.numpy import save as safetensors_save
 from sqlalchemy.engine import Connection, Engine
 
-from erasable.heads.ridge import uses_dual
 from erasable.ledger.chain import ChainVerification, canonical_json, genesis, id_hashes, link, verify_chain
 from erasable.ledger.schema import api_keys, events, idempotency, migrate, models, ridge_heads, samples, statistics
 from erasable.model import Change, Model, ModelConfig
@@ -398,7 +397,7 @@ class LedgerStore:
         in its own transaction: the weights are computed from the forgotten samples too).
         Returns whether it was kept.
         """
-        if model.config.head != "ridge" or model.count == 0 or uses_dual(model.count, model.ridge_moments.dim):
+        if not model.keeps_ridge_weights:
             return False
         head = model.canonical_ridge()
         certificate = model.certificate()

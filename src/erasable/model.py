@@ -682,8 +682,8 @@ class Model:
     def gcv_alpha(self) -> float | None:
         """The ridge penalty GCV chooses for the current statistics; ``None`` if the config fixes alpha.
 
-        It costs a tridiagonal reduction of the D x D statistics (or, for few samples, an
-        eigendecomposition of their n x n kernel), once per state: it is known
+        It costs a tridiagonal reduction of the statistics of the leading features (at most
+        1024: :func:`~erasable.heads.gcv.gcv_width`), once per state: it is known
         from a ridge head derived from these statistics, or recalled (:meth:`recall_alpha`),
         or computed with the :meth:`canonical_ridge` head. Model files store it, so loading skips that cost.
         """

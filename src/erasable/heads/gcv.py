@@ -1,4 +1,4 @@
-"""Choosing the ridge penalty by generalized cross-validation, without eigenvectors of the Gram.
+"""Choosing the ridge penalty by generalized cross-validation, on a leading block of the features.
 
 ``GCV(lambda) = RSS(lambda) / (n - 1 - df(lambda))^2`` (Golub, Heath & Wahba, 1979). For the
 centered Gram ``A`` and cross moment ``B`` of one-hot targets ``Y_c``:
@@ -6,15 +6,24 @@ centered Gram ``A`` and cross moment ``B`` of one-hot targets ``Y_c``:
 * ``df(lambda) = sum_i w_i / (w_i + lambda)`` needs the eigenvalues ``w_i`` of ``A`` only;
 * ``RSS(lambda) = ||Y_c||^2 - 2 tr(B^T M B) + tr(B^T M A M B)``, ``M = (A + lambda I)^-1``.
 
-A :class:`Spectrum` gives both, from either side:
+:class:`TridiagonalSpectrum` gives both from ``A = Q T Q^T`` (``dsytrd``): the eigenvalues of the
+tridiagonal ``T`` (``dsterf``, O(D^2)) and, with ``C = Q^T B``, ``RSS(lambda)`` from one
+tridiagonal solve ``(T + lambda I) X = C`` per candidate (O(D K)). No eigenvectors at all.
 
-* :class:`TridiagonalSpectrum` -- ``A = Q T Q^T`` (``dsytrd``, 4/3 D^3 flops, a third of an
-  eigendecomposition with vectors): the eigenvalues of the tridiagonal ``T`` (``dsterf``,
-  O(D^2)) and, with ``C = Q^T B``, ``RSS(lambda)`` from one tridiagonal solve
-  ``(T + lambda I) X = C`` per candidate (O(D K)). No eigenvectors at all.
-* :class:`KernelSpectrum` -- for few samples, the n x n kernel of the centered features
-  ``F_c F_c^T = U diag(s) U^T``: its eigenvalues are the non-zero ones of ``A``, and the
-  targets' projections on ``U`` give ``RSS`` in closed form (O(n^2 D)).
+**Which features.** GCV runs on the statistics of the first :func:`gcv_width` features --
+``min(D, 1024, n // 2)`` -- and the penalty found there is the model's. Two reasons, both measured
+on validation splits of BANKING77, HWU64 and Fashion-MNIST (README, "Choosing the penalty"):
+
+* *Duplicates.* With fewer samples than features, a sample repeated in the training set makes
+  ``A`` lose rank while the fit still interpolates, so as ``lambda -> 0`` the residual vanishes
+  and ``n - 1 - df`` does not: GCV's minimum is the smallest penalty on the lattice. On 4,000
+  BANKING77 samples of which 5% repeat, all 4096 features gave alpha = 0.0013 and 77.7%;
+  the leading block gives alpha = 56 and 90.7%. Fewer features than half the samples keep the
+  block's rank below ``n - 1`` unless half the samples are repeats.
+* *Cost.* The reduction is 4/3 w^3 flops: 0.05 s for w = 1024 instead of 2.7-4.3 s for all
+  4096 features. Where the full-width GCV is sound (more samples than features) the block's
+  penalty is within two lattice steps of it, and validation accuracy differs by less than the
+  splits' noise (<= 0.25 points).
 
 The penalty is a point of a fixed logarithmic lattice (:func:`alpha_lattice`), so it is a
 deterministic function of the statistics and rarely moves when a few samples come and go.
@@ -22,9 +31,15 @@ The reduction is done in float64: float32 halves its time but, on rank-deficient
 (3,000 HWU64 samples, 4096 features), its rounding made the smallest penalties look best.
 
 >>> import numpy as np
->>> spectrum = KernelSpectrum(eigenvalues=np.array([4.0, 1.0]), projections=np.array([0.75, 0.5]), dim=2)
->>> round(gcv_alpha(spectrum, target_energy=4.0, n=20, unit=1.0), 4)
-0.5623
+>>> rng = np.random.default_rng(0)
+>>> x = rng.standard_normal((40, 3))
+>>> y = x @ rng.standard_normal((3, 2)) + rng.standard_normal((40, 2))
+>>> x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+>>> spectrum = TridiagonalSpectrum.of(x.T @ x, x.T @ y)
+>>> round(gcv_alpha(spectrum, target_energy=float((y**2).sum()), n=40, unit=1.0), 2)
+1.33
+>>> gcv_width(n=10_003, dim=4096), gcv_width(n=300, dim=4096), gcv_width(n=300, dim=64)
+(1024, 150, 64)
 """
 
 from __future__ import annotations
@@ -40,8 +55,15 @@ from scipy.linalg import lapack
 #: Points of the lattice per decade, and the range searched relative to the mean eigenvalue.
 LATTICE_STEPS_PER_DECADE = 8
 SEARCH_RANGE = (1e-6, 1e2)
+#: Most features GCV reads (:func:`gcv_width`).
+GCV_WIDTH = 1024
 
-__all__ = ["KernelSpectrum", "Spectrum", "TridiagonalSpectrum", "alpha_lattice", "gcv_alpha"]
+__all__ = ["GCV_WIDTH", "Spectrum", "TridiagonalSpectrum", "alpha_lattice", "gcv_alpha", "gcv_width"]
+
+
+def gcv_width(n: int, dim: int) -> int:
+    """How many leading features GCV reads for ``n`` samples of ``dim``: ``min(dim, 1024, n // 2)``, at least 1."""
+    return max(1, min(dim, GCV_WIDTH, n // 2))
 
 
 class Spectrum(Protocol):
@@ -56,34 +78,6 @@ class Spectrum(Protocol):
     def residual(self, lambdas: NDArray[np.float64], target_energy: float) -> NDArray[np.float64]:
         """``RSS(lambda)`` for each ``lambda``, given ``target_energy = ||Y_c||^2``."""
         ...
-
-
-@dataclass(frozen=True)
-class KernelSpectrum:
-    """The kernel ``F_c F_c^T = U diag(s) U^T`` of n centered samples and ``projections = ||u_i^T Y_c||^2``.
-
-    The residual is summed directly, ``sum_i (lambda / (s_i + lambda))^2 p_i`` plus what lies
-    outside the kernel's span, rather than as ``||Y_c||^2 - fit``: with more features than
-    samples the fit nearly interpolates, and that difference would be all rounding.
-    """
-
-    eigenvalues: NDArray[np.float64]
-    projections: NDArray[np.float64]
-    dim: int
-
-    @classmethod
-    def of_samples(
-        cls, centered: NDArray[np.float64], targets: NDArray[np.float64]
-    ) -> tuple[KernelSpectrum, NDArray[np.float64]]:
-        """From n centered feature rows and centered targets; also the kernel's eigenvectors ``U`` (n x n)."""
-        eigenvalues, vectors = scipy.linalg.eigh(centered @ centered.T, driver="evd")
-        projections = ((vectors.T @ targets) ** 2).sum(axis=1)
-        return cls(np.clip(eigenvalues, 0.0, None), projections, centered.shape[1]), vectors
-
-    def residual(self, lambdas: NDArray[np.float64], target_energy: float) -> NDArray[np.float64]:
-        outside = max(target_energy - float(self.projections.sum()), 0.0)
-        kept = (lambdas[:, None] / (self.eigenvalues + lambdas[:, None])) ** 2
-        return np.asarray(outside + (kept * self.projections).sum(axis=1))
 
 
 @dataclass(frozen=True)
@@ -131,7 +125,10 @@ class TridiagonalSpectrum:
         out = np.empty(len(lambdas))
         for j, lam in enumerate(lambdas):
             e = self.off_diagonal
-            *_, x, info = lapack.dgtsv(e, self.diagonal + lam, e, self.rotated)
+            if self.dim == 1:  # dgtsv refuses an empty off-diagonal
+                x, info = self.rotated / (self.diagonal + lam)[:, None], int(self.diagonal[0] + lam == 0)
+            else:
+                *_, x, info = lapack.dgtsv(e, self.diagonal + lam, e, self.rotated)
             if info != 0:  # T + lambda I is singular to working precision: no candidate
                 out[j] = np.inf
                 continue

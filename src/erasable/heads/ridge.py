@@ -9,19 +9,21 @@ the statistics alone.
 ``lambda = alpha * unit``, where ``unit`` is the square of the fixed-point scale of the
 features, so ``alpha`` means what scikit-learn's ``Ridge(alpha)`` means for the features in
 their natural (float) units -- and, being absolute, it does not move when samples come
-and go. With ``alpha=None`` it is chosen by generalized cross-validation
-(:mod:`erasable.heads.gcv`).
+and go. With ``alpha=None`` it is chosen by generalized cross-validation on the leading
+block of the statistics (:func:`penalty_by_gcv`, :mod:`erasable.heads.gcv`).
 
 How it is computed depends only on n and D, so the result is a deterministic function of
 the statistics:
 
 * **dual**, when ``n <= D / 4`` (:data:`DUAL_FRACTION`): from the n x n kernel of the live
-  samples' features, ``W = F_c^T (K + lambda I)^-1 Y_c`` -- O(n^2 D), nothing of D x D;
-* **primal** otherwise: GCV from a tridiagonal reduction of ``A``
-  (:class:`~erasable.heads.gcv.TridiagonalSpectrum`), then ``(A + lambda I) W = B`` by a float32
-  Cholesky factor refined to float64 accuracy (:mod:`erasable.heads.penalized`). No
-  eigenvectors of ``A``, no D x D inverse; the weights depend on the statistics and alpha
-  only, not on whether alpha was chosen now or recalled.
+  samples' features, ``W = F_c^T (K + lambda I)^-1 Y_c`` by a Cholesky factor -- O(n^2 D),
+  nothing of D x D;
+* **primal** otherwise: ``(A + lambda I) W = B`` by a float32 Cholesky factor refined to
+  float64 accuracy (:mod:`erasable.heads.penalized`). No eigenvectors of ``A``, no D x D
+  inverse.
+
+Either way the weights depend on the statistics and alpha only, not on whether alpha was
+chosen now or recalled.
 
 A rank-k change of the sample set (forgetting or learning k samples) changes ``A`` by a
 rank-(k+1) term, so :meth:`RidgeHead.updated` serves a primal head by the Woodbury identity
@@ -46,14 +48,14 @@ import scipy.linalg
 from numpy.typing import NDArray
 
 from erasable.heads.base import full_symmetric, softmax
-from erasable.heads.gcv import KernelSpectrum, TridiagonalSpectrum, gcv_alpha
+from erasable.heads.gcv import TridiagonalSpectrum, gcv_alpha, gcv_width
 from erasable.heads.penalized import PenalizedGram
 from erasable.moments import Label, Moments
 
 #: Up to this many samples per feature, the head is computed in the dual (n x n) instead of the primal (D x D).
 DUAL_FRACTION = 0.25
 
-__all__ = ["DUAL_FRACTION", "RidgeHead", "uses_dual"]
+__all__ = ["DUAL_FRACTION", "RidgeHead", "penalty_by_gcv", "uses_dual"]
 
 
 def uses_dual(n: int, dim: int) -> bool:
@@ -66,13 +68,29 @@ def _feature_mean(moments: Moments) -> NDArray[np.float64]:
     return np.asarray(moments.class_sums.astype(np.float64).sum(axis=0) / moments.count, dtype=np.float64)
 
 
-def _centered_moments(moments: Moments) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """``(A, B, mu)``: centered Gram (full), centered cross moment (D, K), feature mean."""
-    mean = _feature_mean(moments)
-    gram = full_symmetric(moments.gram)
+def _centered_moments(
+    moments: Moments, width: int | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """``(A, B, mu)`` of the first ``width`` features (all by default): centered Gram (full), cross moment, mean."""
+    width = moments.dim if width is None else width
+    mean = _feature_mean(moments)[:width]
+    gram = full_symmetric(moments.gram[:width, :width])
     gram -= moments.count * np.outer(mean, mean)
-    cross = moments.class_sums.T - np.outer(mean, moments.class_counts)
+    cross = moments.class_sums.T[:width] - np.outer(mean, moments.class_counts)
     return gram, cross, mean
+
+
+def penalty_by_gcv(moments: Moments, unit: float) -> float:
+    """The ``alpha`` GCV chooses for ``moments``: on the first :func:`~erasable.heads.gcv.gcv_width` features.
+
+    >>> rng = np.random.default_rng(0)
+    >>> labels = rng.integers(0, 3, 200)
+    >>> rows = rng.integers(-50, 50, size=(3, 8))[labels] + rng.integers(-40, 40, size=(200, 8))
+    >>> penalty_by_gcv(Moments.from_samples(rows, labels), unit=1.0) > 0
+    True
+    """
+    gram, cross, _ = _centered_moments(moments, gcv_width(moments.count, moments.dim))
+    return gcv_alpha(TridiagonalSpectrum.of(gram, cross), _target_energy(moments), moments.count, unit)
 
 
 def _target_energy(moments: Moments) -> float:
@@ -154,9 +172,9 @@ class RidgeHead:
                     "pass the samples' feature rows and labels."
                 )
             return cls._dual(moments, alpha, unit, samples)
-        gram, cross, mean = _centered_moments(moments)
         if alpha is None:
-            alpha = gcv_alpha(TridiagonalSpectrum.of(gram, cross), _target_energy(moments), moments.count, unit)
+            alpha = penalty_by_gcv(moments, unit)
+        gram, cross, mean = _centered_moments(moments)
         system = PenalizedGram.cholesky(gram, alpha * unit)  # the same solve however alpha was found
         return cls._canonical(moments, alpha, unit, system.solve(cross), mean, system)
 
@@ -192,12 +210,13 @@ class RidgeHead:
     def _dual(
         cls, moments: Moments, alpha: float | None, unit: float, samples: tuple[NDArray[np.float64], Sequence[Label]]
     ) -> RidgeHead:
-        """``W = F_c^T U (S + lambda)^-1 U^T Y_c`` from the kernel's eigen-system."""
+        """``W = F_c^T (K + lambda I)^-1 Y_c`` with the kernel ``K = F_c F_c^T`` of the centered samples."""
         centered, targets, mean = _centered_samples(moments, samples)
-        spectrum, vectors = KernelSpectrum.of_samples(centered, targets)
         if alpha is None:
-            alpha = gcv_alpha(spectrum, _target_energy(moments), moments.count, unit)
-        coefficients = vectors @ ((vectors.T @ targets) / (spectrum.eigenvalues + alpha * unit)[:, None])
+            alpha = penalty_by_gcv(moments, unit)
+        kernel = centered @ centered.T
+        kernel[np.diag_indices_from(kernel)] += alpha * unit
+        coefficients = scipy.linalg.solve(kernel, targets, assume_a="pos", overwrite_a=True, check_finite=False)
         return cls._canonical(moments, alpha, unit, centered.T @ coefficients, mean, None)
 
     @classmethod

@@ -37,8 +37,8 @@ from baselines.training import TrainConfig, accuracy, make_head, train
 from common import BANKING77, ROOT, SHARED_DATA, table
 from erasable.audit.continual import average_incremental_accuracy, forgetting, last_accuracy, seen_accuracy
 from erasable.audit.protocols import PhaseSplit, class_incremental, dirichlet_clients, generalized_incremental
-from erasable.datasets import read_idx
 from erasable.estimator import ErasableClassifier
+from erasable.io import read_idx
 from erasable.model import HeadKind
 
 matplotlib.use("Agg")

@@ -30,7 +30,6 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from common import median_time, table
 from erasable import distributed
-from erasable.distributed import ShardColumns
 from erasable.features import shift_for_unit_norm
 from erasable.federated import (
     ClientStatistics,
@@ -42,12 +41,13 @@ from erasable.federated import (
     load_statistics,
     merge,
 )
+from erasable.io import Columns
 from erasable.model import Model, ModelConfig
 from erasable.moments import Moments
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "banking77" / "all-MiniLM-L6-v2.npz"
-COLUMNS = ShardColumns(vectors="X", labels="y", ids="ids")
+COLUMNS = Columns(items="X", labels="y", ids="ids")
 SHARDS = 8
 
 

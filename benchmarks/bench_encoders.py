@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from common import ROOT, SHARED_DATA, table, timed
-from erasable.datasets import read_mnist_folder, read_table
 from erasable.encoders import ImageEncoder, TextEncoder, encode_batched
 from erasable.encoders.image import PIXEL_MEAN, PIXEL_STD
+from erasable.io import read_mnist_folder, read_table
 
 DATA = SHARED_DATA
 

@@ -34,12 +34,12 @@ import faiss as _faiss
 import numpy as np
 
 from common import BANKING77, ROOT, SHARED_DATA, median_time, median_times, table
-from erasable.datasets import Dataset, read_mnist_folder
 from erasable.encoders import ImageEncoder, encode_batched
 from erasable.estimator import ErasableClassifier
 from erasable.exact import quantize
 from erasable.heads.hybrid import align, choose_weight, mix
 from erasable.heads.memory import IVF_THRESHOLD, MemoryHead, unit_rows
+from erasable.io import Dataset, read_mnist_folder
 from erasable.memory_analysis import hard_prune, soft_prune
 from erasable.model import Model
 

@@ -38,8 +38,8 @@ import numpy as np
 
 from common import ROOT, SHARED_DATA, table
 from erasable import ErasableClassifier
-from erasable.datasets import read_mnist_folder, read_table
 from erasable.encoders import ImageEncoder, TextEncoder, encode_batched
+from erasable.io import read_mnist_folder, read_table
 from erasable.model import Model
 
 RESULTS = ROOT / "benchmarks" / "results" / "raw_inputs.md"

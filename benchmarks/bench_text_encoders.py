@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from common import ROOT, SHARED_DATA, table, timed
-from erasable.datasets import read_table
 from erasable.encoders import TextEncoder, encode_batched
 from erasable.encoders.split_archive import default_cache_dir, unpack_split_archive, verify_folder
 from erasable.encoders.text import MINILM, MPNET, mpnet_archive
+from erasable.io import read_table
 
 DATA = SHARED_DATA / "banking77"
 

@@ -42,8 +42,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsClassifier
 
 from common import ROOT, SHARED_DATA, table
-from erasable.datasets import read_idx
 from erasable.estimator import ErasableClassifier
+from erasable.io import read_idx
 
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 METHODS: dict[str, Callable[[], Any]] = {

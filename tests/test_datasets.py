@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from erasable.datasets import (
+from erasable.io import (
     Dataset,
-    DatasetError,
+    InputError,
     read_dataset,
     read_idx,
     read_idx_dataset,
@@ -67,17 +67,17 @@ def test_csv_unlabelled_and_tsv(tmp_path: Path) -> None:
     ],
 )
 def test_csv_errors_name_file_and_line(tmp_path: Path, content: str, message: str) -> None:
-    with pytest.raises(DatasetError, match=message):
+    with pytest.raises(InputError, match=message):
         read_table(write(tmp_path / "q.csv", content))
 
 
 def test_csv_duplicate_id_and_bad_encoding(tmp_path: Path) -> None:
     path = write(tmp_path / "q.csv", "id,text,label\n7,a,x\n8,b,x\n7,c,y\n")
-    with pytest.raises(DatasetError, match=r"line 4: duplicate id '7' \(first at .*line 2\)"):
+    with pytest.raises(InputError, match=r"line 4: duplicate id '7' \(first at .*line 2\)"):
         read_table(path, id_column="id")
     latin = tmp_path / "latin.csv"
     latin.write_bytes(b"text,label\ncaf\xe9,x\n")
-    with pytest.raises(DatasetError, match="not valid UTF-8"):
+    with pytest.raises(InputError, match="not valid UTF-8"):
         read_table(latin)
 
 
@@ -104,7 +104,7 @@ def test_jsonl_reads_integer_labels(tmp_path: Path) -> None:
     ],
 )
 def test_jsonl_errors_name_file_and_line(tmp_path: Path, lines: list[str], message: str) -> None:
-    with pytest.raises(DatasetError, match=message):
+    with pytest.raises(InputError, match=message):
         read_table(write(tmp_path / "d.jsonl", "\n".join(lines) + "\n"))
 
 
@@ -121,13 +121,13 @@ def test_parquet_reads_and_reports_null_rows(tmp_path: Path) -> None:
     assert data.items == ["a", "b"] and data.ids == ["5", "6"]
     bad = tmp_path / "bad.parquet"
     pq.write_table(pa.table({"text": ["a", None], "label": ["x", "y"]}), bad)
-    with pytest.raises(DatasetError, match=r"bad\.parquet, row 2: missing value in column 'text'"):
+    with pytest.raises(InputError, match=r"bad\.parquet, row 2: missing value in column 'text'"):
         read_table(bad)
-    with pytest.raises(DatasetError, match="no column 'sid'"):
+    with pytest.raises(InputError, match="no column 'sid'"):
         read_table(bad, id_column="sid")
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"PAR1 truncated")
-    with pytest.raises(DatasetError, match=r"broken\.parquet: cannot read Parquet"):
+    with pytest.raises(InputError, match=r"broken\.parquet: cannot read Parquet"):
         read_table(broken)
 
 
@@ -156,14 +156,14 @@ def test_image_folder_lists_classes_and_ids(image_folder: Path) -> None:
 
 def test_image_folder_names_corrupt_and_stray_files(image_folder: Path) -> None:
     (image_folder / "dog" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    with pytest.raises(DatasetError, match=r"dog/2\.png: unreadable image"):
+    with pytest.raises(InputError, match=r"dog/2\.png: unreadable image"):
         read_image_folder(image_folder)
     assert len(read_image_folder(image_folder, verify=False)) == 5
     (image_folder / "dog" / "notes.txt").write_text("x")
-    with pytest.raises(DatasetError, match=r"notes\.txt: not an image file"):
+    with pytest.raises(InputError, match=r"notes\.txt: not an image file"):
         read_image_folder(image_folder, verify=False)
     (image_folder / "loose.png").write_bytes(b"")
-    with pytest.raises(DatasetError, match=r"loose\.png: a file outside the class folders"):
+    with pytest.raises(InputError, match=r"loose\.png: a file outside the class folders"):
         read_image_folder(image_folder)
 
 
@@ -190,17 +190,17 @@ def test_idx_plain_and_gzip(tmp_path: Path) -> None:
 def test_idx_errors_name_the_file(tmp_path: Path) -> None:
     whole = idx_bytes(np.zeros((2, 3, 3), np.uint8))
     (tmp_path / "cut-idx3-ubyte").write_bytes(whole[:-4])
-    with pytest.raises(DatasetError, match=r"cut-idx3-ubyte: 14 data bytes, but shape \(2, 3, 3\) needs 18"):
+    with pytest.raises(InputError, match=r"cut-idx3-ubyte: 14 data bytes, but shape \(2, 3, 3\) needs 18"):
         read_idx(tmp_path / "cut-idx3-ubyte")
     (tmp_path / "bad-magic").write_bytes(b"\x01\x02\x08\x01")
-    with pytest.raises(DatasetError, match="bad-magic: not an IDX file"):
+    with pytest.raises(InputError, match="bad-magic: not an IDX file"):
         read_idx(tmp_path / "bad-magic")
     (tmp_path / "bad.gz").write_bytes(gzip.compress(whole)[:-10])
-    with pytest.raises(DatasetError, match=r"bad\.gz: corrupt gzip data"):
+    with pytest.raises(InputError, match=r"bad\.gz: corrupt gzip data"):
         read_idx(tmp_path / "bad.gz")
     (tmp_path / "y-idx1-ubyte").write_bytes(idx_bytes(np.array([1, 2, 3], np.uint8)))
     (tmp_path / "x-idx3-ubyte").write_bytes(whole)
-    with pytest.raises(DatasetError, match=r"holds 2 items but .* holds 3 labels"):
+    with pytest.raises(InputError, match=r"holds 2 items but .* holds 3 labels"):
         read_idx_dataset(tmp_path / "x-idx3-ubyte", tmp_path / "y-idx1-ubyte")
 
 
@@ -229,17 +229,17 @@ def test_npz_with_ids_and_subjects(tmp_path: Path) -> None:
 def test_npz_errors_name_file_and_array(tmp_path: Path) -> None:
     path = tmp_path / "d.npz"
     np.savez(path, X=np.zeros((3, 2)), y=np.array([0, 1]), obj=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(DatasetError, match=r"d\.npz: 3 items but 2 labels"):
+    with pytest.raises(InputError, match=r"d\.npz: 3 items but 2 labels"):
         read_npz(path)
-    with pytest.raises(DatasetError, match=r"no array 'labels'; it holds \['X', 'y', 'obj'\]"):
+    with pytest.raises(InputError, match=r"no array 'labels'; it holds \['X', 'y', 'obj'\]"):
         read_npz(path, labels_key="labels")
-    with pytest.raises(DatasetError, match=r"d\.npz\['obj'\]: .*never loads"):
+    with pytest.raises(InputError, match=r"d\.npz\['obj'\]: .*never loads"):
         read_npz(path, items_key="obj", labels_key=None)
     np.savez(path, X=np.zeros((2, 2)), y=np.array([0, 1]), ids=np.array(["a", "a"]))
-    with pytest.raises(DatasetError, match=r"\['ids'\]: duplicate id 'a' at positions 0 and 1"):
+    with pytest.raises(InputError, match=r"\['ids'\]: duplicate id 'a' at positions 0 and 1"):
         read_npz(path, ids_key="ids")
     (tmp_path / "cut.npz").write_bytes(path.read_bytes()[:50])
-    with pytest.raises(DatasetError, match=r"cut\.npz: cannot read"):
+    with pytest.raises(InputError, match=r"cut\.npz: cannot read"):
         read_npz(tmp_path / "cut.npz")
 
 
@@ -249,10 +249,10 @@ def test_npy_items_and_labels(tmp_path: Path) -> None:
     data = read_npy(tmp_path / "x.npy", tmp_path / "y.npy")
     assert data.labels is not None and data.labels.tolist() == [3, 4]
     np.save(tmp_path / "y.npy", np.array([0.5, 1.5]))
-    with pytest.raises(DatasetError, match=r"y\.npy: labels must be integers or strings"):
+    with pytest.raises(InputError, match=r"y\.npy: labels must be integers or strings"):
         read_npy(tmp_path / "x.npy", tmp_path / "y.npy")
     (tmp_path / "bad.npy").write_bytes(b"\x93NUMPY garbage")
-    with pytest.raises(DatasetError, match=r"bad\.npy"):
+    with pytest.raises(InputError, match=r"bad\.npy"):
         read_npy(tmp_path / "bad.npy")
 
 
@@ -266,10 +266,10 @@ def test_read_dataset_picks_the_reader(tmp_path: Path) -> None:
     assert len(read_dataset(tmp_path / "v.npy")) == 2
     (tmp_path / "t-idx1-ubyte").write_bytes(idx_bytes(np.array([4, 5], np.uint8)))
     assert list(read_dataset(tmp_path / "t-idx1-ubyte").items) == [4, 5]
-    with pytest.raises(DatasetError, match="unknown format"):
+    with pytest.raises(InputError, match="unknown format"):
         read_dataset(write(tmp_path / "notes.txt", "x"))
 
 
 def test_dataset_lengths_must_agree() -> None:
-    with pytest.raises(DatasetError, match="2 items but 1 ids"):
+    with pytest.raises(InputError, match="2 items but 1 ids"):
         Dataset(items=["a", "b"], ids=["1"])

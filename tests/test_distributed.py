@@ -16,14 +16,14 @@ import pyarrow.parquet as pq
 from distributed import Client, LocalCluster
 
 from erasable import distributed
-from erasable.datasets import DatasetError
-from erasable.distributed import PartitionError, PartitionProgress, ShardColumns
+from erasable.distributed import PartitionError, PartitionProgress
+from erasable.io import Columns, InputError
 from erasable.model import Model
 from erasable.model_file import load_model, save_model
 from tests.conftest import relu_config, unit_rows
 
 DIM = 8
-COLUMNS = ShardColumns(vectors="X", labels="y", ids="ids", subjects="subjects")
+COLUMNS = Columns(items="X", labels="y", ids="ids", subjects="subjects")
 SIZES = {"a.npz": 37, "sub/b.parquet": 5, "c.csv": 100, "d.npy": 1}  # uneven, nested, four formats
 
 
@@ -172,12 +172,12 @@ def test_forgetting_everything_leaves_an_empty_model(shards: tuple[Path, Model])
 
 def test_shard_errors_name_the_shard(tmp_path: Path) -> None:
     np.savez(tmp_path / "p.npz", X=np.eye(2), y=np.array([1, 2]))
-    with pytest.raises(DatasetError, match=r"p\.npz: no array 'ids'"):
+    with pytest.raises(InputError, match=r"p\.npz: no array 'ids'"):
         distributed.read_shard(str(tmp_path / "p.npz"), COLUMNS)
     np.savez(tmp_path / "q.npz", X=np.eye(2), y=np.array([1, 2, 3]))
-    with pytest.raises(DatasetError, match=r"q\.npz: vectors of shape \(2, 2\) for 3 labels"):
+    with pytest.raises(InputError, match=r"q\.npz: vectors of shape \(2, 2\) for 3 labels"):
         distributed.read_shard(str(tmp_path / "q.npz"))
-    with pytest.raises(DatasetError, match="No shards"):
+    with pytest.raises(InputError, match="No shards"):
         distributed.list_shards(str(tmp_path / "*.csv"))
 
 
@@ -192,7 +192,7 @@ def test_workers_encode_raw_text_bit_identically(client: Client, tmp_path: Path)
         table = pa.table({"X": texts[rows], "y": labels[rows], "id": [f"t{i}" for i in range(8)][rows]})
         pq.write_table(table, tmp_path / f"part{part}.parquet")
     config = ErasableClassifier(encoder="text", width=32).model_config()
-    model = distributed.fit(config, str(tmp_path), client=client, columns=ShardColumns(ids="id"))
+    model = distributed.fit(config, str(tmp_path), client=client, columns=Columns(ids="id"))
     reference = Model(config)
     reference.learn(reference.embed(texts), labels, ids=[f"t{i}" for i in range(8)])
     assert model.certificate() == reference.certificate()

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from erasable import ErasableClassifier
-from erasable.datasets import read_mnist_folder
 from erasable.encoders import PROBE_SIZE, Batch, PrecomputedVectors
 from erasable.exact import OverflowRiskError
+from erasable.io import read_mnist_folder
 from erasable.model import Model, ModelConfig
 from erasable.model_file import load_model
 from tests.conftest import SHARED_DATA

@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"features"},
     {"heads"},
     {"memory_analysis"},
-    {"encoders", "datasets", "vector_files", "steering"},
+    {"encoders", "io", "steering"},
     {"config"},
     {"changes"},
     {"model"},

@@ -12,18 +12,11 @@ forget is the model's own (:meth:`Model.forget`), with the statistics of the row
 reduced on the cluster.
 
 Shards are files of a directory (searched recursively) or of a glob, local or any
-`fsspec <https://filesystem-spec.readthedocs.io>`_ URL, read by the workers themselves:
-
-* ``.npz`` -- arrays under the keys named by :class:`ShardColumns` (never unpickled);
-* ``.npy`` -- the vectors; labels, ids and subjects in siblings ``<stem>.<key>.npy``;
-* ``.parquet`` -- a list column of vectors, label, id and subject columns (needs pyarrow);
-* ``.csv`` -- label, id and subject columns; every other column is a vector component,
-  in file order (needs pyarrow).
-
-For a model with an encoder, the workers encode too: the ``vectors`` column of a Parquet or
-CSV shard then holds the raw texts.
-
-Shards without an id column get ids ``"<shard url>:<row>"``, stable and unique.
+`fsspec <https://filesystem-spec.readthedocs.io>`_ URL, read by the workers themselves with
+:func:`erasable.io.read_shard` (``.npz``, ``.npy`` with sibling ``<stem>.<key>.npy`` files,
+``.parquet``, ``.csv``; the fields named by an :class:`erasable.io.Columns`). For a model with
+an encoder, the workers encode too: the items column of a Parquet or CSV shard then holds the
+raw texts. Shards without an id column get ids ``"<shard url>:<row>"``, stable and unique.
 
 The cluster: a :class:`distributed.Client` you pass, a scheduler address, or by default
 a ``LocalCluster`` of worker processes started for the call and closed after it. Failed
@@ -44,14 +37,14 @@ The statistics part needs neither Dask nor a cluster:
 Fitting from shards (``pip install 'erasable[distributed]'``)::
 
     from erasable import distributed
+    from erasable.io import Columns
     model = distributed.fit(config, "s3://bucket/embeddings/*.parquet", n_workers=8,
-                            columns=distributed.ShardColumns(ids="id", subjects="user"))
+                            columns=Columns(ids="id", subjects="user"))
     distributed.forget(model, subjects=["alice"])
 """
 
 from __future__ import annotations
 
-import io
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -61,208 +54,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from erasable.datasets import DatasetError
+from erasable.io import SHARD_SUFFIXES, Columns, list_shards, read_shard
 from erasable.model import BatchStatistics, ForgetReceipt, Model, ModelConfig
-from erasable.moments import canonical_labels
 from erasable.statistics import Statistics
 
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-SHARD_SUFFIXES = (".npz", ".npy", ".parquet", ".csv")
-
 __all__ = [
-    "SHARD_SUFFIXES",
+    "SHARD_SUFFIXES",  # the shard readers are erasable.io's, importable from here as before
     "PartitionError",
     "PartitionProgress",
     "PartitionRows",
-    "ShardColumns",
-    "ShardData",
     "fit",
     "forget",
     "list_shards",
     "partial_fit",
     "read_shard",
 ]
-
-
-# -- reading shards ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ShardColumns:
-    """Where a shard keeps vectors, labels, ids and subjects (NPZ keys, NPY sibling suffixes,
-    Parquet / CSV column names). ``ids=None``: ids are generated; ``subjects=None``: none."""
-
-    vectors: str = "X"
-    labels: str = "y"
-    ids: str | None = None
-    subjects: str | None = None
-
-    def siblings(self) -> list[str]:
-        """Keys stored beside NPY vectors, as ``<stem>.<key>.npy``."""
-        return [k for k in (self.labels, self.ids, self.subjects) if k is not None]
-
-
-@dataclass(frozen=True)
-class ShardData:
-    """The content of one shard."""
-
-    vectors: NDArray[Any]
-    labels: NDArray[Any]
-    ids: list[str]
-    subjects: list[str | None]
-
-
-def _filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
-    from fsspec.core import url_to_fs
-
-    return url_to_fs(url, **(storage_options or {}))
-
-
-def list_shards(
-    source: str, columns: ShardColumns | None = None, storage_options: dict[str, Any] | None = None
-) -> list[str]:
-    """Sorted URLs of the shards of a directory (recursively) or a glob.
-
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> for name in ("b.npz", "a.npy", "a.y.npy", "notes.txt"):
-    ...     _ = (d / name).write_bytes(b"")
-    >>> [url.rsplit("/", 1)[1] for url in list_shards(str(d))]
-    ['a.npy', 'b.npz']
-    """
-    columns = columns or ShardColumns()
-    fs, path = _filesystem(source, storage_options)
-    found = fs.find(path) if fs.isdir(path) else fs.glob(path)
-    sibling_suffixes = tuple(f".{key}.npy" for key in columns.siblings())
-    shards = sorted(
-        fs.unstrip_protocol(p) for p in found if p.lower().endswith(SHARD_SUFFIXES) and not p.endswith(sibling_suffixes)
-    )
-    if not shards:
-        raise DatasetError(f"No shards ({', '.join(SHARD_SUFFIXES)}) found at {source}.")
-    return shards
-
-
-def _read_bytes(url: str, storage_options: dict[str, Any] | None) -> bytes:
-    import fsspec
-
-    with fsspec.open(url, "rb", **(storage_options or {})) as handle:
-        data: bytes = handle.read()
-    return data
-
-
-def _npy(url: str, storage_options: dict[str, Any] | None) -> NDArray[Any]:
-    return np.load(io.BytesIO(_read_bytes(url, storage_options)), allow_pickle=False)
-
-
-def _read_npz(url: str, columns: ShardColumns, storage_options: dict[str, Any] | None) -> dict[str, Any]:
-    keys = [k for k in (columns.vectors, columns.labels, columns.ids, columns.subjects) if k is not None]
-    with np.load(io.BytesIO(_read_bytes(url, storage_options)), allow_pickle=False) as archive:
-        missing = [k for k in keys if k not in archive.files]
-        if missing:
-            raise DatasetError(f"no array {missing[0]!r}; it holds {archive.files}")
-        return {key: archive[key] for key in keys}
-
-
-def _read_npy(url: str, columns: ShardColumns, storage_options: dict[str, Any] | None) -> dict[str, Any]:
-    stem = url[: -len(".npy")]
-    arrays = {columns.vectors: _npy(url, storage_options)}
-    arrays.update({key: _npy(f"{stem}.{key}.npy", storage_options) for key in columns.siblings()})
-    return arrays
-
-
-def _read_table(
-    url: str, columns: ShardColumns, storage_options: dict[str, Any] | None, raw: bool = False
-) -> dict[str, Any]:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    data = io.BytesIO(_read_bytes(url, storage_options))
-    text_columns = {k: pa.string() for k in (columns.ids, columns.subjects) if k is not None}
-    if raw:  # the "vectors" column holds the raw inputs (texts) for the model's encoder
-        text_columns[columns.vectors] = pa.string()
-    if url.lower().endswith(".parquet"):
-        table = pq.read_table(data)
-        column = table.column(columns.vectors).to_pylist()
-        vectors = column if raw else np.array(column, dtype=np.float64)
-    elif raw:
-        table = pacsv.read_csv(data, convert_options=pacsv.ConvertOptions(column_types=text_columns))
-        vectors = table.column(columns.vectors).to_pylist()
-    else:
-        table = pacsv.read_csv(data, convert_options=pacsv.ConvertOptions(column_types=text_columns))
-        named = {columns.labels, *text_columns}
-        components = [name for name in table.column_names if name not in named]
-        vectors = np.column_stack([table.column(name).to_numpy() for name in components]).astype(np.float64)
-    out: dict[str, Any] = {columns.vectors: vectors}
-    for key in columns.siblings():
-        if key not in table.column_names:
-            raise DatasetError(f"no column {key!r}; it has {table.column_names}")
-        out[key] = np.array(table.column(key).to_pylist(), dtype=None if key == columns.labels else object)
-    return out
-
-
-def _strings(arrays: dict[str, Any], key: str | None) -> list[str | None] | None:
-    """The column ``key`` as optional strings (empty = none), or ``None`` if no column is named."""
-    if key is None:
-        return None
-    return [None if v is None or v == "" else str(v) for v in np.asarray(arrays[key]).tolist()]
-
-
-def _shard_data(url: str, arrays: dict[str, Any], columns: ShardColumns, raw: bool = False) -> ShardData:
-    vectors = arrays[columns.vectors] if raw else np.asarray(arrays[columns.vectors])
-    labels = canonical_labels(arrays[columns.labels])
-    if raw:
-        if len(vectors) != labels.shape[0] or not all(isinstance(v, str) for v in vectors):
-            raise DatasetError(f"{len(vectors)} raw inputs (texts expected) for {labels.shape[0]} labels")
-    elif vectors.ndim != 2 or vectors.shape[0] != labels.shape[0]:
-        raise DatasetError(f"vectors of shape {vectors.shape} for {labels.shape[0]} labels")
-    ids = _strings(arrays, columns.ids)
-    subjects = _strings(arrays, columns.subjects)
-    for name, values in (("ids", ids), ("subjects", subjects)):
-        if values is not None and len(values) != labels.shape[0]:
-            raise DatasetError(f"{len(values)} {name} for {labels.shape[0]} labels")
-    if ids is not None and None in ids:
-        raise DatasetError("an id is missing")
-    return ShardData(
-        vectors=vectors,
-        labels=labels,
-        ids=[f"{url}:{row}" for row in range(labels.shape[0])] if ids is None else [str(i) for i in ids],
-        subjects=[None] * labels.shape[0] if subjects is None else subjects,
-    )
-
-
-def read_shard(
-    url: str,
-    columns: ShardColumns | None = None,
-    storage_options: dict[str, Any] | None = None,
-    raw: bool = False,
-) -> ShardData:
-    """Vectors, labels, ids and subjects of one shard; :class:`DatasetError` names the shard.
-
-    With ``raw``, the ``vectors`` column of a Parquet or CSV shard holds raw texts instead,
-    returned as a list for the model's encoder.
-
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "part.npz"
-    >>> np.savez(path, X=np.eye(2), y=np.array(["a", "b"]))
-    >>> shard = read_shard(str(path))
-    >>> shard.labels.tolist(), shard.ids[1].endswith("part.npz:1")
-    (['a', 'b'], True)
-    """
-    columns = columns or ShardColumns()
-    suffix = url.lower().rsplit(".", 1)[-1]
-    try:
-        if suffix in ("parquet", "csv"):
-            arrays = _read_table(url, columns, storage_options, raw)
-        elif raw:
-            raise DatasetError("raw inputs need a Parquet or CSV shard with a text column")
-        else:
-            arrays = {"npz": _read_npz, "npy": _read_npy}[suffix](url, columns, storage_options)
-        return _shard_data(url, arrays, columns, raw)
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise DatasetError(f"{url}: {exc}") from exc
 
 
 # -- the map and the reduce ----------------------------------------------------------------------
@@ -306,7 +115,7 @@ class PartitionError(RuntimeError):
 
 
 def _fit_partition(
-    config: ModelConfig, url: str, columns: ShardColumns, storage_options: dict[str, Any] | None
+    config: ModelConfig, url: str, columns: Columns, storage_options: dict[str, Any] | None
 ) -> _PartitionResult:
     """The map task: read, encode (a model with an encoder), quantize, accumulate one shard (on a worker).
 
@@ -316,7 +125,8 @@ def _fit_partition(
     model = Model(config)
     raw = config.encoder is not None
     shard = read_shard(url, columns, storage_options, raw)
-    quantized = model.quantize(model.embed(shard.vectors) if raw else shard.vectors)
+    quantized = model.quantize(model.embed(shard.items) if raw else shard.items)
+    assert shard.labels is not None and shard.ids is not None and shard.subjects is not None  # read_shard fills them
     rows = PartitionRows(url, shard.ids, shard.subjects, shard.labels, quantized)
     return _PartitionResult(rows, model.batch_statistics(quantized, shard.labels))
 
@@ -383,7 +193,7 @@ def partial_fit(
     *,
     client: Client | str | None = None,
     n_workers: int = 2,
-    columns: ShardColumns | None = None,
+    columns: Columns | None = None,
     storage_options: dict[str, Any] | None = None,
     retries: int = 2,
     progress: Callable[[PartitionProgress], None] | None = None,
@@ -393,7 +203,7 @@ def partial_fit(
     The certificate afterwards equals that of ``model.learn`` on all the samples in one
     process. Returns ``model``, changed in place; on any failure it is left as it was.
     """
-    columns = columns or ShardColumns()
+    columns = columns or Columns()
     urls = list_shards(source, columns, storage_options) if isinstance(source, str) else sorted(source)
     with _connected(client, n_workers) as connected:
         results = [

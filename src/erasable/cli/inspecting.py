@@ -34,10 +34,10 @@ from erasable.cli.arguments import (
 )
 from erasable.cli.inputs import Reading, forget_request, read_for
 from erasable.cli.rendering import human_bytes
+from erasable.io import Columns
 from erasable.model_file import load_model
 from erasable.service.commands import open_store
 from erasable.terminal import JsonFlag, console, err_console, print_json, say
-from erasable.vector_files import Columns
 
 __all__ = ["audit", "certify", "evaluate", "info"]
 
@@ -195,12 +195,12 @@ def audit(
     with command_errors():
         ledger = None if store is None else open_store(store)
         model = load_model(model_path) if ledger is None else ledger.load_model(str(model_path))
-        reading = Reading(Columns(label_column), split, text_column, None, cache_dir)
+        reading = Reading(Columns(text_column, label_column), split, None, cache_dir)
 
         def labelled(path: Path) -> LabelledSet:
             data, _ = read_for(model, path, reading, need_labels=True)
             assert data.labels is not None, "read with need_labels=True"
-            return LabelledSet(data.vectors, data.labels)
+            return LabelledSet(data.items, data.labels)
 
         test, pool = labelled(test_path), None if heldout is None else labelled(heldout)
         if forgotten is not None:
@@ -257,10 +257,10 @@ def evaluate(
 
     with command_errors():
         model = load_model(model_path)
-        reading = Reading(Columns(label_column), split, text_column, labels_path, cache_dir, limit)
+        reading = Reading(Columns(text_column, label_column), split, labels_path, cache_dir, limit)
         data, _ = read_for(model, data_path, reading, need_labels=True)
         assert data.labels is not None, "read with need_labels=True"
-        result = score(model, data.vectors, data.labels, ood_label=ood_label)
+        result = score(model, data.items, data.labels, ood_label=ood_label)
         paths = result.write(out)
     if as_json:
         print_json({**asdict(result), "files": [str(p) for p in paths]})

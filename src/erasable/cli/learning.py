@@ -25,14 +25,14 @@ from erasable.cli.arguments import (
     TextColumnOption,
     command_errors,
 )
-from erasable.cli.inputs import Reading, check_dimension, forget_request, limited, read_for
+from erasable.cli.inputs import Reading, Vectors, check_dimension, forget_request, read_for
 from erasable.cli.rendering import print_summary, say_certificates
 from erasable.encoders import EmbeddingCache
+from erasable.io import Columns, read
 from erasable.model import CHUNK_ROWS, HeadKind, Model
 from erasable.model_file import load_model, save_model
 from erasable.parameters import DEFAULTS
 from erasable.terminal import JsonFlag, console, print_json, progress, say, status
-from erasable.vector_files import Columns, VectorData, read_vectors
 
 __all__ = ["forget", "learn", "save_changed"]
 
@@ -94,8 +94,8 @@ def learn(
     Example: erasable learn model.erasable train.csv --encoder text --text-column text --label-column category
     """
     with command_errors():
-        columns = Columns(label_column, id_column, subject_column)
-        reading = Reading(columns, split, text_column, labels_path, cache_dir, limit)
+        columns = Columns(text_column, label_column, id_column, subject_column)
+        reading = Reading(columns, split, labels_path, cache_dir, limit)
         existing = load_model(model_path) if model_path.exists() else None
         options = {
             "encoder": encoder,
@@ -111,15 +111,12 @@ def learn(
             model = _open_or_create(model_path, existing, given, None)
             data, _ = read_for(model, data_path, reading, need_labels=True, to_learn=True)
         else:
-            data = read_vectors(
-                data_path, columns=reading.columns, split=split, labels_file=labels_file, need_labels=True
-            )
-            data = limited(data, limit)
-            model = _open_or_create(model_path, existing, given, data.vectors.shape[1])
+            data = read(data_path, columns, split=split, labels_path=labels_file, need_labels=True).first(limit)
+            model = _open_or_create(model_path, existing, given, data.items.shape[1])
             check_dimension(model, data, data_path)
         _learn_in_chunks(model, data)
         save_changed(model, model_path)
-    console.print(f"Learned {data.vectors.shape[0]} samples into {escape(str(model_path))}.", soft_wrap=True)
+    console.print(f"Learned {data.items.shape[0]} samples into {escape(str(model_path))}.", soft_wrap=True)
     print_summary(model)
 
 
@@ -153,7 +150,7 @@ def _open_or_create(path: Path, existing: Model | None, options: dict[str, Any],
     return model
 
 
-def _learn_in_chunks(model: Model, data: VectorData) -> None:
+def _learn_in_chunks(model: Model, data: Vectors) -> None:
     """``model.learn`` on consecutive chunks of the data, with a progress bar on a terminal.
 
     The ids and the fixed-point range of all the data are checked first, to fail before
@@ -161,15 +158,15 @@ def _learn_in_chunks(model: Model, data: VectorData) -> None:
     """
     labels = data.labels
     assert labels is not None, "read with need_labels=True"
-    n = data.vectors.shape[0]
+    n = data.items.shape[0]
     if data.ids is not None:
         model.registry.check_new_ids(data.ids)
-    model.quantize(data.vectors)
+    model.quantize(data.items)
     with progress("Learning", n) as advance:
         for start in range(0, n, CHUNK_ROWS):
             rows = slice(start, start + CHUNK_ROWS)
             model.learn(
-                data.vectors[rows],
+                data.items[rows],
                 labels[rows],
                 ids=None if data.ids is None else data.ids[rows],
                 subjects=None if data.subjects is None else data.subjects[rows],

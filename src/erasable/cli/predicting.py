@@ -24,12 +24,12 @@ from erasable.cli.arguments import (
     TextColumnOption,
     command_errors,
 )
-from erasable.cli.inputs import Reading, read_queries
+from erasable.cli.inputs import Reading, Vectors, read_queries
 from erasable.cli.rendering import rows_table, write_csv
+from erasable.io import Columns
 from erasable.model import CHUNK_ROWS, HeadKind, Model, ood_score_of
 from erasable.model_file import load_model
 from erasable.terminal import JsonFlag, console, print_json
-from erasable.vector_files import Columns, VectorData
 
 __all__ = ["explain", "predict"]
 
@@ -68,13 +68,13 @@ def predict(
     """
     with command_errors():
         model = load_model(model_path)
-        reading = Reading(Columns(label_column, id_column, subject_column), split, text_column, None, cache_dir, limit)
+        reading = Reading(Columns(text_column, label_column, id_column, subject_column), split, None, cache_dir, limit)
         data, inputs = read_queries(model, data_path, texts, reading)
         if 0 < len(model.classes) < top_k:
             raise CliError(f"--top-k {top_k} but the model has {len(model.classes)} classes.")
         records = _predictions(model, data, inputs, head, proba, top_k)
         if as_json:
-            print_json({"model": str(model_path), "clipped": model.clipped(data.vectors), "predictions": records})
+            print_json({"model": str(model_path), "clipped": model.clipped(data.items), "predictions": records})
             return
         header, rows = _prediction_table(records, inputs is not None, proba, top_k)
         if output is None and not console.is_terminal:
@@ -90,15 +90,15 @@ def predict(
 
 
 def _predictions(
-    model: Model, data: VectorData, inputs: list[str] | None, head: HeadKind | None, proba: bool, top_k: int
+    model: Model, data: Vectors, inputs: list[str] | None, head: HeadKind | None, proba: bool, top_k: int
 ) -> list[dict[str, Any]]:
     """One record per input -- id, the text (for texts), the top-k labels, their probabilities (with ``proba``),
     the OOD score -- computed chunk by chunk."""
-    ids = data.ids if data.ids is not None else [str(i) for i in range(data.vectors.shape[0])]
+    ids = data.ids if data.ids is not None else [str(i) for i in range(data.items.shape[0])]
     classes = model.classes
     records: list[dict[str, Any]] = []
-    for start in range(0, data.vectors.shape[0], CHUNK_ROWS):
-        chunk = data.vectors[start : start + CHUNK_ROWS]
+    for start in range(0, data.items.shape[0], CHUNK_ROWS):
+        chunk = data.items[start : start + CHUNK_ROWS]
         decision, probabilities = model.decision_and_proba(chunk)  # the configured head's: the OOD score's
         ood_scores = ood_score_of(probabilities)
         if head not in (None, model.config.head):
@@ -153,10 +153,10 @@ def explain(
     """
     with command_errors():
         model = load_model(model_path)
-        reading = Reading(Columns(id=id_column), split, text_column, None, cache_dir)
+        reading = Reading(Columns(text_column, "label", id_column), split, None, cache_dir)
         data, _ = read_queries(model, data_path, texts, reading)
         memory = model.memory()
-        vectors = model.head_inputs(data.vectors, "memory")
+        vectors = model.head_inputs(data.items, "memory")
         predictions = memory.predict(vectors)
         evidence = memory.explain(vectors, k)
     ids = data.ids if data.ids is not None else [str(i) for i in range(len(predictions))]

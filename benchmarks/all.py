@@ -45,6 +45,7 @@ BENCHMARKS = [
     Benchmark("first_minute", "bench_first_minute.py", "First minute", ["--repeats", "1"]),
     Benchmark("text_encoders", "bench_text_encoders.py", "Text encoders", ["--throughput-n", "64", "--repeats", "1"]),
     Benchmark("ood_test", "bench_ood.py", "Out-of-distribution scores", ["--seeds", "1"]),
+    Benchmark("penalty", "bench_penalty.py", "Choosing the penalty", ["--sizes", "1000", "--datasets", "banking77"]),
     Benchmark("core", "bench_core.py", "Core engine", ["--repeats", "1"]),
     Benchmark("encoders", "bench_encoders.py", "Encoders", ["--text-n", "128", "--image-n", "16", "--repeats", "1"]),
     Benchmark("raw_inputs", "bench_raw_inputs.py", "Raw inputs", ["--quick"]),

@@ -18,9 +18,8 @@ the statistics:
 * **dual**, when ``n <= D / 4`` (:data:`DUAL_FRACTION`): from the n x n kernel of the live
   samples' features, ``W = F_c^T (K + lambda I)^-1 Y_c`` by a Cholesky factor -- O(n^2 D),
   nothing of D x D;
-* **primal** otherwise: ``(A + lambda I) W = B`` by a float32 Cholesky factor refined to
-  float64 accuracy (:mod:`erasable.heads.penalized`). No eigenvectors of ``A``, no D x D
-  inverse.
+* **primal** otherwise: ``(A + lambda I) W = B`` by a Cholesky factor, the solve refined once
+  (:mod:`erasable.heads.penalized`). No eigenvectors of ``A``, no D x D inverse.
 
 Either way the weights depend on the statistics and alpha only, not on whether alpha was
 chosen now or recalled.

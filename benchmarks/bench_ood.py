@@ -7,7 +7,7 @@ the unknown classes out-of-distribution. Reported: AUROC and the false-positive 
 95% true-positive rate (the share of unknowns a threshold keeping 95% of the knowns lets
 through), mean over seeds. ``--split validation`` runs the same protocol inside the
 training set (80/20), which is where the default was chosen. Writes
-``benchmarks/results/ood.md``.
+``benchmarks/results/ood_<split>.md``.
 
     python benchmarks/bench_ood.py [--seeds 3] [--split test|validation]
 """
@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import scipy.linalg
 from sklearn.metrics import roc_auc_score
 
 from common import ROOT, SHARED_DATA, table
 from erasable.estimator import ErasableClassifier
+from erasable.heads.ridge import _centered_moments
 from erasable.model import Model
 
 UNKNOWN_SHARE = 0.15
@@ -39,6 +41,7 @@ def scores(model: Model, train: np.ndarray, queries: np.ndarray) -> dict[str, np
             model.head_inputs(queries, "gaussian")
         ),
     }
+    out["Mahalanobis in feature space (ridge leverage)"] = leverage(model, queries)
     unit = model.head_inputs(train, "gaussian")
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
     probe = model.head_inputs(queries, "gaussian")
@@ -51,6 +54,16 @@ def scores(model: Model, train: np.ndarray, queries: np.ndarray) -> dict[str, np
         out["1 - top probability (the default)"] + (out["cosine distance to the 10-th neighbour"])
     )
     return out
+
+
+def leverage(model: Model, queries: np.ndarray) -> np.ndarray:
+    """``(f - mu)^T (A + lambda I)^-1 (f - mu)`` of the ridge features: the Mahalanobis distance the head's own
+    penalized scatter defines (a ridge fit's leverage, its predictive variance up to a constant)."""
+    gram, _, mean = _centered_moments(model.ridge_moments)
+    gram[np.diag_indices_from(gram)] += model.canonical_ridge().lam
+    factor = scipy.linalg.cholesky(gram, lower=True, overwrite_a=True, check_finite=False)
+    whitened = scipy.linalg.solve_triangular(factor, (model.head_inputs(queries, "ridge") - mean).T, lower=True)
+    return np.asarray((whitened**2).sum(axis=0))
 
 
 def fpr_at_95_tpr(score: np.ndarray, is_ood: np.ndarray) -> float:

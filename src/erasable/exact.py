@@ -240,7 +240,7 @@ def gram_plus_rows(
     if rows.shape[0] * max(max_abs(rows), 1.0) ** 2 >= FLOAT64_EXACT:
         raise OverflowRiskError("Too many rows for an exact single-pass Gram update.")
     dim = gram.shape[0]
-    out = np.zeros_like(gram)  # below the diagonal stays zero
+    out = np.zeros(gram.shape, dtype=np.int64)  # calloc'd: pages wholly below the diagonal are never written
     below = np.tri(block, block, -1, dtype=bool)
     combine = np.add if sign > 0 else np.subtract
     for start in range(0, dim, block):

@@ -11,8 +11,8 @@ Why not a float32 factor refined to float64 (what this module did before): ``spo
 half the time of ``dpotrf`` (0.18 vs 0.38 s at D = 4096 here), but each refinement step
 reads the float64 Gram and the factor again, and near the penalties GCV chooses it took
 six steps. Solves of few columns -- a Woodbury forget -- are bound by that memory traffic:
-0.30 s per forget of one sample instead of 0.1 s, and 0.73 s instead of 0.2 s for the
-class cross moments. The float64 factor costs 67 MB more at D = 4096.
+the solve of a one-sample forget took 0.30 s instead of 0.08 s, and that of the class cross
+moments 0.73 s instead of 0.2 s. The float64 factor costs 67 MB more at D = 4096.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)

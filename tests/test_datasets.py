@@ -131,6 +131,30 @@ def test_parquet_reads_and_reports_null_rows(tmp_path: Path) -> None:
         read_table(broken)
 
 
+def test_parquet_vectors_are_read_whole_and_bad_rows_still_located(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow", reason="Parquet needs pyarrow (extra 'text')")
+    import pyarrow.parquet as pq
+
+    from erasable.io import Columns
+    from erasable.io.tables import table_vectors
+
+    vectors = np.arange(12, dtype=np.float32).reshape(4, 3) / 7
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"v": pa.array(list(vectors)), "label": [1, 2, 1, 2], "id": ["a", "b", "c", "d"]}), good)
+    data = table_vectors(good, Columns(items="v", labels="label", ids="id"))
+    np.testing.assert_array_equal(data.items, vectors.astype(np.float64))  # float32 values, exactly
+    assert data.labels.tolist() == [1, 2, 1, 2] and data.ids == ["a", "b", "c", "d"]
+    for name, column, message in (
+        ("ragged", [[0.1, 0.2], [0.3]], "differ in length"),
+        ("null", [[0.1, 0.2], None], r"row 2: missing value in column 'v'"),
+        ("nan", [[0.1, 0.2], [float("nan"), 0.0]], r"row 2.*not finite"),
+    ):
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.table({"v": column, "label": [1, 2]}), path)
+        with pytest.raises(InputError, match=message):
+            table_vectors(path, Columns(items="v", labels="label"))
+
+
 # -- image folders ----------------------------------------------------------------------------
 
 

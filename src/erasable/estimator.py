@@ -31,9 +31,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from erasable.encoders import CUSTOM, Encoder, encoder_name, encoder_spec, load_encoder
+from erasable.encoders import CUSTOM, Encoder
 from erasable.exact import clipping_message
-from erasable.features import shift_for_unit_norm
 from erasable.model import ForgetReceipt, HeadKind, Model, ModelConfig
 from erasable.model_file import load_model, save_model
 from erasable.parameters import DEFAULTS
@@ -151,53 +150,10 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         """The model configuration these parameters describe, for inputs of ``input_dim``.
 
         With an encoder, the dimension is the encoder's and ``input_dim`` may be omitted.
+        See :meth:`ModelConfig.from_parameters`, which ``erasable learn`` and the service use too.
         """
-        return self._config(input_dim, self._encoder())
-
-    def _encoder(self) -> tuple[Encoder, str, dict[str, Any]] | None:
-        """The encoder the ``encoder`` parameter names, with the kind and options a model records for it."""
-        if self.encoder is None:
-            return None
-        if isinstance(self.encoder, str):
-            kind, options = encoder_spec(self.encoder)
-            return load_encoder(kind, **options), kind, options
-        if not isinstance(self.encoder, Encoder):
-            raise TypeError(
-                "encoder must be None, 'text', 'text-mpnet', 'image', 'text:PATH' or an Encoder, "
-                f"not {type(self.encoder).__name__}."
-            )
-        return self.encoder, CUSTOM, {}
-
-    def _config(self, input_dim: int | None, encoder: tuple[Encoder, str, dict[str, Any]] | None) -> ModelConfig:
-        encoder_config = None
-        if encoder is not None:
-            encoder_config = ModelConfig.encoder_config(encoder[0], encoder[1], **encoder[2])
-            input_dim = encoder[0].dim
-        if input_dim is None:
-            raise ValueError("input_dim is needed for a model without an encoder.")
-        if self.feature_map == "identity":
-            feature_map: dict[str, Any] = {"kind": "identity", "input_dim": input_dim}
-        elif self.feature_map == "random_relu":
-            feature_map = {
-                "kind": "random_relu",
-                "input_dim": input_dim,
-                "width": int(self.width),
-                "seed": int(self.seed),
-                "shift": shift_for_unit_norm(input_dim, int(self.scale_bits)),
-            }
-        else:
-            raise ValueError(f"feature_map must be 'random_relu' or 'identity', got {self.feature_map!r}.")
-        return ModelConfig(
-            input_dim=input_dim,
-            scale_bits=int(self.scale_bits),
-            feature_map=feature_map,
-            head=self.head,
-            alpha=None if self.alpha is None else float(self.alpha),
-            metric=self.metric,
-            shrinkage=float(self.shrinkage),
-            temperature=float(self.temperature),
-            encoder=encoder_config,
-        )
+        parameters = {name: getattr(self, name) for name in DEFAULTS}
+        return ModelConfig.from_parameters(input_dim, encoder=self.encoder, **parameters)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -328,11 +284,11 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
 
     def _encoding_model(self) -> Model | None:
         """A new model whose encoder will embed the raw inputs; ``None`` for a model of vectors."""
-        encoder = self._encoder()
-        if encoder is None:
+        if self.encoder is None:
             return None
-        model = Model(self._config(None, encoder))
-        model.attach_encoder(encoder[0])
+        model = Model(self.model_config())
+        if isinstance(self.encoder, Encoder):
+            model.attach_encoder(self.encoder)  # a named encoder the model builds itself, on first use
         return model
 
     def _embedded(self, X: Any, model: Model | None, to_learn: bool = False) -> Any:
@@ -409,19 +365,10 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
     def from_model(cls, model: Model) -> ErasableClassifier:
         """Wrap an existing :class:`~erasable.model.Model` in an estimator."""
         config = model.config
-        fmap = config.feature_map
-        estimator = cls(
-            head=config.head,
-            feature_map="identity" if fmap["kind"] == "identity" else "random_relu",
-            width=int(fmap.get("width", 4096)),
-            seed=int(fmap.get("seed", 0)),
-            scale_bits=config.scale_bits,
-            alpha=config.alpha,
-            temperature=config.temperature,
-            metric=config.metric,
-            shrinkage=config.shrinkage,
-            encoder=None if config.encoder is None else _encoder_parameter(model),
-        )
+        parameters = config.parameters()
+        if parameters["encoder"] == CUSTOM:
+            parameters["encoder"] = model.encoder  # the object attached to it
+        estimator = cls(**parameters)
         if estimator.model_config(config.input_dim) != config:
             raise ValueError("This model's configuration cannot be expressed by ErasableClassifier parameters.")
         estimator.model_ = model
@@ -462,10 +409,3 @@ def _repeated(
     kept_ids = None if ids is None else [list(np.asarray(ids, dtype=object))[i] for i in rows]
     kept_subjects = None if subjects is None else [subjects[i] for i in rows]
     return X[rows], y[rows], kept_ids, kept_subjects
-
-
-def _encoder_parameter(model: Model) -> str | Encoder:
-    """The ``encoder`` parameter that names ``model``'s encoder: its name, or the attached object of a custom one."""
-    spec = model.config.encoder
-    assert spec is not None
-    return model.encoder if spec["kind"] == CUSTOM else encoder_name(spec["kind"], spec["options"])

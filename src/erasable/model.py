@@ -551,8 +551,8 @@ class Model:
         ``other``'s statistics are added as they are rather than accumulated again, so they
         must be those of its samples: a model holding statistics without (all of) their
         samples -- a federated :meth:`~erasable.federated.ClientStatistics.to_model` -- is
-        refused, since the merged model could not forget, refit or save what it has no samples
-        of (its model file would not load). Add such statistics with
+        refused, since the merged model could not forget or refit what it has no samples of,
+        and its model file would not load. Add such statistics with
         :func:`erasable.federated.merge` instead. This model may itself hold statistics alone:
         it then learns ``other``'s samples as it would learn any others. Its steering stays.
         """
@@ -565,7 +565,8 @@ class Model:
             raise ValueError(
                 f"Cannot merge a model whose statistics count {other.count} samples but which holds "
                 f"{len(other.registry)} of them (a federated ClientStatistics.to_model()): this model could not "
-                "forget, refit or save the others. Add the statistics with erasable.federated.merge instead."
+                "forget or refit the others, and its model file would not load. Add the statistics with "
+                "erasable.federated.merge instead."
             )
         return self._plan_learn_registry(other.registry, max(self.next_auto_id, other.next_auto_id), other.statistics)
 

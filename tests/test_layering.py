@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"memory_analysis"},
     {"encoders", "io", "steering"},
     {"config"},
-    {"changes"},
+    {"changes", "served_heads"},
     {"model"},
     {"model_file"},
     {"estimator"},

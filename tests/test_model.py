@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from erasable.federated import ClientStatistics
 from erasable.heads import RidgeHead
 from erasable.model import Model, ModelConfig
 from erasable.moments import MomentsMismatchError
@@ -135,6 +136,69 @@ def test_large_forgets_fall_back_to_canonical_recompute(small_model: Model) -> N
     small_model.head()
     small_model.forget(ids=[f"s{i}" for i in range(20)])  # rank 22 > 24 // 4
     assert small_model.head().rank_since_refresh == 0
+
+
+def test_a_merge_is_the_learn_of_the_other_models_samples(small_model: Model, rng: np.random.Generator) -> None:
+    """Planned and applied like a learn of the same samples, with the statistics the other model holds: the same
+    certificate, samples and served ridge head, which follows it by a Woodbury update (merge used to drop it)."""
+    x, labels, ids, subjects = unit_rows(rng, 3, 6), ["dog", "fox", "cat"], ["o1", "o2", "o3"], ["u1", "new", None]
+    other = Model(small_model.config)
+    other.learn(x, labels, ids=ids, subjects=subjects)
+    learned = small_model.refit()
+    for model in (small_model, learned):
+        model.head()  # served before the change, as in a running service
+    change = small_model.plan_merge(other)
+    assert change.statistics_before is small_model.statistics and change.statistics_after.equals(
+        small_model.statistics + other.statistics
+    )
+    small_model.apply(change)
+    learned.learn(x, labels, ids=ids, subjects=subjects)
+    assert small_model.certificate() == learned.certificate() == small_model.refit().certificate()
+    assert list(small_model.registry.ids) == list(learned.registry.ids)
+    assert list(small_model.registry.subjects) == list(learned.registry.subjects)
+    assert small_model.head().rank_since_refresh == learned.head().rank_since_refresh > 0
+    probe = unit_rows(rng, 20, 6)
+    merged, canonical = small_model.decision_function(probe), small_model.refit().decision_function(probe)
+    scale = np.abs(canonical).max()
+    assert np.abs(merged - learned.decision_function(probe)).max() <= SERVED_TOLERANCE * scale
+    assert np.abs(merged - canonical).max() <= SERVED_TOLERANCE * scale
+
+
+def test_a_merge_planned_before_another_change_is_refused(small_model: Model, rng: np.random.Generator) -> None:
+    other = Model(small_model.config)
+    other.learn(unit_rows(rng, 2, 6), ["cat", "dog"], ids=["o1", "o2"])
+    before = snapshot(small_model)
+    change = small_model.plan_merge(other)
+    assert snapshot(small_model) == before
+    small_model.forget(ids=["s0"])
+    with pytest.raises(ValueError, match="plan it again"):
+        small_model.apply(change)
+
+
+def test_merge_refuses_statistics_without_their_samples(small_model: Model, rng: np.random.Generator) -> None:
+    """A federated model holds statistics but no samples: merged into a model, its statistics could not be forgotten
+    or refitted, and the model file would not load, so the merge is refused and changes nothing. A model of
+    statistics alone can merge a model of samples: it learns them."""
+    x, labels, ids = unit_rows(rng, 4, 6), ["cat", "dog", "cat", "eel"], ["o1", "o2", "o3", "o4"]
+    other = Model(small_model.config)
+    other.learn(x, labels, ids=ids)
+    before = snapshot(small_model)
+    with pytest.raises(ValueError, match=r"count 4 samples but which holds 0 of them.*erasable\.federated\.merge"):
+        small_model.merge(ClientStatistics.from_model(other).to_model())
+    assert snapshot(small_model) == before
+    merged, learned = (ClientStatistics.from_model(small_model).to_model() for _ in range(2))
+    merged.merge(other)
+    learned.learn(x, labels, ids=ids)
+    federated = ClientStatistics.from_model(small_model) + ClientStatistics.from_model(other)
+    assert merged.certificate() == learned.certificate() == federated.certificate()
+    assert list(merged.registry.ids) == ids
+
+
+def test_merging_an_empty_model_changes_nothing(small_model: Model) -> None:
+    served = small_model.head()
+    before = snapshot(small_model)
+    small_model.merge(Model(small_model.config))
+    assert snapshot(small_model) == before and small_model.head() is served
 
 
 def test_forgotten_embeddings_leave_no_trace_in_the_registry_buffer(small_model: Model) -> None:

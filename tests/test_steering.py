@@ -126,6 +126,23 @@ def test_steering_applies_to_later_samples_and_any_order_of_building():
     np.testing.assert_array_equal(memory_scores(model, probe), memory_scores(rebuilt, probe))
 
 
+def test_a_merge_into_a_steered_memory_keeps_it_in_step():
+    """A merge is applied as a learn: the memory, built before, adds the other model's samples with their weights."""
+    rng = np.random.default_rng(6)
+    model, probe = steered_model(rng)
+    model.memory()
+    model.steer(subjects={"crawler": 0.3}, classes={"b": 0.5})
+    other = Model(model.config)
+    other.learn(
+        unit_rows(rng, 30, 8), ["a", "b", "c"] * 10, ids=[f"n{i}" for i in range(30)], subjects=["crawler"] * 30
+    )
+    model.merge(other)
+    rebuilt = model.refit()  # the same samples and steering, its memory built from scratch
+    weights = dict(zip(model.memory().ids, model.memory().sample_weights, strict=True))
+    assert weights["n0"] == 0.3 and rebuilt.certificate() == model.certificate()
+    np.testing.assert_array_equal(memory_scores(model, probe), memory_scores(rebuilt, probe))
+
+
 def test_steering_unknown_names_raises_and_changes_nothing():
     model, _ = steered_model(np.random.default_rng(3))
     model.steer(subjects={"web": 0.5})

@@ -1,10 +1,10 @@
 """Changes planned against a model but not yet applied, and the receipt of a forget.
 
-:meth:`~erasable.model.Model.plan_learn` and :meth:`~erasable.model.Model.plan_forget`
-make a :class:`Change` without touching the model; :meth:`~erasable.model.Model.apply`
-applies it. In between, a durable ledger can persist it in one transaction, so a failure to
-persist leaves the model as it was. Both carry the statistics before and after, from which
-their certificates are computed when first read.
+:meth:`~erasable.model.Model.plan_learn`, :meth:`~erasable.model.Model.plan_forget` and
+:meth:`~erasable.model.Model.plan_merge` make a :class:`Change` without touching the model;
+:meth:`~erasable.model.Model.apply` applies it. In between, a durable ledger can persist it
+in one transaction, so a failure to persist leaves the model as it was. Both carry the
+statistics before and after, from which their certificates are computed when first read.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class Change:
     """A learn (``sign=+1``) or forget (``-1``) computed against a model but not yet applied.
 
     :meth:`Model.plan_learn` and :meth:`Model.plan_forget` make one without touching the
-    model, and :meth:`Model.apply` applies it. A durable ledger persists a change (its
+    model, and :meth:`Model.apply` applies it; a merge (:meth:`Model.plan_merge`) is the learn
+    of the other model's samples, carrying the statistics that model holds. A durable ledger persists a change (its
     samples, its event, the statistics after it) in one transaction between the two, so a
     failure to persist leaves the model exactly as it was. A change applies only to the
     state it was planned against.

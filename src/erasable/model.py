@@ -3,18 +3,20 @@
 A :class:`Model` keeps the live samples (in its :class:`~erasable.registry.SampleRegistry`)
 and its :class:`~erasable.statistics.Statistics`: the Moments of the quantized embeddings
 (for the prototype and Gaussian heads) and, when the feature map is not the identity, those
-of the features (for the ridge head). Heads are derived from them on demand and cached.
+of the features (for the ridge head). The heads it predicts with are derived from them on
+demand by its :class:`~erasable.served_heads.ServedHeads`, which caches them and keeps
+them in step with each change.
 
 The invariant: after any sequence of :meth:`Model.learn`, :meth:`Model.forget` and
 :meth:`Model.merge`, the statistics -- hence :meth:`Model.certificate` -- are identical to
 those of :meth:`Model.refit`, a model built from scratch on the live samples.
 
 Every operation validates its input and computes the new statistics before it changes
-anything, so a failure leaves the model as it was: a learn or forget is planned
-(:meth:`Model.plan_learn`, :meth:`Model.plan_forget`) into a :class:`Change`, and
-:meth:`Model.apply` is the one place a learn or forget is made -- for Dask fits and forgets
-too, which plan from the statistics their workers reduced. :meth:`Model.restore` is the one
-way to rebuild a model a file, a ledger or a federated merge recorded.
+anything, so a failure leaves the model as it was: a learn, forget or merge is planned
+(:meth:`Model.plan_learn`, :meth:`Model.plan_forget`, :meth:`Model.plan_merge`) into a
+:class:`Change`, and :meth:`Model.apply` is the one place a change is made -- for Dask fits
+and forgets too, which plan from the statistics their workers reduced. :meth:`Model.restore`
+is the one way to rebuild a model a file, a ledger or a federated merge recorded.
 
 >>> import numpy as np
 >>> config = ModelConfig(input_dim=2, scale_bits=8)
@@ -40,10 +42,10 @@ from erasable.config import HEAD_KINDS, MAX_DIM, MAX_PROJECTION, HeadKind, Model
 from erasable.encoders import CUSTOM, Batch, Encoder, check_same_encoder, encode_batched, load_encoder
 from erasable.exact import OverflowRiskError, clipped_rows, quantize
 from erasable.features import Identity, RandomReLU, feature_map_from_config
-from erasable.heads import GaussianHead, Head, PrototypeHead, RidgeHead
-from erasable.heads.ridge import uses_dual
+from erasable.heads import Head, RidgeHead
 from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels, require_unicode
 from erasable.registry import SampleRegistry
+from erasable.served_heads import ServedHeads
 from erasable.statistics import Statistics
 from erasable.steering import Steering
 
@@ -102,10 +104,8 @@ class Model:
         self.registry = SampleRegistry(config.input_dim)
         self._statistics = Statistics.empty(config.input_dim, config.feature_dim)
         self.next_auto_id = 0
-        self._heads: dict[HeadKind, Head] = {}
-        self._memory: MemoryHead | None = None  # not derived from the Moments: kept in step by _commit
         self.steering = Steering()  # vote weights of the memory head, see steer()
-        self._recalled_alpha: tuple[str, float] | None = None  # (certificate, its GCV alpha), see gcv_alpha()
+        self._heads = ServedHeads(self)
         self._encoder: Encoder | None = None
 
     @classmethod
@@ -121,7 +121,8 @@ class Model:
         """The model a model file, a ledger or a federated merge recorded: its statistics, live samples and id counter.
 
         ``samples`` (the model takes them over) may be left out: a model of merged
-        statistics alone predicts, and forgets whole clients by subtraction, not samples.
+        statistics alone predicts, and forgets whole clients by subtraction, not samples;
+        no other model can merge it (:meth:`plan_merge`).
         ``features_from_samples``: the feature statistics were left to the samples (a small
         model's file or ledger, see :func:`erasable.model_file.recomputes_features`), so
         ``statistics.features`` is ``None`` and they are accumulated again here, as learning
@@ -440,26 +441,22 @@ class Model:
         return self.steering.without(samples=ids, subjects=gone_subjects, classes=gone_classes)
 
     def apply(self, change: Change) -> None:
-        """Apply a planned change: swap in its statistics, update the registry and the cached heads.
+        """Apply a planned change: swap in its statistics, steering and id counter, update the registry, then
+        bring the served heads along (:meth:`~erasable.served_heads.ServedHeads.follow`).
 
         Raises ``ValueError`` if the model has changed since the change was planned.
         """
         if change.statistics_before is not self._statistics or change.steering_before is not self.steering:
             raise ValueError("The model changed after this change was planned: plan it again.")
-        self._commit(
-            change.statistics_after, change.feature_rows, change.quantized, change.labels, change.ids, change.sign
-        )
+        self._statistics = change.statistics_after
         self.steering = change.steering_after
         if change.sign > 0:
             self.registry.append(change.ids, change.subjects, change.labels.tolist(), change.quantized)
-            if self._memory is not None and self.steering.subjects:
-                self._steer_memory(change.ids, change.subjects)
         else:
             assert change.rows is not None
             self.registry.remove_rows(change.rows)
-            if self._memory is not None and change.steering_after.classes != change.steering_before.classes:
-                self._memory.set_class_weights(self.steering.classes)
         self.next_auto_id = change.next_auto_id
+        self._heads.follow(change)
 
     def _auto_ids(self, n: int) -> tuple[list[str], int]:
         """``n`` unused consecutive integer ids, and the next counter value."""
@@ -546,185 +543,98 @@ class Model:
 
     def merge(self, other: Model) -> None:
         """Add all of ``other``'s samples (configs must match, ids must not collide); keep this model's steering."""
+        self.apply(self.plan_merge(other))
+
+    def plan_merge(self, other: Model) -> Change:
+        """The learn of all of ``other``'s samples, with the statistics ``other`` holds, without changing the model.
+
+        ``other``'s statistics are added as they are rather than accumulated again, so they
+        must be those of its samples: a model holding statistics without (all of) their
+        samples -- a federated :meth:`~erasable.federated.ClientStatistics.to_model` -- is
+        refused, since the merged model could not forget or refit what it has no samples of,
+        and its model file would not load. Add such statistics with
+        :func:`erasable.federated.merge` instead. This model may itself hold statistics alone:
+        it then learns ``other``'s samples as it would learn any others. Its steering stays.
+        """
         if not isinstance(other, Model):
             raise TypeError(f"Can only merge a Model, got {type(other).__name__}.")
         if other.config != self.config:
             differing = sorted(k for k, v in self.config.to_dict().items() if other.config.to_dict().get(k) != v)
             raise MomentsMismatchError(f"Cannot merge models with different configs (differ in {differing}).")
-        self.registry.check_new_ids(other.registry.ids)
-        self._memory = None
-        statistics = self._statistics + other._statistics
-        self._heads.clear()
-        self._statistics = statistics
-        self.registry.append(
-            other.registry.ids, other.registry.subjects, other.registry.labels, other.registry.embeddings
+        if other.count != len(other.registry):
+            raise ValueError(
+                f"Cannot merge a model whose statistics count {other.count} samples but which holds "
+                f"{len(other.registry)} of them (a federated ClientStatistics.to_model()): this model could not "
+                "forget or refit the others, and its model file would not load. Add the statistics with "
+                "erasable.federated.merge instead."
+            )
+        return self._plan_learn_registry(other.registry, max(self.next_auto_id, other.next_auto_id), other.statistics)
+
+    def _plan_learn_registry(
+        self, samples: SampleRegistry, next_auto_id: int, statistics: Statistics | None = None
+    ) -> Change:
+        """The learn of all of ``samples``, with their ``statistics`` if known (otherwise accumulated from them)."""
+        return self._plan(
+            +1,
+            np.asarray(samples.embeddings),
+            canonical_labels(samples.labels),
+            list(samples.ids),
+            list(samples.subjects),
+            None,
+            next_auto_id,
+            batch=statistics,
         )
-        self.next_auto_id = max(self.next_auto_id, other.next_auto_id)
 
-    def _commit(
-        self,
-        statistics: Statistics,
-        feature_rows: NDArray[np.floating] | None,
-        quantized: NDArray[np.int16],
-        labels: NDArray[np.generic],
-        ids: Sequence[str],
-        sign: int,
-    ) -> None:
-        """Swap in new statistics and bring the cached heads along.
-
-        The ridge head follows a small change by a Woodbury update (no refit); a change of
-        rank above a quarter of the feature width, or accumulated updates beyond half of it,
-        drop it for a canonical recomputation at the next prediction. The memory adds or
-        physically removes the samples' vectors. The other heads are cheap and are simply
-        recomputed.
-        """
-        ridge = self._heads.get("ridge")
-        self._heads.clear()
-        if self._memory is not None:
-            if statistics.count == 0:
-                self._memory = None
-            elif sign > 0:
-                self._memory.add(ids, quantized, labels)
-            else:
-                self._memory.remove(ids)
-        ridge_moments = statistics.features if statistics.features is not None else statistics.embedding
-        if isinstance(ridge, RidgeHead) and ridge.system is not None and ridge_moments.count > 0:
-            width = ridge_moments.dim
-            rank = quantized.shape[0] + 1
-            if rank <= width // 4 and ridge.rank_since_refresh + rank <= width // 2:
-                if statistics.features is None:
-                    rows = quantized.astype(np.float64)
-                elif feature_rows is not None:
-                    rows = feature_rows.astype(np.float64)
-                else:
-                    rows = self.features(quantized)
-                self._heads["ridge"] = ridge.updated(rows, labels.tolist(), sign, ridge_moments)
-        self._statistics = statistics
-
-    # -- heads and predictions -------------------------------------------------------------
+    # -- heads (served by ServedHeads) -------------------------------------------------------
 
     def head(self, kind: HeadKind | None = None) -> Head:
         """The head ``kind`` (default: the configured one), derived now if not cached."""
-        kind = kind or self.config.head
-        if kind not in HEAD_KINDS:
-            raise ValueError(f"Unknown head {kind!r}; choose from {HEAD_KINDS}.")
-        if self.count == 0:
-            raise ValueError("The model has no samples: learn something first.")
-        if kind == "memory":
-            return self.memory()
-        if kind not in self._heads:
-            self._heads[kind] = self._derive(kind)
-        return self._heads[kind]
-
-    def _derive(self, kind: HeadKind) -> Head:
-        if kind == "ridge":
-            return RidgeHead.from_moments(
-                self.ridge_moments, alpha=self._known_alpha(), unit=self.ridge_unit, samples=self._ridge_samples()
-            )
-        if kind == "prototype":
-            return PrototypeHead.from_moments(self.embedding_moments, metric=self.config.metric)
-        return GaussianHead.from_moments(self.embedding_moments, shrinkage=self.config.shrinkage)
-
-    def _ridge_samples(self) -> tuple[NDArray[np.float64], list[Label]] | None:
-        """The live samples' ridge features and labels, sorted by id, when the ridge head is solved in the dual."""
-        moments = self.ridge_moments
-        if not uses_dual(moments.count, moments.dim):
-            return None
-        order = sorted(range(len(self.registry)), key=self.registry.ids.__getitem__)  # independent of history
-        quantized = np.asarray(self.registry.embeddings)[order]
-        rows = quantized.astype(np.float64) if self.feature_moments is None else self.features(quantized)
-        return rows, [self.registry.labels[i] for i in order]
+        return self._heads.head(kind)
 
     def memory(self) -> MemoryHead:
         """The k-nearest-neighbour memory of the live samples, steered by :attr:`steering` (extra ``memory``)."""
-        if self._memory is None:
-            from erasable.heads.memory import MemoryHead  # imported here: faiss is optional
-
-            self._memory = MemoryHead.from_registry(self.registry)
-            if self.steering:
-                self._steer_memory(self.registry.ids, self.registry.subjects)
-        return self._memory
+        return self._heads.memory()
 
     @property
     def keeps_ridge_weights(self) -> bool:
-        """Whether model files and the ledger keep this model's canonical ridge weights: a ridge head solved in
-        the primal (more than D / 4 samples). A dual head is cheap to solve again."""
-        return self.config.head == "ridge" and self.count > 0 and not uses_dual(self.count, self.ridge_moments.dim)
+        """Whether model files and the ledger keep this model's canonical ridge weights (a primal ridge head)."""
+        return self._heads.keeps_ridge_weights
 
     def factor_ridge_head(self) -> None:
-        """Give a ridge head read with its weights (a file, a ledger) its factored system, for what follows.
+        """Factor the system of a ridge head read with its weights, so it follows small changes by Woodbury updates.
 
-        Such a head solved nothing, and a change drops it: the next prediction derives the head
-        again, GCV included. Factored, it follows small changes by Woodbury updates instead. A
-        server does this before its first change; a command that saves after one change
-        (which derives the canonical head anyway) does not. Costs one Cholesky factorization.
+        See :meth:`erasable.served_heads.ServedHeads.factor_ridge_head`.
         """
-        head = self._heads.get("ridge")
-        if isinstance(head, RidgeHead) and head.system is None and not uses_dual(self.count, self.ridge_moments.dim):
-            self._heads["ridge"] = head.factored(self.ridge_moments)
+        self._heads.factor_ridge_head()
 
     def canonical_ridge(self) -> RidgeHead:
-        """The ridge head computed from the current statistics, not a Woodbury update of an older one.
-
-        It becomes the cached ridge head (the two agree within rounding). Model files keep
-        its penalty and, for a primal head, its weights: what GCV and solving would give again.
-        """
-        head = self._heads.get("ridge")
-        if isinstance(head, RidgeHead) and head.rank_since_refresh == 0:
-            return head  # derived from the current statistics: an update would raise the rank
-        if self.count == 0:
-            raise ValueError("The model has no samples: learn something first.")
-        derived = self._derive("ridge")
-        assert isinstance(derived, RidgeHead)
-        self._heads["ridge"] = derived
-        return derived
+        """The ridge head computed from the current statistics, not a Woodbury update of an older one."""
+        return self._heads.canonical_ridge()
 
     def gcv_alpha(self) -> float | None:
         """The ridge penalty GCV chooses for the current statistics; ``None`` if the config fixes alpha.
 
-        It costs a tridiagonal reduction of the statistics of the leading features (at most
-        1024: :func:`~erasable.heads.gcv.gcv_width`), once per state: it is known
-        from a ridge head derived from these statistics, or recalled (:meth:`recall_alpha`),
-        or computed with the :meth:`canonical_ridge` head. Model files store it, so loading skips that cost.
+        Computed once per state, or recalled (:meth:`recall_alpha`): see
+        :meth:`erasable.served_heads.ServedHeads.gcv_alpha`.
         """
-        if self.config.alpha is not None or self.count == 0:
-            return None
-        return self.canonical_ridge().alpha
-
-    def _known_alpha(self) -> float | None:
-        """The ridge penalty without running GCV: the config's, or the one recalled for these statistics."""
-        if self.config.alpha is not None:
-            return self.config.alpha
-        if self._recalled_alpha is not None and self._recalled_alpha[0] == self.certificate():
-            return self._recalled_alpha[1]  # what GCV would choose again: the same head, without the GCV
-        return None
+        return self._heads.gcv_alpha()
 
     def recall_alpha(self, certificate: str, alpha: float) -> None:
-        """Remember that GCV chose ``alpha`` for the statistics of ``certificate`` (e.g. from a model file).
-
-        Deriving the ridge head of exactly those statistics then skips the GCV -- the head is
-        the same -- and any other statistics ignore it.
-        """
-        if not (isinstance(alpha, float) and 0 < alpha < float("inf")):
-            raise ValueError(f"A recalled alpha must be a positive finite float, got {alpha!r}.")
-        self._recalled_alpha = (certificate, alpha)
+        """Remember that GCV chose ``alpha`` for the statistics of ``certificate`` (e.g. from a model file)."""
+        self._heads.recall_alpha(certificate, alpha)
 
     def recall_ridge_weights(self, weights: NDArray[np.float64]) -> None:
         """Take ``weights`` as those of the canonical (primal) ridge head of the current statistics.
 
-        From a model file, which keeps them: the first prediction then solves nothing. The
-        penalty must be known (the config's, or recalled by :meth:`recall_alpha`); raises
-        ``ValueError`` if it is not, or if the weights do not fit the statistics.
+        The penalty must be known (the config's, or recalled by :meth:`recall_alpha`).
         """
-        alpha = self._known_alpha()
-        if alpha is None:
-            raise ValueError("Ridge weights need their penalty: recall the alpha GCV chose first.")
-        self._heads["ridge"] = RidgeHead.from_weights(self.ridge_moments, alpha, self.ridge_unit, weights)
+        self._heads.recall_ridge_weights(weights)
 
     def refresh(self) -> None:
         """Recompute every cached head canonically from the statistics."""
-        for kind in list(self._heads):
-            self._heads[kind] = self._derive(kind)
+        self._heads.refresh()
+
+    # -- predictions -------------------------------------------------------------------------
 
     def head_inputs(self, embeddings: ArrayLike, kind: HeadKind | None = None) -> NDArray[np.float64]:
         """The vectors a head scores: integer features for ridge, quantized embeddings otherwise."""
@@ -844,15 +754,7 @@ class Model:
     def set_steering(self, steering: Steering) -> None:
         """Weigh the memory's votes by ``steering`` (from :meth:`plan_steer`) from now on."""
         self.steering = steering
-        if self._memory is not None:
-            self._steer_memory(self.registry.ids, self.registry.subjects)
-
-    def _steer_memory(self, ids: Sequence[str], subjects: Sequence[str | None]) -> None:
-        """Set the memory's class weights, and the sample weights of ``ids``, from the steering."""
-        assert self._memory is not None
-        weights = [self.steering.sample_weight(i, s) for i, s in zip(ids, subjects, strict=True)]
-        self._memory.set_sample_weights(ids, weights)
-        self._memory.set_class_weights(self.steering.classes)
+        self._heads.steer_memory()
 
     # -- from scratch ----------------------------------------------------------------------
 
@@ -860,17 +762,7 @@ class Model:
         """A new model fitted from scratch on the live samples of this one, steered the same way."""
         fresh = Model(self.config)
         if len(self.registry):
-            fresh.apply(
-                fresh._plan(
-                    +1,
-                    np.asarray(self.registry.embeddings),
-                    canonical_labels(self.registry.labels),
-                    list(self.registry.ids),
-                    list(self.registry.subjects),
-                    None,
-                    self.next_auto_id,
-                )
-            )
+            fresh.apply(fresh._plan_learn_registry(self.registry, self.next_auto_id))  # statistics accumulated anew
         fresh.next_auto_id = self.next_auto_id
         fresh.set_steering(self.steering)  # it names only live samples, subjects and classes
         return fresh

@@ -99,6 +99,20 @@ def test_merge_is_exact_in_any_order(clients: list[Model], tmp_path: Path) -> No
     np.testing.assert_array_equal(server.predict_proba(x), pooled.predict_proba(x))
 
 
+def test_a_model_of_statistics_alone_refuses_a_file_and_a_dual_head_it_cannot_have(
+    clients: list[Model], tmp_path: Path
+) -> None:
+    """A to_model() has no samples: a model file of it would not load, and a dual ridge head needs them."""
+    server = merge([ClientStatistics.from_model(m) for m in clients]).to_model()
+    with pytest.raises(ModelFileError, match=r"statistics of \d+ samples but 0 of the samples"):
+        save_model(server, tmp_path / "server.erasable")
+    assert not (tmp_path / "server.erasable").exists()
+    few = Model(relu_config(DIM, width=512, alpha=0.5))  # n <= D / 4: solved in the dual, from the samples
+    few.learn(*_client_data(3, 6, CLASSES))
+    with pytest.raises(ValueError, match="solved in the dual, from the samples, and this model holds 0 of them"):
+        ClientStatistics.from_model(few).to_model().predict_proba(unit_rows(np.random.default_rng(1), 2, DIM))
+
+
 def test_withdrawing_a_client_subtracts_it_exactly(clients: list[Model]) -> None:
     stats = [ClientStatistics.from_model(m) for m in clients]
     without_second = merge(stats) - stats[1]

@@ -132,8 +132,18 @@ def recomputes_features(config: ModelConfig, count: int) -> bool:
 
 
 def save_model(model: Model, path: str | os.PathLike[str]) -> None:
-    """Write ``model`` to ``path`` atomically (temporary file + rename)."""
+    """Write ``model`` to ``path`` atomically (temporary file + rename).
+
+    Raises :class:`ModelFileError` for a model of statistics without their samples (a federated
+    ``to_model()``): a model file keeps the live samples, which loading checks against the
+    statistics; ``erasable.federated.export_statistics`` writes such statistics instead.
+    """
     registry = model.registry
+    if len(registry) != model.count:
+        raise ModelFileError(
+            f"This model holds the statistics of {model.count} samples but {len(registry)} of the samples: a model "
+            "file keeps its samples. Write statistics alone with erasable.federated.export_statistics."
+        )
     recompute = recomputes_features(model.config, len(registry))
     ridge = model.canonical_ridge() if model.config.head == "ridge" and model.count else None
     order = sorted(range(len(registry)), key=registry.ids.__getitem__)  # canonical row order

@@ -117,6 +117,11 @@ class ServedHeads:
         moments, registry = self._model.ridge_moments, self._model.registry
         if not uses_dual(moments.count, moments.dim):
             return None
+        if len(registry) != moments.count:
+            raise ValueError(
+                f"{moments.count} samples of {moments.dim} features are solved in the dual, from the samples, and "
+                f"this model holds {len(registry)} of them (statistics alone, e.g. a federated to_model())."
+            )
         order = sorted(range(len(registry)), key=registry.ids.__getitem__)  # independent of history
         return self._model.features(np.asarray(registry.embeddings)[order]), [registry.labels[i] for i in order]
 

@@ -43,7 +43,12 @@ BENCHMARKS = [
         ["--repeats", "1", "--datasets", "banking77", "--fm-train", "2000"],
     ),
     Benchmark("first_minute", "bench_first_minute.py", "First minute", ["--repeats", "1"]),
-    Benchmark("text_encoders", "bench_text_encoders.py", "Text encoders", ["--throughput-n", "64", "--repeats", "1"]),
+    Benchmark(
+        "text_encoders",
+        "bench_text_encoders.py",
+        "Text encoders",
+        ["--throughput-n", "64", "--repeats", "1", "--datasets", "banking77"],
+    ),
     Benchmark("ood_test", "bench_ood.py", "Out-of-distribution scores", ["--seeds", "1"]),
     Benchmark("penalty", "bench_penalty.py", "Choosing the penalty", ["--sizes", "1000", "--datasets", "banking77"]),
     Benchmark("core", "bench_core.py", "Core engine", ["--repeats", "1"]),

@@ -1,7 +1,7 @@
 """Text encoders side by side: all-MiniLM-L6-v2 (``encoder="text"``) against all-mpnet-base-v2
 (``encoder="text-mpnet"``), same run (issue 16, item 7).
 
-On BANKING77 (``../shared/data/banking77``): test accuracy of erasable's default head
+On BANKING77 and HWU64 (``../shared/data``, ``--datasets``): test accuracy of erasable's default head
 (``ErasableClassifier()``), of ``LogisticRegression(C=10)`` and of 1-NN (cosine) on each
 encoder's embeddings, with their fit times; the encoders' throughput (texts/s through
 ``TextEncoder.encode``, the same ``--throughput-n`` test texts, the encoders alternating,
@@ -17,6 +17,7 @@ so a rerun skips the ~6 minutes of encoding; the first run's full-set time is pr
 Writes ``benchmarks/results/text_encoders.md``.
 
     OMP_NUM_THREADS=2 nice -n 10 .venv/bin/python benchmarks/bench_text_encoders.py [--throughput-n 512] [--repeats 3]
+        [--datasets banking77,hwu64]
 """
 
 from __future__ import annotations
@@ -36,11 +37,9 @@ from erasable.encoders.split_archive import default_cache_dir, unpack_split_arch
 from erasable.encoders.text import MINILM, MPNET, mpnet_archive
 from erasable.io import read_table
 
-DATA = SHARED_DATA / "banking77"
 
-
-def texts_and_labels(split: str) -> tuple[list[str], np.ndarray]:
-    data = read_table(DATA / f"{split}.csv", label_column="category")
+def texts_and_labels(dataset: str, split: str) -> tuple[list[str], np.ndarray]:
+    data = read_table(SHARED_DATA / dataset / f"{split}.csv", label_column="category")
     assert data.labels is not None
     return [str(t) for t in data.items], np.asarray(data.labels)
 
@@ -71,11 +70,39 @@ def throughput(encoders: dict[str, TextEncoder], texts: list[str], repeats: int)
     return {name: len(texts) / statistics.median(values) for name, values in times.items()}
 
 
-def mpnet_embeddings(encoder: TextEncoder, cache: Path) -> tuple[np.ndarray, np.ndarray, float]:
-    """all-mpnet-base-v2 embeddings of BANKING77's train and test texts (cached), and the seconds spent."""
+def mpnet_embeddings(encoder: TextEncoder, cache: Path, dataset: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """all-mpnet-base-v2 embeddings of a dataset's train and test texts (cached), and the seconds spent."""
     start = time.perf_counter()
-    out = [encode_batched(encoder, texts_and_labels(split)[0], cache_dir=cache) for split in ("train", "test")]
+    out = [encode_batched(encoder, texts_and_labels(dataset, s)[0], cache_dir=cache) for s in ("train", "test")]
     return out[0], out[1], time.perf_counter() - start
+
+
+def accuracy_table(dataset: str, encoder: TextEncoder, cache: Path, threads: int) -> tuple[str, float]:
+    """The accuracy table of ``dataset`` for both encoders, and the seconds spent on mpnet's embeddings."""
+    x_mp, xt_mp, encode_seconds = mpnet_embeddings(encoder, cache, dataset)
+    print(f"{MPNET} embeddings of {dataset}: {encode_seconds:.1f} s (cached after the first run)", flush=True)
+    with np.load(SHARED_DATA / dataset / "all-MiniLM-L6-v2.npz") as shared:
+        x_mini, y, xt_mini, yt = shared["X_train"], shared["y_train"], shared["X_test"], shared["y_test"]
+    _, y_csv = texts_and_labels(dataset, "train")
+    _, yt_csv = texts_and_labels(dataset, "test")
+    assert (y == y_csv).all() and (yt == yt_csv).all(), "the shared embeddings are not row for row the CSVs"
+    scores = {MINILM: accuracies(x_mini, y, xt_mini, yt), MPNET: accuracies(x_mp, y, xt_mp, yt)}
+    print(scores, flush=True)
+    report = table(
+        f"{dataset} test accuracy by text encoder ({len(y):,} train / {len(yt):,} test; fit seconds in brackets; "
+        f"2 cores, torch {threads} threads)",
+        ["method", f"{MINILM} (384-d)", f"{MPNET} (768-d)", "difference (points)"],
+        [
+            [
+                method,
+                f"{100 * scores[MINILM][method][0]:.2f}% ({scores[MINILM][method][1]:.1f} s)",
+                f"{100 * scores[MPNET][method][0]:.2f}% ({scores[MPNET][method][1]:.1f} s)",
+                f"{100 * (scores[MPNET][method][0] - scores[MINILM][method][0]):+.2f}",
+            ]
+            for method in scores[MINILM]
+        ],
+    )
+    return report, encode_seconds
 
 
 def accuracies(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray) -> dict[str, tuple[float, float]]:
@@ -104,45 +131,27 @@ def main() -> None:
     parser.add_argument("--throughput-n", type=int, default=512, help="test texts timed per encoder (default 512)")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds of the throughput race (default 3)")
     parser.add_argument("--embedding-cache", type=Path, default=default_cache_dir() / "bench-embeddings")
+    parser.add_argument("--datasets", default="banking77,hwu64", help="shared text datasets (default both)")
     args = parser.parse_args()
-    if not DATA.is_dir():
-        raise SystemExit(f"shared data not found at {DATA}")
+    datasets = args.datasets.split(",")
+    missing = [name for name in datasets if not (SHARED_DATA / name).is_dir()]
+    if missing:
+        raise SystemExit(f"shared data not found: {missing} (expected under {SHARED_DATA})")
     import torch
 
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads; embedding cache {args.embedding_cache}", flush=True)
     starts, encoders = start_up()
     print(starts, flush=True)
-    test_texts, _ = texts_and_labels("test")
+    test_texts, _ = texts_and_labels("banking77", "test")
     load_before = os.getloadavg()[0]
     speed = throughput(encoders, test_texts[: args.throughput_n], args.repeats)
     load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on 2 cores"
     print(speed, flush=True)
-    x_mp, xt_mp, encode_seconds = mpnet_embeddings(encoders[MPNET], args.embedding_cache)
-    print(f"{MPNET} embeddings of 13,083 texts: {encode_seconds:.1f} s (cached after the first run)", flush=True)
-    with np.load(DATA / "all-MiniLM-L6-v2.npz") as shared:
-        x_mini, y, xt_mini, yt = shared["X_train"], shared["y_train"], shared["X_test"], shared["y_test"]
-    _, y_csv = texts_and_labels("train")
-    _, yt_csv = texts_and_labels("test")
-    assert (y == y_csv).all() and (yt == yt_csv).all(), "the shared embeddings are not row for row the CSVs"
-    scores = {MINILM: accuracies(x_mini, y, xt_mini, yt), MPNET: accuracies(x_mp, y, xt_mp, yt)}
-    print(scores, flush=True)
-
-    methods = list(scores[MINILM])
-    report = table(
-        f"BANKING77 test accuracy by text encoder (10,003 train / 3,080 test; fit seconds in brackets; 2 cores, "
-        f"torch {threads} threads)",
-        ["method", f"{MINILM} (384-d)", f"{MPNET} (768-d)", "difference (points)"],
-        [
-            [
-                method,
-                f"{100 * scores[MINILM][method][0]:.2f}% ({scores[MINILM][method][1]:.1f} s)",
-                f"{100 * scores[MPNET][method][0]:.2f}% ({scores[MPNET][method][1]:.1f} s)",
-                f"{100 * (scores[MPNET][method][0] - scores[MINILM][method][0]):+.2f}",
-            ]
-            for method in methods
-        ],
+    tables, encoding = zip(
+        *(accuracy_table(name, encoders[MPNET], args.embedding_cache, threads) for name in datasets), strict=True
     )
+    report = "\n".join(tables)
     report += "\n" + table(
         f"Encoding throughput ({args.throughput_n} BANKING77 test texts, batch 32, median of {args.repeats}, "
         f"the encoders taking turns; {load})",
@@ -154,9 +163,10 @@ def main() -> None:
         ["step", "seconds"],
         [[step, f"{seconds:.2f}"] for step, seconds in starts.items()],
     )
-    report += (
-        f"\nEncoding all of BANKING77 (13,083 texts) with {MPNET}: {encode_seconds:.0f} s in this run"
-        f"{' (read from the embedding cache)' if encode_seconds < 60 else ''}.\n"
+    report += "".join(
+        f"\nEncoding all of {name}'s texts with {MPNET}: {seconds:.0f} s in this run"
+        f"{' (read from the embedding cache)' if seconds < 60 else ''}.\n"
+        for name, seconds in zip(datasets, encoding, strict=True)
     )
     print(report)
     (ROOT / "benchmarks" / "results" / "text_encoders.md").write_text(report)

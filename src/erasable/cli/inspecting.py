@@ -82,7 +82,11 @@ def certify(model_path: ModelArg, as_json: JsonFlag = False) -> None:
     if alphas[0] is not None:
         say("ridge penalty (file / GCV of the refit)", f"{alphas[0]:.6g} / {alphas[1]:.6g}")
         if alphas[0] != alphas[1]:
-            err_console.print("[bold red]MISMATCH:[/] the file's ridge penalty is not the one GCV chooses.")
+            err_console.print(
+                "[bold red]MISMATCH:[/] the file's ridge penalty is not the one GCV chooses. (Files written before "
+                "GCV read only the leading 1024 features chose it on all of them: a model learned again from its "
+                "data chooses it anew.)"
+            )
             raise typer.Exit(1)
     if not weights_match:
         err_console.print("[bold red]MISMATCH:[/] the file's ridge weights are not those its statistics give.")

@@ -140,6 +140,8 @@ def test_parquet_reads_and_reports_null_rows(tmp_path: Path) -> None:
         "a,b,label,id,user\n0.5,1,cat,q1,u1\n0.5,nan,cat,q2,u1\n",  # not finite
         "a,b,label,id,user\n0.5,1,cat,q1,u1\n0.5,1,,q2,u1\n",  # a missing label
         "a,b,label,id,user\n0.5,1,cat,q1,u1\n0.5,1,dog,q1,u1\n",  # a repeated id
+        "a,label\n0x10,x\n2,y\n",  # not a decimal number (pyarrow's inference reads 16)
+        "\na,b,label\n1,2,x\n3,4,y\n",  # a blank first line (pyarrow skips it)
     ],
 )
 def test_a_csv_of_vectors_parsed_whole_reads_as_row_by_row(

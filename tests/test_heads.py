@@ -124,6 +124,17 @@ def test_dual_head_equals_scikit_learn_ridge(wide: tuple[np.ndarray, np.ndarray]
     assert head.system is None  # nothing of D x D was formed
 
 
+def test_a_dual_head_of_repeated_samples_at_a_tiny_penalty_is_finite(wide: tuple[np.ndarray, np.ndarray]) -> None:
+    """Rounding leaves such a kernel plus the penalty indefinite, where a Cholesky factor fails."""
+    x, y = wide
+    x, y = np.vstack([x[:10], x[:10]]), np.concatenate([y[:10], y[:10]])
+    moments = Moments.from_samples(x, y)
+    head = RidgeHead.from_moments(moments, alpha=1e-15, samples=(x.astype(np.float64), y.tolist()))
+    assert np.isfinite(head.weights).all()
+    scores = head.decision_function(x[:10].astype(np.float64))
+    assert (scores.argmax(axis=1) == np.searchsorted(moments.classes, y[:10])).all()  # it interpolates its samples
+
+
 def test_dual_gcv_matches_a_brute_force_hat_matrix_on_its_block_and_needs_the_samples(
     wide: tuple[np.ndarray, np.ndarray],
 ) -> None:

@@ -92,6 +92,22 @@ def penalty_by_gcv(moments: Moments, unit: float) -> float:
     return gcv_alpha(TridiagonalSpectrum.of(gram, cross), _target_energy(moments), moments.count, unit)
 
 
+def _kernel_solve(kernel: NDArray[np.float64], lam: float, targets: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``(K + lam I)^-1 targets`` for a kernel ``K`` of centered samples, by a Cholesky factor.
+
+    A kernel of repeated samples is singular, and with a penalty set far below its scale
+    (alpha = 1e-15) rounding leaves ``K + lam I`` indefinite: the solve then goes through the
+    eigen-system of ``K``, its eigenvalues clipped at 0, so that every divisor is at least ``lam``.
+    """
+    shifted = kernel.copy()
+    shifted[np.diag_indices_from(shifted)] += lam
+    try:
+        return np.asarray(scipy.linalg.solve(shifted, targets, assume_a="pos", check_finite=False))
+    except np.linalg.LinAlgError:
+        eigenvalues, vectors = scipy.linalg.eigh(kernel)
+        return np.asarray(vectors @ ((vectors.T @ targets) / (np.clip(eigenvalues, 0.0, None) + lam)[:, None]))
+
+
 def _target_energy(moments: Moments) -> float:
     """``||Y - mean(Y)||_F^2`` for one-hot targets."""
     counts = moments.class_counts.astype(np.float64)
@@ -213,9 +229,7 @@ class RidgeHead:
         centered, targets, mean = _centered_samples(moments, samples)
         if alpha is None:
             alpha = penalty_by_gcv(moments, unit)
-        kernel = centered @ centered.T
-        kernel[np.diag_indices_from(kernel)] += alpha * unit
-        coefficients = scipy.linalg.solve(kernel, targets, assume_a="pos", overwrite_a=True, check_finite=False)
+        coefficients = _kernel_solve(centered @ centered.T, alpha * unit, targets)
         return cls._canonical(moments, alpha, unit, centered.T @ coefficients, mean, None)
 
     @classmethod

@@ -175,6 +175,16 @@ class Model:
         return self._statistics.count
 
     @property
+    def holds_its_samples(self) -> bool:
+        """Whether the registry holds every sample the statistics count.
+
+        False only for statistics alone (a federated :meth:`~erasable.federated.ClientStatistics.to_model`):
+        such a model predicts, but cannot be merged into another, saved as a model file, or
+        solved in the dual, which all need the samples.
+        """
+        return len(self.registry) == self.count
+
+    @property
     def ridge_moments(self) -> Moments:
         """The statistics the ridge head is derived from: features, or embeddings under the identity map."""
         return self.feature_moments if self.feature_moments is not None else self.embedding_moments
@@ -561,7 +571,7 @@ class Model:
         if other.config != self.config:
             differing = sorted(k for k, v in self.config.to_dict().items() if other.config.to_dict().get(k) != v)
             raise MomentsMismatchError(f"Cannot merge models with different configs (differ in {differing}).")
-        if other.count != len(other.registry):
+        if not other.holds_its_samples:
             raise ValueError(
                 f"Cannot merge a model whose statistics count {other.count} samples but which holds "
                 f"{len(other.registry)} of them (a federated ClientStatistics.to_model()): this model could not "

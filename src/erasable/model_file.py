@@ -139,7 +139,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
     statistics; ``erasable.federated.export_statistics`` writes such statistics instead.
     """
     registry = model.registry
-    if len(registry) != model.count:
+    if not model.holds_its_samples:
         raise ModelFileError(
             f"This model holds the statistics of {model.count} samples but {len(registry)} of the samples: a model "
             "file keeps its samples. Write statistics alone with erasable.federated.export_statistics."

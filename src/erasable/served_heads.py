@@ -75,6 +75,9 @@ class ModelState(Protocol):
     @property
     def ridge_unit(self) -> float: ...
 
+    @property
+    def holds_its_samples(self) -> bool: ...
+
     def features(self, quantized: NDArray[np.int16]) -> NDArray[np.float64]: ...
 
     def certificate(self) -> str: ...
@@ -117,7 +120,7 @@ class ServedHeads:
         moments, registry = self._model.ridge_moments, self._model.registry
         if not uses_dual(moments.count, moments.dim):
             return None
-        if len(registry) != moments.count:
+        if not self._model.holds_its_samples:
             raise ValueError(
                 f"{moments.count} samples of {moments.dim} features are solved in the dual, from the samples, and "
                 f"this model holds {len(registry)} of them (statistics alone, e.g. a federated to_model())."

@@ -307,11 +307,13 @@ def _csv_vectors(
     except (OSError, UnicodeDecodeError):
         return None
     header = next(csv.reader([first], delimiter=delimiter), [])
-    if not header or len(set(header)) < len(header) or any(name != name.strip() for name in header):
+    if not header or any(name != name.strip() for name in header):
+        return None
+    try:
+        _check_header(source, header, [name for name in columns.siblings() if name not in optional])
+    except InputError:
         return None
     present = _present(columns, header, optional)
-    if any(name not in header for name in present.siblings() if name is not None):
-        return None
     components = [name for name in header if name not in {*columns.siblings(), *optional}]
     types = {name: pa.float64() if name in components else pa.string() for name in header}
     with opened(source, storage_options) as handle:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from erasable.moments import Moments, MomentsMismatchError, canonical_labels
 
@@ -77,3 +79,31 @@ def test_moments_are_immutable(rng: np.random.Generator) -> None:
     m = Moments.from_samples(*batch(rng, 3, ["x"]))
     with pytest.raises(ValueError):
         m.gram[0, 0] = 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 5), min_size=1, max_size=6),
+    forget=st.integers(0, 3),
+    width=st.integers(1, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_a_deferred_gram_is_the_gram_of_its_samples(sizes: list[int], forget: int, width: int, seed: int) -> None:
+    """Small batches added to nothing keep their rows; every reading equals the eagerly summed statistics."""
+    rng = np.random.default_rng(seed)
+    batches = [batch(rng, n, ["a", "b", "c"]) for n in sizes]
+    deferred = Moments.empty(6)
+    for x, y in batches:  # dim 6: up to six samples stay deferred, the rest are summed into a Gram
+        deferred = deferred.with_samples(np.hstack([x, x[:, :2]]), y)
+    rows = np.vstack([np.hstack([x, x[:, :2]]) for x, _ in batches])
+    labels = [label for _, y in batches for label in y]
+    eager = Moments.from_samples(rows, labels)
+    assert np.array_equal(deferred.gram_block(width), eager.gram[:width, :width])
+    forget = min(forget, len(labels) - 1)
+    if forget:
+        doomed = Moments.from_samples(rows[:forget], labels[:forget])
+        assert (deferred - doomed).digest() == (eager - doomed).digest()
+        assert deferred.with_samples(rows[:forget], labels[:forget], -1).equals(eager - doomed)
+    assert deferred.digest() == eager.digest()
+    assert np.array_equal(deferred.gram, eager.gram)
+    assert (Moments.empty(6) + deferred).equals(eager)

@@ -222,9 +222,9 @@ class GramAccumulator:
 
 
 def gram_plus_rows(
-    gram: NDArray[np.int64], rows: NDArray[np.floating], sign: int, block: int = 512
+    gram: NDArray[np.int64] | None, rows: NDArray[np.floating], sign: int, block: int = 512
 ) -> NDArray[np.int64]:
-    """``gram + sign * triu(rows.T @ rows)``, exact, in one pass over ``gram``.
+    """``gram + sign * triu(rows.T @ rows)``, exact, in one pass over ``gram`` (``None``: zeros).
 
     For a few rows (a forget request, a small increment) this beats accumulating a dense
     batch Gram and adding it: each band of ``block`` rows of the result is formed from a
@@ -239,15 +239,18 @@ def gram_plus_rows(
     rows = np.asarray(rows, dtype=np.float64)
     if rows.shape[0] * max(max_abs(rows), 1.0) ** 2 >= FLOAT64_EXACT:
         raise OverflowRiskError("Too many rows for an exact single-pass Gram update.")
-    dim = gram.shape[0]
-    out = np.zeros(gram.shape, dtype=np.int64)  # calloc'd: pages wholly below the diagonal are never written
+    dim = rows.shape[1]
+    out = np.zeros((dim, dim), dtype=np.int64)  # calloc'd: pages wholly below the diagonal are never written
     below = np.tri(block, block, -1, dtype=bool)
     combine = np.add if sign > 0 else np.subtract
     for start in range(0, dim, block):
         stop = min(start + block, dim)
         band = rows[:, start:stop].T @ rows[:, start:]  # rows start..stop, columns start..: one GEMM
         band[:, : stop - start][below[: stop - start, : stop - start]] = 0.0  # only its square crosses the diagonal
-        combine(gram[start:stop, start:], band.astype(np.int64), out=out[start:stop, start:])
+        if gram is None:
+            out[start:stop, start:] = band if sign > 0 else -band
+        else:
+            combine(gram[start:stop, start:], band.astype(np.int64), out=out[start:stop, start:])
     return out
 
 

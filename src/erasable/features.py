@@ -15,9 +15,11 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,6 +27,8 @@ from numpy.typing import NDArray
 
 from erasable.exact import INT16_MAX, exact_matmul
 
+#: Projections up to this size are kept for the next feature map of the same shape and seed (a refit, a clone).
+CACHED_PROJECTION_BYTES = 2**26
 __all__ = ["FeatureMap", "Identity", "RandomReLU", "feature_map_from_config", "shift_for_unit_norm"]
 
 
@@ -95,19 +99,19 @@ class RandomReLU:
     width: int
     seed: int
     shift: int
-    _projection: NDArray[np.float32] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.input_dim < 1 or self.width < 1:
             raise ValueError(f"input_dim and width must be positive, got {self.input_dim}, {self.width}.")
         if self.shift < 0:
             raise ValueError(f"shift must be >= 0, got {self.shift}.")
-        n_bits = self.input_dim * self.width
-        stream = hashlib.shake_256(f"erasable.RandomReLU:{self.seed}".encode()).digest((n_bits + 7) // 8)
-        bits = np.unpackbits(np.frombuffer(stream, dtype=np.uint8), count=n_bits)
-        signs = (bits.astype(np.float32) * 2.0 - 1.0).reshape(self.input_dim, self.width)
-        signs.setflags(write=False)
-        object.__setattr__(self, "_projection", signs)
+
+    @cached_property
+    def _projection(self) -> NDArray[np.float32]:
+        """``P``, drawn when first used: validating a configuration does not pay for it."""
+        if 4 * self.input_dim * self.width <= CACHED_PROJECTION_BYTES:
+            return _cached_signs(self.input_dim, self.width, self.seed)
+        return _signs(self.input_dim, self.width, self.seed)
 
     @property
     def output_dim(self) -> int:
@@ -135,6 +139,19 @@ class RandomReLU:
             "seed": self.seed,
             "shift": self.shift,
         }
+
+
+def _signs(input_dim: int, width: int, seed: int) -> NDArray[np.float32]:
+    """The read-only ±1 matrix (input_dim, width) of SHAKE-256 of ``seed``."""
+    n_bits = input_dim * width
+    stream = hashlib.shake_256(f"erasable.RandomReLU:{seed}".encode()).digest((n_bits + 7) // 8)
+    bits = np.unpackbits(np.frombuffer(stream, dtype=np.uint8), count=n_bits)
+    signs = (bits.astype(np.float32) * 2.0 - 1.0).reshape(input_dim, width)
+    signs.setflags(write=False)
+    return signs
+
+
+_cached_signs = functools.lru_cache(maxsize=4)(_signs)
 
 
 def feature_map_from_config(config: dict[str, Any]) -> Identity | RandomReLU:

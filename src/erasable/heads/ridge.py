@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import scipy.linalg
@@ -73,7 +74,7 @@ def _centered_moments(
     """``(A, B, mu)`` of the first ``width`` features (all by default): centered Gram (full), cross moment, mean."""
     width = moments.dim if width is None else width
     mean = _feature_mean(moments)[:width]
-    gram = full_symmetric(moments.gram[:width, :width])
+    gram = full_symmetric(moments.gram if width == moments.dim else moments.gram_block(width))
     gram -= moments.count * np.outer(mean, mean)
     cross = moments.class_sums.T[:width] - np.outer(mean, moments.class_counts)
     return gram, cross, mean
@@ -157,6 +158,11 @@ class RidgeHead:
     @property
     def priors(self) -> NDArray[np.float64]:
         return self.counts / self.counts.sum()
+
+    @cached_property
+    def intercept(self) -> NDArray[np.float64]:
+        """``mean(Y) - mu W``: the scores of the zero vector, so that scoring needs no centered copy of the inputs."""
+        return np.asarray(self.priors - self.mean @ self.weights, dtype=np.float64)
 
     @property
     def rank_since_refresh(self) -> int:
@@ -244,7 +250,7 @@ class RidgeHead:
     ) -> RidgeHead:
         return cls(
             classes=moments.classes,
-            weights=weights,
+            weights=np.ascontiguousarray(weights),  # one layout: scores then round alike however W was found
             mean=mean,
             counts=moments.class_counts,
             alpha=alpha,
@@ -331,8 +337,8 @@ class RidgeHead:
         )
 
     def decision_function(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Predicted one-hot targets: ``(f - mu) W + mean(Y)``."""
-        return (vectors - self.mean) @ self.weights + self.priors
+        """Predicted one-hot targets: ``(f - mu) W + mean(Y)``, computed as ``f W +`` :attr:`intercept`."""
+        return vectors @ self.weights + self.intercept
 
     def predict_proba(self, vectors: NDArray[np.float64], temperature: float = 0.07) -> NDArray[np.float64]:
         """``softmax(scores / temperature)``: :meth:`proba_of` the :meth:`decision_function`."""

@@ -58,6 +58,10 @@ BatchStatistics = Callable[[NDArray[np.int16], NDArray[np.generic]], Statistics]
 CHUNK_ROWS = 4096
 #: Bytes of float64 features accumulated at a time: large chunks keep ``dsyrk`` efficient.
 FEATURE_CHUNK_BYTES = 2**28
+#: Bytes of float64 features scored at a time: below glibc's largest mmap threshold (32 MB), so that each chunk's
+#: arrays reuse the last one's memory instead of faulting in fresh pages (at width 4096: 512 rows, 10,003 inputs
+#: scored in 0.52 s instead of 0.55-1.5 s by 4096-row chunks, one thread).
+SCORE_CHUNK_BYTES = 2**24
 #: Batches up to this size update the Gram matrices in one pass instead of accumulating their own.
 SMALL_BATCH = 256
 
@@ -681,16 +685,17 @@ class Model:
     def _by_chunks(
         self, embeddings: ArrayLike, score: Callable[[NDArray[np.float64]], tuple[NDArray[np.float64], ...]]
     ) -> tuple[NDArray[np.float64], ...]:
-        """``score`` of ``embeddings`` computed :data:`CHUNK_ROWS` rows at a time, its arrays stacked.
+        """``score`` of ``embeddings`` computed :data:`SCORE_CHUNK_BYTES` of features at a time, its arrays stacked.
 
-        The features of a chunk stay in memory the machine caches well: predicting 10,000
-        inputs at width 4096 took half the time of one pass over all of them. Rows are
-        independent, so the result is the same, bit for bit.
+        The features of a chunk stay in memory the machine caches well, and each chunk reuses
+        the pages of the last: predicting 10,000 inputs at width 4096 took half the time of one
+        pass over all of them. Rows are independent, so the result is the same, bit for bit.
         """
         array = np.asarray(embeddings)
-        if array.ndim != 2 or array.shape[0] <= CHUNK_ROWS:
+        step = max(1, SCORE_CHUNK_BYTES // (8 * self.feature_map.output_dim))
+        if array.ndim != 2 or array.shape[0] <= step:
             return score(array)  # also what reports a malformed input
-        chunks = [score(array[start : start + CHUNK_ROWS]) for start in range(0, array.shape[0], CHUNK_ROWS)]
+        chunks = [score(array[start : start + step]) for start in range(0, array.shape[0], step)]
         return tuple(np.concatenate(column) for column in zip(*chunks, strict=True))
 
     def ood_score(self, embeddings: ArrayLike) -> NDArray[np.float64]:

@@ -77,8 +77,8 @@ def test_a_consistent_forgery_is_caught_by_the_certificate(small_model: Model, t
     blob = path.read_bytes()
     tensors = load_bytes(blob)
     manifest = json.loads(json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])["__metadata__"]["erasable"])
-    tensors["features.gram"] = tensors["features.gram"].copy()
-    tensors["features.gram"][0, 0] += 1
+    tensors["features.gram_upper"] = tensors["features.gram_upper"].copy()
+    tensors["features.gram_upper"][0] += 1
     manifest.pop("digest")
     manifest["digest"] = manifest_digest(manifest, tensors)
     path.write_bytes(save_bytes(tensors, metadata={"erasable": json.dumps(manifest, indent=1)}))
@@ -240,8 +240,31 @@ def test_a_small_model_file_leaves_its_feature_statistics_to_its_samples(
     assert refit.read_bytes() == path.read_bytes()
 
     _reseal(path, lambda m: m.update(feature_statistics="stored"))
-    with pytest.raises(ModelFileError, match=r"features\.gram"):
+    with pytest.raises(ModelFileError, match=r"features\.gram_upper"):
         load_model(path)
     _reseal(path, lambda m: m.update(feature_statistics="samples") or m["config"]["feature_map"].update(width=2**15))
     with pytest.raises(ModelFileError, match="cannot be left out"):  # refused before anything is allocated
+        load_model(path)
+
+
+def test_files_store_the_gram_packed_and_files_of_square_grams_still_load(small_model: Model, tmp_path: Path) -> None:
+    """Version 5 keeps each Gram's upper triangle (half the bytes); a version 4 file, square Grams, loads the same."""
+    from erasable.moments import unpack_upper
+
+    path = tmp_path / "m.erasable"
+    save_model(small_model, path)
+    manifest, tensors = read_container(path)
+    width = small_model.feature_map.output_dim
+    assert tensors["features.gram_upper"].shape == (width * (width + 1) // 2,)
+    old = {k: v for k, v in tensors.items() if not k.endswith(".gram_upper")}
+    for prefix, dim in (("embedding", small_model.config.input_dim), ("features", width)):
+        old[f"{prefix}.gram"] = unpack_upper(tensors[f"{prefix}.gram_upper"], dim)
+    write_container(path, manifest | {"format_version": 4}, old)
+    loaded = load_model(path)
+    assert loaded.certificate() == small_model.certificate()
+    save_model(loaded, tmp_path / "again.erasable")
+    assert read_container(tmp_path / "again.erasable")[1].keys() == tensors.keys()
+    short = tensors | {"features.gram_upper": tensors["features.gram_upper"][:-1]}
+    write_container(path, manifest, short)
+    with pytest.raises(ModelFileError, match=r"features\.gram_upper does not have the size"):
         load_model(path)

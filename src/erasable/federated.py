@@ -83,7 +83,9 @@ from erasable.moments import Label, Moments, MomentsMismatchError, canonical_lab
 from erasable.statistics import Statistics
 
 FORMAT = "erasable-moments"
-FORMAT_VERSION = 1
+#: Version 2 stores each Gram as its upper triangle (``*.gram_upper``); version 1 files (square ``*.gram``) load.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MASK_DOMAIN = b"erasable-secagg-mask-v1\0"
 SEED_DOMAIN = b"erasable-secagg-seed-v1\0"
 MASK_BLOCK_BYTES = 1 << 20
@@ -190,7 +192,7 @@ def export_statistics(
 
 def load_statistics(path: str | os.PathLike[str]) -> ClientStatistics:
     """Read and verify an exported file; :class:`~erasable.model_file.ModelFileError` if anything is off."""
-    manifest, tensors = read_container(path, FORMAT, (FORMAT_VERSION,))
+    manifest, tensors = read_container(path, FORMAT, READABLE_VERSIONS)
     try:
         config = ModelConfig.from_dict(manifest["config"])
         classes = canonical_labels(manifest["classes"]).tolist() if manifest["classes"] else []

@@ -54,9 +54,10 @@ from erasable.steering import Steering
 FORMAT = "erasable-model"
 #: Version 2 added the memory's steering weights; version 3 may leave out the feature statistics of a
 #: small model (``"feature_statistics": "samples"``: recomputed from its samples when loaded); version 4 keeps
-#: the weights of a primal ridge head (``ridge.weights``). Older ones load.
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+#: the weights of a primal ridge head (``ridge.weights``); version 5 stores each Gram as its upper triangle
+#: (``*.gram_upper``, half the bytes of the square ``*.gram`` before). Older ones load.
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 #: Widest feature map whose statistics a file may leave to be recomputed: loading then builds at most
 #: this many squared int64 (512 MB), whatever the file's size.
 RECOMPUTED_MAX_WIDTH = 8192
@@ -297,16 +298,20 @@ def _check_stated_sizes(config: Any, tensors: dict[str, NDArray[Any]], recompute
     """
     if not isinstance(config, dict) or not isinstance(config.get("feature_map", {}), dict):
         raise ValueError("malformed config")
-    stated = {"embedding.gram": config.get("input_dim")}
+    stated = {"embedding": config.get("input_dim")}
     if config.get("feature_map", {}).get("kind", "identity") != "identity":
         width = config["feature_map"].get("width")
         if not recompute:
-            stated["features.gram"] = width
+            stated["features"] = width
         elif not (isinstance(width, int) and 0 < width <= RECOMPUTED_MAX_WIDTH):
             raise ValueError(f"feature statistics of width {width!r} cannot be left out of a file")
-    for name, dim in stated.items():
-        if name not in tensors or tensors[name].shape != (dim, dim):
-            raise ValueError(f"{name} does not have the shape the config states ({dim} x {dim})")
+    for prefix, dim in stated.items():
+        packed, square = tensors.get(f"{prefix}.gram_upper"), tensors.get(f"{prefix}.gram")  # version 5 / before
+        if not isinstance(dim, int) or not (
+            (packed is not None and packed.shape == (dim * (dim + 1) // 2,))
+            or (packed is None and square is not None and square.shape == (dim, dim))
+        ):
+            raise ValueError(f"{prefix}.gram_upper does not have the size the config states ({dim} x {dim})")
     embeddings = tensors.get("samples.embeddings")
     if embeddings is None or embeddings.ndim != 2 or embeddings.shape[1] != config["input_dim"]:
         raise ValueError("samples.embeddings do not have the input dimension the config states")

@@ -46,7 +46,15 @@ Label = int | str
 INT64_MAX = 2**63 - 1
 MIXED_LABELS = "Unknown label type: labels must be all integers or all strings, not a mix."
 
-__all__ = ["Label", "Moments", "MomentsMismatchError", "canonical_labels", "require_unicode"]
+__all__ = [
+    "Label",
+    "Moments",
+    "MomentsMismatchError",
+    "canonical_labels",
+    "pack_upper",
+    "require_unicode",
+    "unpack_upper",
+]
 
 
 class MomentsMismatchError(ValueError):
@@ -117,6 +125,39 @@ def require_unicode(values: Iterable[str | None], what: str) -> None:
         "\0".join({v for v in values if v is not None}).encode()
     except UnicodeEncodeError:
         raise ValueError(f"{what} must be valid Unicode text (no lone surrogates).") from None
+
+
+def pack_upper(gram: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The upper triangle of a square matrix by rows, ``gram[0, 0:], gram[1, 1:], ...``: its canonical bytes.
+
+    >>> pack_upper(np.array([[1, 2], [0, 3]])).tolist()
+    [1, 2, 3]
+    """
+    dim = gram.shape[0]
+    packed = np.empty(dim * (dim + 1) // 2, dtype=np.int64)
+    start = 0
+    for i in range(dim):
+        packed[start : start + dim - i] = gram[i, i:]
+        start += dim - i
+    return packed
+
+
+def unpack_upper(packed: NDArray[np.int64], dim: int) -> NDArray[np.int64]:
+    """The ``dim`` x ``dim`` matrix, zeros below the diagonal, of :func:`pack_upper`'s output.
+
+    Raises ``ValueError`` if ``packed`` is not a vector of ``dim * (dim + 1) / 2`` entries.
+
+    >>> unpack_upper(np.array([1, 2, 3]), 2).tolist()
+    [[1, 2], [0, 3]]
+    """
+    if packed.shape != (dim * (dim + 1) // 2,):
+        raise ValueError(f"a packed upper triangle of {dim} x {dim} has {dim * (dim + 1) // 2} entries")
+    gram = np.zeros((dim, dim), dtype=np.int64)
+    start = 0
+    for i in range(dim):
+        gram[i, i:] = packed[start : start + dim - i]
+        start += dim - i
+    return gram
 
 
 def _batch(vectors: ArrayLike, labels: ArrayLike, dim: int) -> tuple[NDArray[np.floating], NDArray[np.generic]]:

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from erasable.moments import Label, Moments
+from erasable.moments import Label, Moments, pack_upper, unpack_upper
 
 __all__ = ["CERTIFICATE_DOMAIN", "Configuration", "Statistics"]
 
@@ -117,15 +117,29 @@ class Statistics:
 
 
 def _moments_tensors(prefix: str, moments: Moments) -> dict[str, NDArray[Any]]:
-    """The tensors of ``moments``, named ``prefix.class_counts`` etc."""
-    return {f"{prefix}.{name}": np.ascontiguousarray(a) for name, a in moments.arrays().items()}
+    """The tensors of ``moments``: ``prefix.class_counts``, ``prefix.class_sums`` and ``prefix.gram_upper``.
+
+    The Gram is stored as its upper triangle by rows (:func:`~erasable.moments.pack_upper`): half
+    the bytes of the square matrix, which is what files and the ledger wrote before (``prefix.gram``).
+    """
+    return {
+        f"{prefix}.class_counts": np.ascontiguousarray(moments.class_counts),
+        f"{prefix}.class_sums": np.ascontiguousarray(moments.class_sums),
+        f"{prefix}.gram_upper": pack_upper(moments.gram),
+    }
 
 
 def _moments_from_tensors(prefix: str, tensors: dict[str, NDArray[Any]], classes: list[Any], dim: int) -> Moments:
-    """The Moments stored by :func:`_moments_tensors`; raises ``ValueError``/``KeyError`` if malformed."""
-    gram = tensors[f"{prefix}.gram"]
-    if gram.ndim != 2 or not _upper_triangular(gram):
-        raise ValueError(f"{prefix} Gram is not upper triangular")
+    """The Moments stored by :func:`_moments_tensors` (or, before, with the square ``prefix.gram``).
+
+    Raises ``ValueError``/``KeyError`` if malformed.
+    """
+    if f"{prefix}.gram_upper" in tensors:
+        gram = unpack_upper(tensors[f"{prefix}.gram_upper"].astype(np.int64, copy=False), dim)
+    else:
+        gram = tensors[f"{prefix}.gram"]
+        if gram.ndim != 2 or not _upper_triangular(gram):
+            raise ValueError(f"{prefix} Gram is not upper triangular")
     return Moments(
         dim=dim,
         classes=tuple(classes),

@@ -224,7 +224,7 @@ class Moments:
         if class_counts.shape != (k,) or class_sums.shape != (k, dim):
             raise MomentsMismatchError("Class arrays do not match the class list.")
         if (gram is None) == (rows is None):
-            raise ValueError("Give the Gram or the rows it is the Gram of, not both.")
+            raise ValueError("Give exactly one of the Gram and the rows it is the Gram of.")
         if gram is not None and gram.shape != (dim, dim):
             raise MomentsMismatchError(f"Gram must be ({dim}, {dim}), got {gram.shape}.")
         if rows is not None and rows.shape != (int(class_counts.sum()), dim):
@@ -380,7 +380,8 @@ class Moments:
             raise MomentsMismatchError(f"Dimensions differ: {self.dim} and {other.dim}.")
         parts = other.classes, other.class_counts, other.class_sums, sign
         if sign > 0 and self.count == 0:  # adding to nothing: share the (immutable) arrays instead of adding zeros
-            return self._combine(*parts, gram=other._gram, rows=None if other._gram is not None else other._rows)
+            rows = other._rows  # read once: another thread may form the Gram meanwhile (and then drops the rows)
+            return self._combine(*parts, gram=other.gram if rows is None else None, rows=rows)
         return self._combine(*parts, gram=self.gram + other.gram if sign > 0 else self.gram - other.gram)
 
     def __add__(self, other: Moments) -> Moments:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import Ridge
 
 from erasable.heads import GaussianHead, PrototypeHead, RidgeHead
+from erasable.heads.base import full_symmetric
 from erasable.heads.gcv import TridiagonalSpectrum, alpha_lattice, gcv_width
 from erasable.heads.penalized import PenalizedGram
 from erasable.heads.ridge import uses_dual
@@ -182,3 +185,11 @@ def test_penalized_gram_solves_to_float64_accuracy_up_to_ill_conditioned_systems
     )
     with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
         PenalizedGram.cholesky(-well, lam=1e-3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(dim=st.integers(1, 40), block=st.integers(1, 17), seed=st.integers(0, 2**16))
+def test_full_symmetric_mirrors_the_upper_triangle_by_blocks(dim: int, block: int, seed: int) -> None:
+    upper = np.triu(np.random.default_rng(seed).integers(-(2**40), 2**40, size=(dim, dim)))
+    expected = upper + np.triu(upper, 1).T
+    assert np.array_equal(full_symmetric(upper, block=block), expected.astype(np.float64))

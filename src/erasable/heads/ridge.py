@@ -52,6 +52,8 @@ from erasable.heads.gcv import TridiagonalSpectrum, gcv_alpha, gcv_width
 from erasable.heads.penalized import PenalizedGram
 from erasable.moments import Label, Moments
 
+#: Rows of the Gram centered at a time.
+CENTERING_BLOCK = 256
 #: Up to this many samples per feature, the head is computed in the dual (n x n) instead of the primal (D x D).
 DUAL_FRACTION = 0.25
 
@@ -75,7 +77,8 @@ def _centered_moments(
     width = moments.dim if width is None else width
     mean = _feature_mean(moments)[:width]
     gram = full_symmetric(moments.gram if width == moments.dim else moments.gram_block(width))
-    gram -= moments.count * np.outer(mean, mean)
+    for start in range(0, width, CENTERING_BLOCK):  # by blocks of rows: no D x D temporary
+        gram[start : start + CENTERING_BLOCK] -= moments.count * np.outer(mean[start : start + CENTERING_BLOCK], mean)
     cross = moments.class_sums.T[:width] - np.outer(mean, moments.class_counts)
     return gram, cross, mean
 

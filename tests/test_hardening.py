@@ -164,6 +164,7 @@ def test_a_resealed_file_cannot_make_the_loader_allocate(
         ({"input_dim": 4, "feature_map": relu(4, 2**15 + 1)}, "width"),
         ({"input_dim": 2**14, "feature_map": relu(2**14, 2**15)}, "width"),  # 2**29 projection entries
         ({"input_dim": 4, "scale_bits": 8.0}, "scale_bits"),
+        ({"input_dim": 4, "feature_map": {**relu(4, 8), "seed": 0.0}}, "integers"),  # 0.0 would draw 0's projection
     ],
 )
 def test_config_sizes_are_bounded_before_anything_is_allocated(config: dict[str, Any], message: str) -> None:

@@ -240,7 +240,7 @@ def test_a_small_model_file_leaves_its_feature_statistics_to_its_samples(
     assert refit.read_bytes() == path.read_bytes()
 
     _reseal(path, lambda m: m.update(feature_statistics="stored"))
-    with pytest.raises(ModelFileError, match=r"features\.gram_upper"):
+    with pytest.raises(ModelFileError, match=r"features Gram does not have the size"):
         load_model(path)
     _reseal(path, lambda m: m.update(feature_statistics="samples") or m["config"]["feature_map"].update(width=2**15))
     with pytest.raises(ModelFileError, match="cannot be left out"):  # refused before anything is allocated
@@ -266,5 +266,9 @@ def test_files_store_the_gram_packed_and_files_of_square_grams_still_load(small_
     assert read_container(tmp_path / "again.erasable")[1].keys() == tensors.keys()
     short = tensors | {"features.gram_upper": tensors["features.gram_upper"][:-1]}
     write_container(path, manifest, short)
-    with pytest.raises(ModelFileError, match=r"features\.gram_upper does not have the size"):
+    with pytest.raises(ModelFileError, match=r"features Gram does not have the size"):
+        load_model(path)
+    narrow = tensors | {"features.gram_upper": tensors["features.gram_upper"].astype(np.int32)}
+    write_container(path, manifest, narrow)
+    with pytest.raises(ModelFileError, match=r"features Gram is int32, not int64"):
         load_model(path)

@@ -107,3 +107,11 @@ def test_a_deferred_gram_is_the_gram_of_its_samples(sizes: list[int], forget: in
     assert deferred.digest() == eager.digest()
     assert np.array_equal(deferred.gram, eager.gram)
     assert (Moments.empty(6) + deferred).equals(eager)
+
+
+def test_a_deferred_gram_never_leaves_exact_float64() -> None:
+    """Rows whose deferred Gram could not be formed exactly are summed as they come, as before deferring."""
+    m = Moments.empty(16)
+    for _ in range(8):  # 8 * (2**25)**2 = 2**53: one row more than one exact pass may hold
+        m = m.with_samples(np.full((1, 16), 2.0**25), ["a"])
+    assert m.digest() and np.array_equal(m.gram, np.triu(np.full((16, 16), 8 * 2**50, dtype=np.int64)))

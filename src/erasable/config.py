@@ -91,7 +91,7 @@ class ModelConfig:
                     f"feature_map.width must be an integer in 1..{MAX_DIM} with input_dim * width <= "
                     f"{MAX_PROJECTION}, got {width!r} (input_dim {self.input_dim})."
                 )
-        feature_map_from_config(self.feature_map)  # validates (and builds the projection, now bounded)
+        feature_map_from_config(self.feature_map)  # validates (the projection is drawn when first used)
         if self.encoder is not None:
             missing = {"kind", "options", "identity", "dim"} - set(self.encoder)
             if missing:

@@ -34,6 +34,7 @@ INT64_SAFE = 2**62
 MIN_FLOAT32_BLOCK = 256
 
 __all__ = [
+    "FLOAT64_EXACT",
     "INT16_MAX",
     "GramAccumulator",
     "OverflowRiskError",

@@ -101,6 +101,10 @@ class RandomReLU:
     shift: int
 
     def __post_init__(self) -> None:
+        # Integers only: the seed names the projection's bits (0.0 would draw another one than 0).
+        values = (self.input_dim, self.width, self.seed, self.shift)
+        if any(not isinstance(v, int) or isinstance(v, bool) for v in values):
+            raise ValueError("input_dim, width, seed and shift must be integers.")
         if self.input_dim < 1 or self.width < 1:
             raise ValueError(f"input_dim and width must be positive, got {self.input_dim}, {self.width}.")
         if self.shift < 0:
@@ -151,7 +155,7 @@ def _signs(input_dim: int, width: int, seed: int) -> NDArray[np.float32]:
     return signs
 
 
-_cached_signs = functools.lru_cache(maxsize=4)(_signs)
+_cached_signs = functools.lru_cache(maxsize=4, typed=True)(_signs)
 
 
 def feature_map_from_config(config: dict[str, Any]) -> Identity | RandomReLU:

@@ -689,7 +689,9 @@ class Model:
 
         The features of a chunk stay in memory the machine caches well, and each chunk reuses
         the pages of the last: predicting 10,000 inputs at width 4096 took half the time of one
-        pass over all of them. Rows are independent, so the result is the same, bit for bit.
+        pass over all of them. Rows are independent, but BLAS picks its kernel by shape (a lone
+        row goes through a matrix-vector product), so a row's scores may differ in the last bit
+        with the batch it came in, as they do between batch sizes anyway.
         """
         array = np.asarray(embeddings)
         step = max(1, SCORE_CHUNK_BYTES // (8 * self.feature_map.output_dim))

@@ -311,7 +311,7 @@ def _check_stated_sizes(config: Any, tensors: dict[str, NDArray[Any]], recompute
             (packed is not None and packed.shape == (dim * (dim + 1) // 2,))
             or (packed is None and square is not None and square.shape == (dim, dim))
         ):
-            raise ValueError(f"{prefix}.gram_upper does not have the size the config states ({dim} x {dim})")
+            raise ValueError(f"the {prefix} Gram does not have the size the config states ({dim} x {dim})")
     embeddings = tensors.get("samples.embeddings")
     if embeddings is None or embeddings.ndim != 2 or embeddings.shape[1] != config["input_dim"]:
         raise ValueError("samples.embeddings do not have the input dimension the config states")

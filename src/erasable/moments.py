@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from erasable.exact import (
+    FLOAT64_EXACT,
     GramAccumulator,
     check_accumulator_range,
     exact_transpose_matmul,
@@ -246,6 +247,9 @@ class Moments:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Moments are immutable: cannot set {name!r}.")
 
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Moments are immutable: cannot delete {name!r}.")
+
     def __repr__(self) -> str:
         return f"Moments(dim={self.dim}, classes={len(self.classes)}, count={self.count})"
 
@@ -404,7 +408,8 @@ class Moments:
         pending = self._rows
         if sign > 0 and pending is not None and pending.shape[0] + rows.shape[0] <= self.dim:
             together = np.concatenate([pending, rows]) if pending.shape[0] else rows.copy()
-            return self._combine(classes, counts, sums, sign, rows=together)
+            if together.shape[0] * max(max_abs(together), 1.0) ** 2 < FLOAT64_EXACT:  # the Gram it defers is exact
+                return self._combine(classes, counts, sums, sign, rows=together)
         return self._combine(classes, counts, sums, sign, gram=gram_plus_rows(self.gram, rows, sign))
 
     # -- identity -------------------------------------------------------------------------

@@ -134,10 +134,13 @@ def _moments_from_tensors(prefix: str, tensors: dict[str, NDArray[Any]], classes
 
     Raises ``ValueError``/``KeyError`` if malformed.
     """
+    stored = tensors[f"{prefix}.gram_upper"] if f"{prefix}.gram_upper" in tensors else tensors[f"{prefix}.gram"]
+    if stored.dtype != np.int64:  # what the writer writes; a narrower type would multiply what unpacking allocates
+        raise ValueError(f"{prefix} Gram is {stored.dtype}, not int64")
     if f"{prefix}.gram_upper" in tensors:
-        gram = unpack_upper(tensors[f"{prefix}.gram_upper"].astype(np.int64, copy=False), dim)
+        gram = unpack_upper(stored, dim)
     else:
-        gram = tensors[f"{prefix}.gram"]
+        gram = stored
         if gram.ndim != 2 or not _upper_triangular(gram):
             raise ValueError(f"{prefix} Gram is not upper triangular")
     return Moments(

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from erasable.encoders import CUSTOM, Encoder, encoder_name, encoder_spec, load_encoder
-from erasable.features import feature_map_from_config, shift_for_unit_norm
+from erasable.features import INT16_BITS, RandomReLU, feature_map_from_config, shift_for_unit_norm
 from erasable.parameters import DEFAULTS
 
 HeadKind = Literal["ridge", "prototype", "gaussian", "memory"]
@@ -139,13 +139,14 @@ class ModelConfig:
         if values["feature_map"] == "identity":
             feature_map: dict[str, Any] = {"kind": "identity", "input_dim": input_dim}
         elif values["feature_map"] == "random_relu":
-            feature_map = {
-                "kind": "random_relu",
-                "input_dim": input_dim,
-                "width": int(values["width"]),
-                "seed": int(values["seed"]),
-                "shift": shift_for_unit_norm(input_dim, int(values["scale_bits"])),
-            }
+            bits = int(values["feature_bits"])
+            feature_map = RandomReLU(
+                input_dim=input_dim,
+                width=int(values["width"]),
+                seed=int(values["seed"]),
+                shift=shift_for_unit_norm(input_dim, int(values["scale_bits"]), bits),
+                bits=bits,
+            ).config()
         else:
             raise ValueError(f"feature_map must be 'random_relu' or 'identity', got {values['feature_map']!r}.")
         return cls(
@@ -172,11 +173,13 @@ class ModelConfig:
         if self.encoder is not None:
             kind, options = self.encoder["kind"], self.encoder["options"]
             encoder = CUSTOM if kind == CUSTOM else encoder_name(kind, options)
+        relu = fmap["kind"] == "random_relu"
         values = {
             "head": self.head,
             "feature_map": fmap["kind"],
             "width": int(fmap.get("width", DEFAULTS["width"])),
             "seed": int(fmap.get("seed", DEFAULTS["seed"])),
+            "feature_bits": int(fmap.get("bits", INT16_BITS)) if relu else DEFAULTS["feature_bits"],
             "scale_bits": self.scale_bits,
             "alpha": self.alpha,
             "temperature": self.temperature,
@@ -184,7 +187,7 @@ class ModelConfig:
             "shrinkage": self.shrinkage,
             "encoder": encoder,
         }
-        if fmap["kind"] == "random_relu" and fmap["shift"] != shift_for_unit_norm(self.input_dim, self.scale_bits):
+        if relu and fmap["shift"] != shift_for_unit_norm(self.input_dim, self.scale_bits, values["feature_bits"]):
             raise ValueError("This configuration's feature shift is not the one any parameters describe.")
         return values
 

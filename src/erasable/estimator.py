@@ -56,6 +56,12 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         the statistics grow as width**2.
     seed : int, default=0
         Seed of the random projection.
+    feature_bits : int, default=6
+        Bits of each random ReLU feature, 1 to 15: ``min(ReLU(e @ P) >> shift, 2**feature_bits - 1)``,
+        with the shift that puts four standard deviations of a unit-norm input at the top. Six
+        bits cost no accuracy on validation splits of BANKING77 and HWU64, and their Gram sums
+        exactly in float32, twice as fast as in float64. 15 is the int16 map of earlier models,
+        whose shift never saturates a unit-norm input.
     scale_bits : int, default=13
         Fixed-point scale: inputs are stored as ``round(x * 2**scale_bits)`` in int16, so
         ``|x|`` must stay below ``2**(15 - scale_bits)`` (4 by default, right for unit-norm
@@ -124,6 +130,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         feature_map: Literal["random_relu", "identity"] = DEFAULTS["feature_map"],
         width: int = DEFAULTS["width"],
         seed: int = DEFAULTS["seed"],
+        feature_bits: int = DEFAULTS["feature_bits"],
         scale_bits: int = DEFAULTS["scale_bits"],
         alpha: float | None = DEFAULTS["alpha"],
         temperature: float = DEFAULTS["temperature"],
@@ -136,6 +143,7 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         self.feature_map = feature_map
         self.width = width
         self.seed = seed
+        self.feature_bits = feature_bits
         self.scale_bits = scale_bits
         self.alpha = alpha
         self.temperature = temperature

@@ -32,6 +32,8 @@ FLOAT32_EXACT = 2**24
 INT64_SAFE = 2**62
 #: Fewest rows per float32 block for which exact float32 products beat float64 ones.
 MIN_FLOAT32_BLOCK = 256
+#: Rows of the bands in which a triangle is copied (only the band's square crosses the diagonal).
+TRIANGLE_BLOCK = 256
 
 __all__ = [
     "FLOAT64_EXACT",
@@ -168,22 +170,37 @@ def exact_matmul(a: NDArray[np.number], b: NDArray[np.number]) -> NDArray[np.flo
 class GramAccumulator:
     """Exact running sum of ``x.T @ x`` over batches of integer-valued rows.
 
-    The sum is kept in a float64 buffer updated in place by BLAS ``dsyrk`` (one triangle
-    only, half the work of a GEMM) and moved into an int64 total before the float64 buffer
-    could lose exactness. Only the upper triangle of :meth:`result` is filled; the lower
-    triangle is zero. That is the canonical layout of every Gram matrix in erasable.
+    The sum is kept in floating-point buffers updated in place by BLAS ``syrk`` (one
+    triangle only, half the work of a GEMM) and moved on before a buffer could lose
+    exactness. Rows of at most 255 (8-bit features or fewer: at least
+    ``MIN_FLOAT32_BLOCK`` of them sum below 2**24) are summed in float32 blocks, at twice
+    float64's speed, each added into a float64 buffer before it could reach 2**24; the
+    float64 buffer is moved into an int64 total before it could reach 2**53. Only the upper triangle of
+    :meth:`result` is filled; the lower triangle is zero. That is the canonical layout of
+    every Gram matrix in erasable.
 
     Rows must satisfy ``|x| <= 2**15`` (int16 range), so each product is below 2**30 and
     2**23 rows can be summed in float64 before a flush.
+
+    >>> gram = GramAccumulator(2)
+    >>> gram.add(np.array([[63.0, 1.0]], dtype=np.float32))  # small: summed in float32
+    >>> gram.add(np.array([[4096.0, 0.0]]))  # large: float64
+    >>> gram.result()
+    array([[16781185,       63],
+           [       0,        1]])
     """
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
-        # Fortran order: dsyrk writes it in place. Its lower triangle, in Fortran terms, is
-        # the upper triangle of the C-ordered view ``self._buffer.T``.
+        # Fortran order: syrk writes it in place. Its lower triangle, in Fortran terms, is
+        # the upper triangle of the C-ordered view ``self._buffer.T``. np.zeros is calloc'd:
+        # a buffer no row reaches costs no memory.
         self._buffer = np.zeros((dim, dim), dtype=np.float64, order="F")
         self._rows_in_buffer = 0
         self._rows_per_flush = _rows_per_exact_chunk(INT16_MAX + 1, INT16_MAX + 1)
+        self._block: NDArray[np.float32] | None = None  # the float32 buffer, made when first used
+        self._rows_in_block = 0
+        self._block_bound = 0.0  # a bound on every entry of the block
         self._total: NDArray[np.int64] | None = None
 
     def add(self, rows: NDArray[np.floating], bound: float | None = None) -> None:
@@ -193,8 +210,13 @@ class GramAccumulator:
         """
         if rows.ndim != 2 or rows.shape[1] != self.dim:
             raise ValueError(f"Expected rows of shape (n, {self.dim}), got {rows.shape}.")
-        if (max_abs(rows) if bound is None else bound) > INT16_MAX + 1:
+        bound = max_abs(rows) if bound is None else bound
+        if bound > INT16_MAX + 1:
             raise OverflowRiskError("Gram rows must lie in the int16 range to be summed exactly.")
+        per_row = max(bound, 1.0) ** 2
+        if (FLOAT32_EXACT - 1) // per_row >= MIN_FLOAT32_BLOCK:
+            self._add_float32(np.ascontiguousarray(rows, dtype=np.float32), per_row)
+            return
         rows64 = np.ascontiguousarray(rows, dtype=np.float64)
         for start in range(0, rows64.shape[0], self._rows_per_flush):
             chunk = rows64[start : start + self._rows_per_flush]
@@ -205,8 +227,41 @@ class GramAccumulator:
             self._buffer = blas.dsyrk(1.0, chunk.T, beta=1.0, c=self._buffer, trans=0, lower=1, overwrite_c=1)
             self._rows_in_buffer += chunk.shape[0]
 
+    def _add_float32(self, rows: NDArray[np.float32], per_row: float) -> None:
+        """Sum rows whose products are at most ``per_row`` in float32 blocks below 2**24.
+
+        Each block is filled to its limit before it is moved: the fewest moves.
+        """
+        start = 0
+        while start < rows.shape[0]:
+            room = int((FLOAT32_EXACT - 1 - self._block_bound) // per_row)
+            if room < 1:
+                self._move_block()
+                continue
+            chunk = rows[start : start + room]
+            if self._block is None:
+                self._block = np.zeros((self.dim, self.dim), dtype=np.float32, order="F")
+            # beta=0 on an emptied block overwrites its triangle: no pass to clear it.
+            beta = 1.0 if self._rows_in_block else 0.0
+            self._block = blas.ssyrk(1.0, chunk.T, beta=beta, c=self._block, trans=0, lower=1, overwrite_c=1)
+            self._rows_in_block += chunk.shape[0]
+            self._block_bound += chunk.shape[0] * per_row
+            start += chunk.shape[0]
+
+    def _move_block(self) -> None:
+        """Add the float32 block into the float64 buffer (exact: both hold integers)."""
+        if self._block is None or not self._rows_in_block:
+            return
+        if self._rows_in_buffer + self._rows_in_block > self._rows_per_flush:
+            self._flush()
+        for start in range(0, self.dim, TRIANGLE_BLOCK):  # the written triangle only: half the traffic
+            stop = start + TRIANGLE_BLOCK
+            self._buffer[start:, start:stop] += self._block[start:, start:stop]
+        self._rows_in_buffer += self._rows_in_block
+        self._rows_in_block, self._block_bound = 0, 0.0
+
     def _flush(self) -> None:
-        exact = self._buffer.T.astype(np.int64)  # C order, upper triangle; below it stays zero
+        exact = _upper_int64(self._buffer)
         self._total = exact if self._total is None else self._total + exact
         self._buffer.fill(0.0)
         self._rows_in_buffer = 0
@@ -216,10 +271,29 @@ class GramAccumulator:
 
         Later additions never write into the returned array (a flush builds a new total).
         """
+        if self._rows_in_block and not self._rows_in_buffer and self._total is None and self._block is not None:
+            self._total = _upper_int64(self._block)  # one block only: no float64 pass
+            self._rows_in_block, self._block_bound = 0, 0.0
+        self._move_block()
         if self._rows_in_buffer or self._total is None:
             self._flush()
         assert self._total is not None
         return self._total
+
+
+def _upper_int64(buffer: NDArray[np.floating]) -> NDArray[np.int64]:
+    """The C-ordered int64 upper triangle of a Fortran-ordered lower one, zeros below.
+
+    Band by band: the pages of the zeros below the diagonal are never written. The other
+    triangle of ``buffer`` must be zero (syrk never writes it).
+    """
+    dim = buffer.shape[0]
+    out = np.zeros((dim, dim), dtype=np.int64)
+    upper = buffer.T  # C-ordered view: the upper triangle is the one syrk wrote
+    for start in range(0, dim, TRIANGLE_BLOCK):
+        stop = start + TRIANGLE_BLOCK
+        out[start:stop, start:] = upper[start:stop, start:]
+    return out
 
 
 def gram_plus_rows(

@@ -27,9 +27,22 @@ from numpy.typing import NDArray
 
 from erasable.exact import INT16_MAX, exact_matmul
 
+#: Bits of an int16 feature (the most a feature may have).
+INT16_BITS = 15
+#: Bits of the default features: what validation splits showed costs no accuracy.
+FEATURE_BITS = 6
+
 #: Projections up to this size are kept for the next feature map of the same shape and seed (a refit, a clone).
 CACHED_PROJECTION_BYTES = 2**26
-__all__ = ["FeatureMap", "Identity", "RandomReLU", "feature_map_from_config", "shift_for_unit_norm"]
+__all__ = [
+    "FEATURE_BITS",
+    "INT16_BITS",
+    "FeatureMap",
+    "Identity",
+    "RandomReLU",
+    "feature_map_from_config",
+    "shift_for_unit_norm",
+]
 
 
 class FeatureMap(Protocol):
@@ -73,38 +86,50 @@ class Identity:
         return {"kind": "identity", "input_dim": self.input_dim}
 
 
-def shift_for_unit_norm(input_dim: int, scale_bits: int) -> int:
-    """The right shift that keeps ReLU(P e) in int16 for every embedding of norm <= 1.
+def shift_for_unit_norm(input_dim: int, scale_bits: int, bits: int = INT16_BITS) -> int:
+    """The right shift that fits ReLU(P e) of a unit-norm embedding ``e`` into ``bits`` bits.
 
-    With ±1 entries, ``|P_j . e| <= ||P_j|| ||e|| = sqrt(input_dim) * 2**scale_bits``
-    (Cauchy-Schwarz), so shifting by this many bits never saturates normalized inputs.
+    With ±1 entries, each ``P_j . e`` of a unit-norm ``e`` has standard deviation
+    ``2**scale_bits`` over the random signs; fewer than 15 bits hold four of them (values
+    beyond saturate, about 3 in 100,000 of them). 15 bits, the int16 range, hold every
+    value: ``|P_j . e| <= sqrt(input_dim) * 2**scale_bits`` (Cauchy-Schwarz), so normalized
+    inputs never saturate (the feature map of models made before 6-bit features).
 
+    >>> shift_for_unit_norm(384, 13, bits=6)
+    9
     >>> shift_for_unit_norm(384, 13)
     3
     """
+    if bits < INT16_BITS:
+        return max(0, scale_bits + 2 - bits)
     bound = math.sqrt(input_dim) * 2**scale_bits
     return max(0, math.ceil(math.log2(bound / INT16_MAX)))
 
 
 @dataclass(frozen=True)
 class RandomReLU:
-    """The ACIL "buffer": ``min(ReLU(e @ P) >> shift, 2**15 - 1)`` with a seeded ±1 matrix P.
+    """The ACIL "buffer": ``min(ReLU(e @ P) >> shift, 2**bits - 1)`` with a seeded ±1 matrix P.
 
     ``P`` has shape (input_dim, width); its bits come from SHAKE-256 of the seed. Values
-    above the int16 range after the shift saturate (deterministically); choose ``shift``
-    with :func:`shift_for_unit_norm` so that normalized embeddings never do.
+    above ``2**bits - 1`` after the shift saturate (deterministically); choose ``shift``
+    with :func:`shift_for_unit_norm`. Six bits are the default: their quantization costs no
+    accuracy on validation splits of BANKING77 and HWU64, and a Gram of such features sums
+    exactly in float32 over 4,227 rows at a time, at twice float64's speed.
     """
 
     input_dim: int
     width: int
     seed: int
     shift: int
+    bits: int = INT16_BITS
 
     def __post_init__(self) -> None:
         # Integers only: the seed names the projection's bits (0.0 would draw another one than 0).
-        values = (self.input_dim, self.width, self.seed, self.shift)
+        values = (self.input_dim, self.width, self.seed, self.shift, self.bits)
         if any(not isinstance(v, int) or isinstance(v, bool) for v in values):
-            raise ValueError("input_dim, width, seed and shift must be integers.")
+            raise ValueError("input_dim, width, seed, shift and bits must be integers.")
+        if not 1 <= self.bits <= INT16_BITS:
+            raise ValueError(f"bits must be in 1..{INT16_BITS}, got {self.bits}.")
         if self.input_dim < 1 or self.width < 1:
             raise ValueError(f"input_dim and width must be positive, got {self.input_dim}, {self.width}.")
         if self.shift < 0:
@@ -130,19 +155,21 @@ class RandomReLU:
             np.floor(z, out=z)
         # ReLU and saturation in one pass (floor commutes with ReLU). The result stays in the
         # float type of the product: float32 holds these integers exactly, at half the traffic.
-        return np.clip(z, 0.0, INT16_MAX, out=z)
+        return np.clip(z, 0.0, 2**self.bits - 1, out=z)
 
     def transform(self, embeddings: NDArray[np.int16]) -> NDArray[np.int16]:
         return self.transform_float(embeddings).astype(np.int16)
 
     def config(self) -> dict[str, Any]:
-        return {
+        config = {
             "kind": "random_relu",
             "input_dim": self.input_dim,
             "width": self.width,
             "seed": self.seed,
             "shift": self.shift,
         }
+        # 15 bits, the map of files older than "bits", leaves it out: their configs stay the bytes they were.
+        return config if self.bits == INT16_BITS else config | {"bits": self.bits}
 
 
 def _signs(input_dim: int, width: int, seed: int) -> NDArray[np.float32]:

@@ -59,6 +59,13 @@ def learn(
     seed: Annotated[
         int | None, typer.Option(help="Random projection seed.", show_default=str(DEFAULTS["seed"]))
     ] = None,
+    feature_bits: Annotated[
+        int | None,
+        typer.Option(
+            help="Bits of each random ReLU feature (1-15; 15: the int16 map of earlier models).",
+            show_default=str(DEFAULTS["feature_bits"]),
+        ),
+    ] = None,
     scale_bits: Annotated[
         int | None,
         typer.Option(
@@ -104,6 +111,7 @@ def learn(
             "feature_map": feature_map,
             "width": width,
             "seed": seed,
+            "feature_bits": feature_bits,
             "scale_bits": scale_bits,
             "alpha": alpha,
         }

@@ -122,6 +122,7 @@ class CreateModelRequest(Strict):
     feature_map: Literal["identity", "random_relu"] = DEFAULTS["feature_map"]
     width: Annotated[int, Field(ge=1, le=MAX_STATISTICS_DIM)] = DEFAULTS["width"]
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = DEFAULTS["seed"]
+    feature_bits: Annotated[int, Field(ge=1, le=15)] = DEFAULTS["feature_bits"]
     scale_bits: Annotated[int, Field(ge=0, le=15)] = DEFAULTS["scale_bits"]
     alpha: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = DEFAULTS["alpha"]
 

@@ -1,0 +1,64 @@
+"""The random ReLU features: 6 bits by default, and the 15-bit map of earlier models unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from erasable.cli import app
+from erasable.config import ModelConfig
+from erasable.estimator import ErasableClassifier
+from erasable.exact import quantize
+from erasable.features import RandomReLU, feature_map_from_config
+from erasable.model import Model
+from erasable.model_file import load_model
+from tests.conftest import unit_rows
+
+
+def test_default_features_of_unit_norm_inputs_fill_six_bits_and_rarely_saturate() -> None:
+    config = ModelConfig.from_parameters(input_dim=384)
+    assert config.feature_map["bits"] == 6 and config.feature_map["shift"] == 9
+    fmap = feature_map_from_config(config.feature_map)
+    features = fmap.transform(quantize(unit_rows(np.random.default_rng(0), 500, 384), config.scale_bits))
+    assert features.min() == 0 and features.max() == 63
+    assert np.mean(features == 63) < 1e-3  # the top is four standard deviations up
+    assert np.mean(features > 31) > 1e-3  # and the sixth bit is used
+
+
+def test_a_configuration_without_bits_is_the_int16_map_of_earlier_models() -> None:
+    """Model files written before ``bits`` existed load as the same map, and describe themselves as feature_bits=15."""
+    old = {"kind": "random_relu", "input_dim": 384, "width": 64, "seed": 0, "shift": 3}
+    fmap = feature_map_from_config(old)
+    assert fmap.bits == 15 and fmap.config() == old  # the config's bytes, hence the certificate, unchanged
+    config = ModelConfig(input_dim=384, scale_bits=13, feature_map=old, head="ridge")
+    assert config.parameters()["feature_bits"] == 15
+    assert ModelConfig.from_parameters(input_dim=384, width=64, feature_bits=15).feature_map == old
+    estimator = ErasableClassifier.from_model(Model(config))
+    assert estimator.feature_bits == 15 and estimator.model_config(384) == config
+    big = quantize(np.full((1, 384), 4 / np.sqrt(384) * 0.99), 13)  # a large input: int16 features, no 6-bit cap
+    assert fmap.transform(big).max() > 63
+
+
+@pytest.mark.parametrize("bits", [0, 16, 6.0, True])
+def test_a_feature_map_refuses_bits_other_than_an_integer_from_one_to_fifteen(bits: object) -> None:
+    with pytest.raises(ValueError, match="bits"):
+        RandomReLU(input_dim=4, width=8, seed=0, shift=0, bits=bits)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bits", [0, 16])
+def test_the_estimator_refuses_feature_bits_outside_one_to_fifteen(bits: int) -> None:
+    with pytest.raises(ValueError, match=r"bits must be in 1\.\.15"):
+        ErasableClassifier(feature_bits=bits).model_config(4)
+
+
+def test_erasable_learn_takes_feature_bits(tmp_path: Path) -> None:
+    vectors = tmp_path / "train.npz"
+    np.savez(vectors, X=unit_rows(np.random.default_rng(0), 6, 8), y=np.array(["a", "b", "c"] * 2))
+    for bits, expected in (("15", None), ("8", 8)):
+        path = tmp_path / f"{bits}.erasable"
+        result = CliRunner().invoke(app, ["learn", str(path), str(vectors), "--width", "32", "--feature-bits", bits])
+        assert result.exit_code == 0, result.output
+        assert load_model(path).config.feature_map.get("bits") == expected

@@ -1,6 +1,7 @@
 """Core engine benchmarks on the shared BANKING77 embeddings (issue 2), all in one run.
 
-* ingest   -- learn throughput vs the float64 SYRK roofline (the Gram of the same features);
+* ingest   -- learn throughput vs the float32 SYRK roofline (the Gram of the same features), with
+              the int16 features of before and float64 SYRK beside;
 * derive   -- the canonical ridge head (penalty by GCV + solve) against the derivation before
               issue 16 (eigendecomposition with vectors, Cholesky, D x D inverse), same statistics;
 * forget   -- latency of forgetting 1 and 100 samples vs a refit from scratch; canonical refresh;
@@ -36,31 +37,27 @@ from erasable.moments import Moments
 
 
 def bench_ingest(x: np.ndarray, y: np.ndarray, width: int, repeats: int) -> str:
-    clf = ErasableClassifier(width=width)
-    config = clf.model_config(x.shape[1])
-
-    def learn() -> None:
-        Model(config).learn(x, y)
-
-    features = Model(config).features(Model(config).quantize(x))  # same rows as the Gram sees
-
-    def syrk() -> None:
-        blas.dsyrk(1.0, features.T, trans=0, lower=0)
-
-    t_learn, t_syrk = median_time(learn, repeats), median_time(syrk, repeats)
+    configs = {
+        "erasable learn, 6-bit features (default)": ErasableClassifier(width=width).model_config(x.shape[1]),
+        "erasable learn, int16 features (before)": ErasableClassifier(width=width, feature_bits=15).model_config(
+            x.shape[1]
+        ),
+    }
+    default = Model(configs["erasable learn, 6-bit features (default)"])
+    features = default.features(default.quantize(x)).astype(np.float32)  # the rows the default's Gram sees
+    features64 = features.astype(np.float64)
+    rooflines = {
+        "float32 SYRK of the feature Gram (the limit)": lambda: blas.ssyrk(1.0, features.T, trans=0, lower=0),
+        "float64 SYRK of the feature Gram": lambda: blas.dsyrk(1.0, features64.T, trans=0, lower=0),
+    }
+    paths = {**rooflines, **{name: (lambda c=c: Model(c).learn(x, y)) for name, c in configs.items()}}
+    times = dict(zip(paths, median_times(list(paths.values()), repeats), strict=True))
+    limit = times["float32 SYRK of the feature Gram (the limit)"]
     n = x.shape[0]
     return table(
         f"Ingest: {n} samples, d={x.shape[1]} -> D={width} random ReLU features",
-        ["path", "seconds", "samples/s", "ratio to roofline"],
-        [
-            ["float64 SYRK of the feature Gram (roofline)", f"{t_syrk:.3f}", f"{n / t_syrk:,.0f}", "1.00"],
-            [
-                "erasable learn (quantize, features, all Moments)",
-                f"{t_learn:.3f}",
-                f"{n / t_learn:,.0f}",
-                f"{t_syrk / t_learn:.2f}",
-            ],
-        ],
+        ["path", "seconds", "samples/s", "limit / path"],
+        [[name, f"{t:.3f}", f"{n / t:,.0f}", f"{limit / t:.2f}"] for name, t in times.items()],
     )
 
 

@@ -55,7 +55,8 @@ FORMAT = "erasable-model"
 #: Version 2 added the memory's steering weights; version 3 may leave out the feature statistics of a
 #: small model (``"feature_statistics": "samples"``: recomputed from its samples when loaded); version 4 keeps
 #: the weights of a primal ridge head (``ridge.weights``); version 5 stores each Gram as its upper triangle
-#: (``*.gram_upper``, half the bytes of the square ``*.gram`` before). Older ones load.
+#: (``*.gram_upper``, half the bytes of the square ``*.gram`` before) and its config may give the random ReLU
+#: features' ``bits`` (the default 6; without it, the int16 map of older files). Older ones load.
 FORMAT_VERSION = 5
 READABLE_VERSIONS = (1, 2, 3, 4, 5)
 #: Widest feature map whose statistics a file may leave to be recomputed: loading then builds at most

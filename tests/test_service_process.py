@@ -125,3 +125,14 @@ def test_concurrent_clients_see_only_committed_states(store_location: str, tmp_p
             replay.forget(ids=ids)
         assert replay.certificate() == certificate == certificate_at[seq]
     assert replay.certificate() == final["certificate"]
+
+
+@pytest.mark.parametrize(("options", "threads"), [((), "1"), (("--blas-threads", "2"), "2")])
+def test_a_server_runs_each_blas_call_on_one_thread_unless_told(
+    tmp_path: Path, options: tuple[str, ...], threads: str
+) -> None:
+    """Requests run in parallel threads; BLAS threads of concurrent requests would contend for the same cores."""
+    log = tmp_path / "server.log"
+    with ServerProcess(tmp_path / "ledger.db", log=log, options=options) as server:
+        assert httpx.get(f"{server.url}/health").status_code == 200
+    assert f"BLAS threads per call: {threads}\n" in log.read_text()

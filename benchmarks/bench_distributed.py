@@ -30,7 +30,6 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from common import median_time, table
 from erasable import distributed
-from erasable.features import shift_for_unit_norm
 from erasable.federated import (
     ClientStatistics,
     DiffieHellman,
@@ -71,9 +70,8 @@ def write_shards(root: Path, x: np.ndarray, y: np.ndarray, ids: np.ndarray, n_sh
 
 
 def config_for(dim: int, width: int) -> ModelConfig:
-    shift = shift_for_unit_norm(dim, 13)
-    feature_map = {"kind": "random_relu", "input_dim": dim, "width": width, "seed": 0, "shift": shift}
-    return ModelConfig(input_dim=dim, scale_bits=13, feature_map=feature_map)
+    """The default model (ridge on random ReLU features) at ``width``."""
+    return ModelConfig.from_parameters(input_dim=dim, width=width)
 
 
 def blas_threads(client: Client | None = None) -> int:

@@ -60,29 +60,47 @@ def test_gram_flushes_before_losing_exactness(rng: np.random.Generator) -> None:
 
 
 @given(
-    st.lists(st.tuples(st.integers(1, 700), st.sampled_from([1, 63, 255, 256, INT16_MAX])), min_size=1, max_size=6),
-    st.integers(1, 300),  # the TRIANGLE_BLOCK: bands smaller than the matrix included
+    st.sampled_from([1, 9, 257]).flatmap(lambda dim: st.tuples(st.just(dim), st.integers(1, dim + 1))),
+    st.lists(
+        st.tuples(st.integers(1, 700), st.sampled_from([1, 63, 255, 256, INT16_MAX]), st.booleans()),
+        min_size=1,
+        max_size=6,
+    ),
     st.integers(0, 2**31),
 )
 @settings(max_examples=40, deadline=None)
-def test_gram_of_small_rows_is_exact_in_float32_blocks(batches: list[tuple[int, int]], band: int, seed: int) -> None:
+def test_gram_of_small_rows_is_exact_in_float32_blocks(
+    dim_and_band: tuple[int, int], batches: list[tuple[int, int, bool]], seed: int
+) -> None:
     """Rows up to 255 are summed in float32 blocks (of 258 rows at 255, 2**24 // 255**2), larger ones in float64.
 
-    Batches of either kind in any order, each as float32 or float64: the int64 sum, zeros below the diagonal,
-    and every row at the largest value of its batch's bound, so each float32 block reaches its limit.
+    Batches of either kind in any order, each as float32 or float64, with results read in between: each the
+    int64 sum so far, zeros below the diagonal, never changed by later additions. Every row reaches its batch's
+    bound, so each float32 block reaches its limit; bands (TRIANGLE_BLOCK) smaller than the matrix included.
     """
+    dim, band = dim_and_band
     rng = np.random.default_rng(seed)
-    dim = 9
     expected = np.zeros((dim, dim), dtype=np.int64)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("erasable.exact.TRIANGLE_BLOCK", band)
         accumulator = GramAccumulator(dim)
-        for n, bound in batches:
+        earlier: list[tuple[np.ndarray, np.ndarray]] = []
+        for n, bound, read in batches:
             rows = rng.integers(-bound, bound + 1, size=(n, dim))
             rows[:, 0] = bound  # the worst case of the block bound
             accumulator.add(rows.astype(np.float32 if rng.integers(2) else np.float64))
             expected += rows.T @ rows
+            if read:
+                result = accumulator.result()
+                earlier.append((result, result.copy()))
+                assert np.array_equal(result, np.triu(expected))
         assert np.array_equal(accumulator.result(), np.triu(expected))
+        assert all(np.array_equal(result, copy) for result, copy in earlier)
+
+
+def test_gram_refuses_nan_rows() -> None:
+    with pytest.raises(OverflowRiskError):
+        GramAccumulator(2).add(np.array([[np.nan, 1.0]]))
 
 
 def test_gram_near_the_float64_limit_is_exact() -> None:

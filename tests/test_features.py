@@ -48,15 +48,35 @@ def test_a_feature_map_refuses_bits_other_than_an_integer_from_one_to_fifteen(bi
         RandomReLU(input_dim=4, width=8, seed=0, shift=0, bits=bits)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("bits", [0, 16])
-def test_the_estimator_refuses_feature_bits_outside_one_to_fifteen(bits: int) -> None:
-    with pytest.raises(ValueError, match=r"bits must be in 1\.\.15"):
-        ErasableClassifier(feature_bits=bits).model_config(4)
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"feature_bits": 0}, r"feature_bits must be in 1\.\.15"),
+        ({"feature_bits": 16}, r"feature_bits must be in 1\.\.15"),
+        ({"feature_bits": 6.9}, "feature_bits must be an integer"),  # refused, not truncated to 6
+        ({"feature_bits": True}, "feature_bits must be an integer"),
+        ({"width": 100.9}, "width must be an integer"),
+        ({"seed": 0.7}, "seed must be an integer"),
+        ({"scale_bits": 13.5}, "scale_bits must be an integer"),
+    ],
+)
+def test_the_estimator_refuses_parameters_of_the_wrong_kind(parameters: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ErasableClassifier(**parameters).model_config(4)
+
+
+def test_a_map_has_one_spelling() -> None:
+    """An explicit "bits": 15 is the map without it: two byte strings, two certificates for one model. Refused."""
+    spelled = {"kind": "random_relu", "input_dim": 384, "width": 64, "seed": 0, "shift": 3, "bits": 15}
+    with pytest.raises(ValueError, match="canonical form"):
+        ModelConfig(input_dim=384, feature_map=spelled)
 
 
 def test_erasable_learn_takes_feature_bits(tmp_path: Path) -> None:
     vectors = tmp_path / "train.npz"
     np.savez(vectors, X=unit_rows(np.random.default_rng(0), 6, 8), y=np.array(["a", "b", "c"] * 2))
+    refused = CliRunner().invoke(app, ["learn", str(tmp_path / "0.erasable"), str(vectors), "--feature-bits", "0"])
+    assert refused.exit_code == 2 and "--feature-bits" in refused.output and not (tmp_path / "0.erasable").exists()
     for bits, expected in (("15", None), ("8", 8)):
         path = tmp_path / f"{bits}.erasable"
         result = CliRunner().invoke(app, ["learn", str(path), str(vectors), "--width", "32", "--feature-bits", bits])

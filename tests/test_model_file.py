@@ -272,3 +272,7 @@ def test_files_store_the_gram_packed_and_files_of_square_grams_still_load(small_
     write_container(path, manifest, narrow)
     with pytest.raises(ModelFileError, match=r"features Gram is int32, not int64"):
         load_model(path)
+    fractional = tensors | {"features.class_sums": tensors["features.class_sums"] + 0.5}  # would be truncated
+    write_container(path, manifest, fractional)
+    with pytest.raises(ModelFileError, match=r"features class sums is float64, not int64"):
+        load_model(path)

@@ -43,6 +43,10 @@ MAX_PROJECTION = 2**28
 __all__ = ["HEAD_KINDS", "MAX_DIM", "MAX_PROJECTION", "HeadKind", "ModelConfig"]
 
 
+#: The user-facing parameters that take integers.
+INTEGER_PARAMETERS = ("width", "seed", "feature_bits", "scale_bits")
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
@@ -91,7 +95,13 @@ class ModelConfig:
                     f"feature_map.width must be an integer in 1..{MAX_DIM} with input_dim * width <= "
                     f"{MAX_PROJECTION}, got {width!r} (input_dim {self.input_dim})."
                 )
-        feature_map_from_config(self.feature_map)  # validates (the projection is drawn when first used)
+        # Validates (the projection is drawn when first used). One spelling per map: the bytes a config states
+        # are the bytes its certificate covers, so e.g. an explicit "bits": 15 (the map without "bits") is refused.
+        if feature_map_from_config(self.feature_map).config() != self.feature_map:
+            raise ValueError(
+                f"feature_map is not in its canonical form: {self.feature_map!r} "
+                '(a random ReLU map of 15 bits leaves "bits" out).'
+            )
         if self.encoder is not None:
             missing = {"kind", "options", "identity", "dim"} - set(self.encoder)
             if missing:
@@ -120,6 +130,9 @@ class ModelConfig:
         if unknown:
             raise TypeError(f"Unknown model parameters: {sorted(unknown)}.")
         values = {**DEFAULTS, **parameters}
+        for name in INTEGER_PARAMETERS:  # refused, not truncated: 6.9 bits is a mistake, not 6
+            if not _is_int(values[name]):
+                raise ValueError(f"{name} must be an integer, got {values[name]!r}.")
         encoder_entry = None
         if encoder is not None:
             if isinstance(encoder, str):
@@ -140,6 +153,8 @@ class ModelConfig:
             feature_map: dict[str, Any] = {"kind": "identity", "input_dim": input_dim}
         elif values["feature_map"] == "random_relu":
             bits = int(values["feature_bits"])
+            if not 1 <= bits <= INT16_BITS:
+                raise ValueError(f"feature_bits must be in 1..{INT16_BITS}, got {bits}.")
             feature_map = RandomReLU(
                 input_dim=input_dim,
                 width=int(values["width"]),

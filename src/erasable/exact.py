@@ -211,7 +211,7 @@ class GramAccumulator:
         if rows.ndim != 2 or rows.shape[1] != self.dim:
             raise ValueError(f"Expected rows of shape (n, {self.dim}), got {rows.shape}.")
         bound = max_abs(rows) if bound is None else bound
-        if bound > INT16_MAX + 1:
+        if not bound <= INT16_MAX + 1:  # NaN included
             raise OverflowRiskError("Gram rows must lie in the int16 range to be summed exactly.")
         per_row = max(bound, 1.0) ** 2
         if (FLOAT32_EXACT - 1) // per_row >= MIN_FLOAT32_BLOCK:
@@ -263,7 +263,8 @@ class GramAccumulator:
     def _flush(self) -> None:
         exact = _upper_int64(self._buffer)
         self._total = exact if self._total is None else self._total + exact
-        self._buffer.fill(0.0)
+        for start in range(0, self.dim, TRIANGLE_BLOCK):  # the written triangle: the rest stays untouched zeros
+            self._buffer[start:, start : start + TRIANGLE_BLOCK] = 0.0
         self._rows_in_buffer = 0
 
     def result(self) -> NDArray[np.int64]:

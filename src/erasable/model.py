@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 BatchStatistics = Callable[[NDArray[np.int16], NDArray[np.generic]], Statistics]
 #: Rows quantized, mapped and accumulated at a time: bounds memory, feeds progress bars.
 CHUNK_ROWS = 4096
-#: Bytes of float64 features accumulated at a time: large chunks keep ``dsyrk`` efficient.
+#: Feature rows accumulated at a time, counted as float64 bytes: large chunks keep ``syrk`` efficient.
 FEATURE_CHUNK_BYTES = 2**28
 #: Bytes of float64 features scored at a time: below glibc's largest mmap threshold (32 MB), so that each chunk's
 #: arrays reuse the last one's memory instead of faulting in fresh pages (at width 4096: 512 rows, 10,003 inputs
@@ -288,7 +288,7 @@ class Model:
         """The statistics of a batch alone: of its embeddings and, unless the map is the identity, its features.
 
         The features are computed and accumulated chunk by chunk (bounded memory, near the
-        speed of ``dsyrk``); the model itself is not changed. A Dask worker computes its
+        speed of ``syrk``); the model itself is not changed. A Dask worker computes its
         shard's this way, and the statistics of the shards add up to those of their union.
         """
         embedding = Moments.from_samples(quantized, labels)

@@ -135,8 +135,12 @@ def _moments_from_tensors(prefix: str, tensors: dict[str, NDArray[Any]], classes
     Raises ``ValueError``/``KeyError`` if malformed.
     """
     stored = tensors[f"{prefix}.gram_upper"] if f"{prefix}.gram_upper" in tensors else tensors[f"{prefix}.gram"]
-    if stored.dtype != np.int64:  # what the writer writes; a narrower type would multiply what unpacking allocates
-        raise ValueError(f"{prefix} Gram is {stored.dtype}, not int64")
+    counts, sums = tensors[f"{prefix}.class_counts"], tensors[f"{prefix}.class_sums"]
+    # What the writer writes: another type would be cast (a float truncated), a narrower one would multiply
+    # what unpacking allocates.
+    for name, array in (("Gram", stored), ("class counts", counts), ("class sums", sums)):
+        if array.dtype != np.int64:
+            raise ValueError(f"{prefix} {name} is {array.dtype}, not int64")
     if f"{prefix}.gram_upper" in tensors:
         gram = unpack_upper(stored, dim)
     else:
@@ -146,9 +150,9 @@ def _moments_from_tensors(prefix: str, tensors: dict[str, NDArray[Any]], classes
     return Moments(
         dim=dim,
         classes=tuple(classes),
-        class_counts=tensors[f"{prefix}.class_counts"].astype(np.int64, copy=False),
-        class_sums=tensors[f"{prefix}.class_sums"].astype(np.int64, copy=False),
-        gram=gram.astype(np.int64, copy=False),
+        class_counts=counts,
+        class_sums=sums,
+        gram=gram,
     )
 
 

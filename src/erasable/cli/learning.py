@@ -62,14 +62,16 @@ def learn(
     feature_bits: Annotated[
         int | None,
         typer.Option(
-            help="Bits of each random ReLU feature (1-15; 15: the int16 map of earlier models).",
+            min=1,
+            max=15,
+            help="Bits of each random ReLU feature (15: the never-saturating int16 map of earlier models).",
             show_default=str(DEFAULTS["feature_bits"]),
         ),
     ] = None,
     scale_bits: Annotated[
         int | None,
         typer.Option(
-            help="Fixed-point scale: |x| must stay below 2**(15-bits).", show_default=str(DEFAULTS["scale_bits"])
+            help="Fixed-point scale: |x| must stay below 2**(15-scale_bits).", show_default=str(DEFAULTS["scale_bits"])
         ),
     ] = None,
     alpha: Annotated[float | None, typer.Option(help="Ridge penalty; chosen by GCV when omitted.")] = None,

@@ -77,8 +77,9 @@ def serve(
         int,
         typer.Option(
             min=1,
-            help="Threads of each BLAS call. 1: requests already run in parallel threads, and BLAS threads of "
-            "concurrent requests contend (32 clients: 213 predictions/s at 1, 90 at 2 on 2 cores).",
+            help="Threads of each numpy/scipy BLAS call (not the text encoder's torch). 1: requests already run "
+            "in parallel threads, and BLAS threads of concurrent requests contend (32 clients on 2 cores: "
+            "203 predictions/s at 1, 34-90 at 2).",
         ),
     ] = 1,
     model_file: Annotated[
@@ -107,7 +108,7 @@ def serve(
 
     threadpool_limits(limits=blas_threads)  # for the server's life: numpy's and scipy's BLAS are loaded by now
     threads = sorted({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
-    err_console.print(f"BLAS threads per call: {', '.join(map(str, threads))}")
+    err_console.print(f"BLAS threads per call: {', '.join(map(str, threads)) or 'unknown (no BLAS found to limit)'}")
     protocol = guarded_protocol(max_connections=max_connections, head_timeout=header_timeout, body_timeout=body_timeout)
     options: dict[str, Any] = {
         "max_body": max_body_mb * 2**20,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,22 @@ def test_erasable_learn_takes_feature_bits(tmp_path: Path) -> None:
         result = CliRunner().invoke(app, ["learn", str(path), str(vectors), "--width", "32", "--feature-bits", bits])
         assert result.exit_code == 0, result.output
         assert load_model(path).config.feature_map.get("bits") == expected
+
+
+def test_learning_inputs_far_from_unit_norm_warns_where_the_user_meets_it(tmp_path: Path) -> None:
+    """6-bit features are scaled for unit-norm inputs: the estimator and ``erasable learn`` say so, with the fix."""
+    rows = unit_rows(np.random.default_rng(0), 6, 8)
+    labels = np.array(["a", "b", "c"] * 2)
+    with pytest.warns(UserWarning, match=r"median norm is 0\.1, .*normalize each row"):
+        ErasableClassifier(width=32).fit(rows * 0.1, labels)
+    wide = unit_rows(np.random.default_rng(1), 6, 256) * 8  # each coordinate still well below 4
+    with pytest.warns(UserWarning, match="median norm is 8"):
+        ErasableClassifier(width=32).partial_fit(wide, labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ErasableClassifier(width=32).fit(rows, labels)  # unit norm: nothing to say
+        ErasableClassifier(width=32, feature_bits=15).fit(rows * 0.1, labels)  # the int16 map has the headroom
+    vectors = tmp_path / "small.npz"
+    np.savez(vectors, X=rows * 0.1, y=labels)
+    result = CliRunner().invoke(app, ["learn", str(tmp_path / "m.erasable"), str(vectors), "--width", "32"])
+    assert result.exit_code == 0 and "median norm is 0.1" in result.output and "feature_bits=15" in result.output

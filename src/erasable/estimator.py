@@ -204,6 +204,8 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         model = model or Model(self.model_config(X_checked.shape[1]))
         X_kept, y_kept, ids, subjects = _repeated(X_checked, y_checked, ids, subjects, sample_weight)
         model.learn(X_kept, y_kept, ids=ids, subjects=subjects)
+        if advice := model.norm_advice(X_checked):  # once learned: inputs out of range are refused first
+            warnings.warn(advice, stacklevel=2)
         self.model_ = model
         return self
 
@@ -234,6 +236,8 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
         model = model or Model(self.model_config(X_checked.shape[1]))
         X_kept, y_kept, ids, subjects = _repeated(X_checked, y_checked, ids, subjects, sample_weight)
         model.learn(X_kept, y_kept, ids=ids, subjects=subjects)
+        if advice := model.norm_advice(X_checked):  # once learned: inputs out of range are refused first
+            warnings.warn(advice, stacklevel=2)
         self.model_ = model
         return self
 

@@ -41,7 +41,7 @@ from erasable.changes import Change, ForgetReceipt
 from erasable.config import HEAD_KINDS, MAX_DIM, MAX_PROJECTION, HeadKind, ModelConfig
 from erasable.encoders import CUSTOM, Batch, Encoder, check_same_encoder, encode_batched, load_encoder
 from erasable.exact import OverflowRiskError, clipped_rows, quantize
-from erasable.features import Identity, RandomReLU, feature_map_from_config
+from erasable.features import Identity, RandomReLU, feature_map_from_config, norm_advice
 from erasable.heads import Head, RidgeHead
 from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels, require_unicode
 from erasable.registry import SampleRegistry
@@ -278,6 +278,13 @@ class Model:
         See :func:`~erasable.exact.clipping_message` for what to tell the user.
         """
         return int(clipped_rows(embeddings, self.config.scale_bits).sum())
+
+    def norm_advice(self, embeddings: ArrayLike) -> str | None:
+        """What to tell the user if ``embeddings`` are far from the norm the feature map is scaled for, or ``None``.
+
+        See :func:`~erasable.features.norm_advice`.
+        """
+        return norm_advice(self.feature_map, np.asarray(embeddings, dtype=np.float64))
 
     def batch_statistics(
         self,

@@ -75,7 +75,10 @@ def learn(
             response={"count": len(change.ids)},
         )
     service.metrics.samples.labels(name).set(slot.model.count)
-    return LearnResponse(seq=event.seq, count=len(change.ids), certificate=change.certificate_after)
+    advice = slot.model.norm_advice(vectors)
+    return LearnResponse(
+        seq=event.seq, count=len(change.ids), certificate=change.certificate_after, warnings=[advice] if advice else []
+    )
 
 
 @router.post(

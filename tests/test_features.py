@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +20,23 @@ from tests.conftest import unit_rows
 
 def test_default_features_of_unit_norm_inputs_fill_six_bits_and_rarely_saturate() -> None:
     config = ModelConfig.from_parameters(input_dim=384)
-    assert config.feature_map["bits"] == 6 and config.feature_map["shift"] == 9
+    assert config.feature_map["bits"] == 6 and config.feature_map["scale_free"] and config.feature_map["shift"] == 0
     fmap = feature_map_from_config(config.feature_map)
     features = fmap.transform(quantize(unit_rows(np.random.default_rng(0), 500, 384), config.scale_bits))
     assert features.min() == 0 and features.max() == 63
     assert np.mean(features == 63) < 1e-3  # the top is four standard deviations up
     assert np.mean(features > 31) > 1e-3  # and the sixth bit is used
+
+
+@pytest.mark.parametrize("norm", [0.05, 0.1, 0.5, 3.0])
+def test_default_features_do_not_depend_on_the_inputs_norm(norm: float) -> None:
+    """Scale-free: the features of c * e are those of e, but for the rounding of the quantized inputs."""
+    fmap = feature_map_from_config(ModelConfig.from_parameters(input_dim=384).feature_map)
+    rows = unit_rows(np.random.default_rng(1), 200, 384)
+    unit, scaled = fmap.transform(quantize(rows, 13)).astype(int), fmap.transform(quantize(rows * norm, 13)).astype(int)
+    assert np.mean(np.abs(unit - scaled) <= 1) > 0.995 and np.mean(unit == scaled) > 0.9
+    shifted = feature_map_from_config(ModelConfig.from_parameters(input_dim=384, feature_bits=15).feature_map)
+    assert shifted.transform(quantize(rows * 0.05, 13)).max() < shifted.transform(quantize(rows, 13)).max() / 10
 
 
 def test_a_configuration_without_bits_is_the_int16_map_of_earlier_models() -> None:
@@ -85,20 +95,8 @@ def test_erasable_learn_takes_feature_bits(tmp_path: Path) -> None:
         assert load_model(path).config.feature_map.get("bits") == expected
 
 
-def test_learning_inputs_far_from_unit_norm_warns_where_the_user_meets_it(tmp_path: Path) -> None:
-    """6-bit features are scaled for unit-norm inputs: the estimator and ``erasable learn`` say so, with the fix."""
-    rows = unit_rows(np.random.default_rng(0), 6, 8)
-    labels = np.array(["a", "b", "c"] * 2)
-    with pytest.warns(UserWarning, match=r"median norm is 0\.1, .*normalize each row"):
-        ErasableClassifier(width=32).fit(rows * 0.1, labels)
-    wide = unit_rows(np.random.default_rng(1), 6, 256) * 8  # each coordinate still well below 4
-    with pytest.warns(UserWarning, match="median norm is 8"):
-        ErasableClassifier(width=32).partial_fit(wide, labels)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        ErasableClassifier(width=32).fit(rows, labels)  # unit norm: nothing to say
-        ErasableClassifier(width=32, feature_bits=15).fit(rows * 0.1, labels)  # the int16 map has the headroom
-    vectors = tmp_path / "small.npz"
-    np.savez(vectors, X=rows * 0.1, y=labels)
-    result = CliRunner().invoke(app, ["learn", str(tmp_path / "m.erasable"), str(vectors), "--width", "32"])
-    assert result.exit_code == 0 and "median norm is 0.1" in result.output and "feature_bits=15" in result.output
+def test_alpha_means_the_same_for_scale_free_and_shifted_features_of_unit_norm_inputs() -> None:
+    """The penalty is alpha * ridge_unit: both maps give a unit-norm input's projection 2**4 levels per unit."""
+    scale_free = ModelConfig.from_parameters(input_dim=384)
+    shifted = {"kind": "random_relu", "input_dim": 384, "width": 4096, "seed": 0, "shift": 9, "bits": 6}
+    assert Model(scale_free).ridge_unit == Model(ModelConfig(input_dim=384, feature_map=shifted)).ridge_unit == 4.0**4

@@ -307,18 +307,3 @@ def test_a_restarted_server_predicts_with_the_ridge_head_its_first_prediction_ke
     again = restarted.call("POST", "/v1/models/r/predict", "predict", json=query)
     assert again.status_code == 200 and again.json()["predictions"] == answer["predictions"]
     store.close()
-
-
-def test_a_learn_of_vectors_far_from_unit_norm_is_answered_with_a_warning(api: Api) -> None:
-    """The service tells its client what the estimator and the CLI tell theirs: 6-bit features assume unit norm."""
-    model = {"name": "relu", "input_dim": DIM, "width": 32}
-    assert api.call("POST", "/v1/models", json=model).status_code == 201
-    rng = np.random.default_rng(5)
-    unit = api.call("POST", "/v1/models/relu/learn", "learn", json={"samples": samples(rng, 0, 6)}).json()
-    assert unit["warnings"] == []
-    small = samples(rng, 10, 6)
-    for sample in small:
-        sample["vector"] = [0.05 * v for v in sample["vector"]]
-    answer = api.call("POST", "/v1/models/relu/learn", "learn", json={"samples": small})
-    assert answer.status_code == 200 and answer.json()["count"] == 6
-    assert "median norm is 0.05" in answer.json()["warnings"][0] and "feature_bits=15" in answer.json()["warnings"][0]

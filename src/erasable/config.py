@@ -155,12 +155,14 @@ class ModelConfig:
             bits = int(values["feature_bits"])
             if not 1 <= bits <= INT16_BITS:
                 raise ValueError(f"feature_bits must be in 1..{INT16_BITS}, got {bits}.")
+            scale_free = bits < INT16_BITS  # 15 bits: the shifted int16 map of earlier models
             feature_map = RandomReLU(
                 input_dim=input_dim,
                 width=int(values["width"]),
                 seed=int(values["seed"]),
-                shift=shift_for_unit_norm(input_dim, int(values["scale_bits"]), bits),
+                shift=0 if scale_free else shift_for_unit_norm(input_dim, int(values["scale_bits"])),
                 bits=bits,
+                scale_free=scale_free,
             ).config()
         else:
             raise ValueError(f"feature_map must be 'random_relu' or 'identity', got {values['feature_map']!r}.")
@@ -202,7 +204,9 @@ class ModelConfig:
             "shrinkage": self.shrinkage,
             "encoder": encoder,
         }
-        if relu and fmap["shift"] != shift_for_unit_norm(self.input_dim, self.scale_bits, values["feature_bits"]):
+        legacy = values["feature_bits"] == INT16_BITS
+        expected = (False, shift_for_unit_norm(self.input_dim, self.scale_bits)) if legacy else (True, 0)
+        if relu and (fmap.get("scale_free", False), fmap["shift"]) != expected:
             raise ValueError("This configuration's feature shift is not the one any parameters describe.")
         return values
 

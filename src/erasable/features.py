@@ -38,7 +38,7 @@ __all__ = [
     "Identity",
     "RandomReLU",
     "feature_map_from_config",
-    "norm_advice",
+    "integer_norms",
     "shift_for_unit_norm",
 ]
 
@@ -84,39 +84,52 @@ class Identity:
         return {"kind": "identity", "input_dim": self.input_dim}
 
 
-def shift_for_unit_norm(input_dim: int, scale_bits: int, bits: int = INT16_BITS) -> int:
-    """The right shift that fits ReLU(P e) of a unit-norm embedding ``e`` into ``bits`` bits.
+def shift_for_unit_norm(input_dim: int, scale_bits: int) -> int:
+    """The right shift that keeps ReLU(P e) in int16 for every embedding of norm <= 1.
 
-    With ±1 entries, each ``P_j . e`` of a unit-norm ``e`` has standard deviation
-    ``2**scale_bits`` over the random signs; fewer than 15 bits hold four of them (values
-    beyond saturate, about 3 in 100,000 of them). 15 bits, the int16 range, are the other
-    rule, that of models made before 6-bit features: they hold every value,
-    ``|P_j . e| <= sqrt(input_dim) * 2**scale_bits`` (Cauchy-Schwarz), so normalized inputs
-    never saturate. So 15 bits are not finer than 14 (or 13): they trade resolution for
-    never saturating.
+    With ±1 entries, ``|P_j . e| <= ||P_j|| ||e|| = sqrt(input_dim) * 2**scale_bits``
+    (Cauchy-Schwarz), so shifting by this many bits never saturates normalized inputs. The
+    int16 map of models made before scale-free features.
 
-    >>> shift_for_unit_norm(384, 13, bits=6)
-    9
     >>> shift_for_unit_norm(384, 13)
     3
     """
-    if bits < INT16_BITS:
-        return max(0, scale_bits + 2 - bits)
     bound = math.sqrt(input_dim) * 2**scale_bits
     return max(0, math.ceil(math.log2(bound / INT16_MAX)))
 
 
+def integer_norms(embeddings: NDArray[np.int16]) -> NDArray[np.int64]:
+    """``max(1, isqrt(sum e**2))`` of each row, exactly (the sums of squares are int64).
+
+    >>> integer_norms(np.array([[3, 4], [1, 1], [0, 0]], dtype=np.int16))
+    array([5, 1, 1])
+    """
+    wide = embeddings.astype(np.int64)
+    squares = np.einsum("ij,ij->i", wide, wide)
+    roots = np.floor(np.sqrt(squares.astype(np.float64))).astype(np.int64)  # within one of isqrt: exact below 2**53
+    roots -= roots * roots > squares
+    roots += (roots + 1) * (roots + 1) <= squares
+    return np.maximum(roots, 1)
+
+
 @dataclass(frozen=True)
 class RandomReLU:
-    """The ACIL "buffer": ``min(ReLU(e @ P) >> shift, 2**bits - 1)`` with a seeded ±1 matrix P.
+    """The ACIL "buffer" on a seeded ±1 matrix P, shifted or scale-free, saturating at ``2**bits - 1``.
 
-    ``P`` has shape (input_dim, width); its bits come from SHAKE-256 of the seed. Values
-    above ``2**bits - 1`` after the shift saturate (deterministically); choose ``shift``
-    with :func:`shift_for_unit_norm`. erasable's default is 6 bits (the ``feature_bits``
-    parameter): within 0.1 point of int16 features on validation splits of
-    BANKING77, HWU64 and Fashion-MNIST, and a Gram of such features sums exactly in float32
-    over 4,227 rows at a time, at twice float64's speed. The dataclass default, 15, is the
-    map of configurations without ``bits`` (models made before it existed).
+    ``P`` has shape (input_dim, width); its bits come from SHAKE-256 of the seed.
+
+    * Shifted (``scale_free=False``, the map of models made before): ``min(ReLU(e P) >> shift,
+      2**bits - 1)``; :func:`shift_for_unit_norm` gives the shift that never saturates a
+      unit-norm input in 15 bits.
+    * Scale-free (erasable's default, 6 bits: the ``feature_bits`` parameter):
+      ``min(floor(ReLU(e P) * 2**(bits - 2) / N), 2**bits - 1)`` with ``N`` the row's
+      :func:`integer_norms`. Each ``P_j . e`` has standard deviation ``||e||`` over the random
+      signs, so four of them fill the bits (3 in 100,000 values saturate) whatever the input's
+      norm. The quotient is IEEE's correctly rounded one, the same on every machine. Six bits
+      are within 0.1 point of int16 features on validation splits of BANKING77, HWU64 and
+      Fashion-MNIST at unit norm, and unlike a shift they do not lose accuracy at other norms;
+      a Gram of such features sums exactly in float32 over 4,227 rows at a time, at twice
+      float64's speed.
     """
 
     input_dim: int
@@ -124,6 +137,7 @@ class RandomReLU:
     seed: int
     shift: int
     bits: int = INT16_BITS
+    scale_free: bool = False
 
     def __post_init__(self) -> None:
         # Integers only: the seed names the projection's bits (0.0 would draw another one than 0).
@@ -136,6 +150,8 @@ class RandomReLU:
             raise ValueError(f"input_dim and width must be positive, got {self.input_dim}, {self.width}.")
         if self.shift < 0:
             raise ValueError(f"shift must be >= 0, got {self.shift}.")
+        if not isinstance(self.scale_free, bool) or (self.scale_free and self.shift):
+            raise ValueError("scale_free must be a boolean, and a scale-free map has shift 0.")
 
     @cached_property
     def _projection(self) -> NDArray[np.float32]:
@@ -152,7 +168,11 @@ class RandomReLU:
         if embeddings.ndim != 2 or embeddings.shape[1] != self.input_dim:
             raise ValueError(f"Expected embeddings of shape (n, {self.input_dim}), got {embeddings.shape}.")
         z = exact_matmul(embeddings, self._projection)  # float32 where exact: less memory traffic
-        if self.shift:
+        if self.scale_free:
+            z *= 2.0 ** (self.bits - 2)  # exact: a power of two
+            z /= integer_norms(embeddings).astype(z.dtype)[:, None]  # the norms are exact in float32 (< 2**24)
+            np.floor(z, out=z)
+        elif self.shift:
             z *= 0.5**self.shift  # exact: a power of two
             np.floor(z, out=z)
         # ReLU and saturation in one pass (floor commutes with ReLU). The result stays in the
@@ -170,8 +190,12 @@ class RandomReLU:
             "seed": self.seed,
             "shift": self.shift,
         }
-        # 15 bits, the map of files older than "bits", leaves it out: their configs stay the bytes they were.
-        return config if self.bits == INT16_BITS else config | {"bits": self.bits}
+        # What the maps of files older than "bits" do not state is left out: their configs stay the bytes they were.
+        if self.bits != INT16_BITS:
+            config["bits"] = self.bits
+        if self.scale_free:
+            config["scale_free"] = True
+        return config
 
 
 def _signs(input_dim: int, width: int, seed: int) -> NDArray[np.float32]:
@@ -185,38 +209,6 @@ def _signs(input_dim: int, width: int, seed: int) -> NDArray[np.float32]:
 
 
 _cached_signs = functools.lru_cache(maxsize=4, typed=True)(_signs)
-
-
-#: Median row norms outside this range cost narrow features accuracy (6 bits against int16 on validation splits
-#: of HWU64 and digits: norm 0.1 -0.8 to -1.5 points, 0.03 -4 to -6; at 0.3 -0.1 to -0.4, at 3 -0.2 to -0.65,
-#: digits at 3.9 nothing; larger norms saturate more). Coordinates must stay below 4 anyway (scale_bits=13).
-UNIT_NORM_RANGE = (0.3, 4.0)
-
-
-def norm_advice(feature_map: Identity | RandomReLU, embeddings: NDArray[np.floating]) -> str | None:
-    """What to tell a user whose ``embeddings`` are far from the unit norm a narrow map is scaled for, or ``None``.
-
-    A map of fewer than 15 bits has its shift set for unit-norm inputs (:func:`shift_for_unit_norm`):
-    much smaller ones use few of its levels, much larger ones saturate. The int16 map's headroom
-    covers norms from 0.03 to 3 without a measurable difference.
-
-    >>> fmap = RandomReLU(input_dim=2, width=4, seed=0, shift=9, bits=6)
-    >>> norm_advice(fmap, np.array([[0.6, 0.8]])) is None
-    True
-    >>> print(norm_advice(fmap, np.array([[0.06, 0.08]])))  # doctest: +ELLIPSIS
-    The inputs' median norm is 0.1, but 6-bit features are scaled for unit-norm inputs...
-    """
-    if not isinstance(feature_map, RandomReLU) or feature_map.bits >= INT16_BITS or not len(embeddings):
-        return None
-    median = float(np.median(np.linalg.norm(embeddings, axis=1)))
-    low, high = UNIT_NORM_RANGE
-    if low <= median <= high:
-        return None
-    return (
-        f"The inputs' median norm is {median:.3g}, but {feature_map.bits}-bit features are scaled for unit-norm "
-        f"inputs and lose accuracy below {low} or above {high}: normalize each row (x / ||x||), or use "
-        "feature_bits=15."
-    )
 
 
 def feature_map_from_config(config: dict[str, Any]) -> Identity | RandomReLU:

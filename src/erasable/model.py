@@ -41,7 +41,7 @@ from erasable.changes import Change, ForgetReceipt
 from erasable.config import HEAD_KINDS, MAX_DIM, MAX_PROJECTION, HeadKind, ModelConfig
 from erasable.encoders import CUSTOM, Batch, Encoder, check_same_encoder, encode_batched, load_encoder
 from erasable.exact import OverflowRiskError, clipped_rows, quantize
-from erasable.features import Identity, RandomReLU, feature_map_from_config, norm_advice
+from erasable.features import Identity, RandomReLU, feature_map_from_config
 from erasable.heads import Head, RidgeHead
 from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels, require_unicode
 from erasable.registry import SampleRegistry
@@ -198,10 +198,13 @@ class Model:
         """Square of the fixed-point scale of the ridge features: their integer value per natural unit.
 
         The ridge penalty is ``alpha * ridge_unit``, so ``alpha`` has scikit-learn's meaning
-        for features in natural units (embedding units, halved per bit of feature-map shift).
+        for features in natural units (embedding units, halved per bit of feature-map shift;
+        for scale-free features, those of a unit-norm input: ``2**(bits - 2)`` per unit).
         """
-        shift = self.config.feature_map.get("shift", 0)
-        return 4.0 ** (self.config.scale_bits - shift)
+        fmap = self.config.feature_map
+        if fmap.get("scale_free"):
+            return 4.0 ** (fmap["bits"] - 2)
+        return 4.0 ** (self.config.scale_bits - fmap.get("shift", 0))
 
     def certificate(self) -> str:
         """SHA-256 of the canonical config and statistics: equal iff the states are equal."""
@@ -278,13 +281,6 @@ class Model:
         See :func:`~erasable.exact.clipping_message` for what to tell the user.
         """
         return int(clipped_rows(embeddings, self.config.scale_bits).sum())
-
-    def norm_advice(self, embeddings: ArrayLike) -> str | None:
-        """What to tell the user if ``embeddings`` are far from the norm the feature map is scaled for, or ``None``.
-
-        See :func:`~erasable.features.norm_advice`.
-        """
-        return norm_advice(self.feature_map, np.asarray(embeddings, dtype=np.float64))
 
     def batch_statistics(
         self,

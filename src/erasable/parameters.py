@@ -41,9 +41,9 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "feature_bits",
         6,
-        "Bits of each random ReLU feature (1-15). 6: within 0.1 point of int16 features on validation splits, "
-        "and the Gram sums in float32, twice as fast; 15 is the never-saturating int16 map of earlier models "
-        "(not finer than 14).",
+        "Bits of each random ReLU feature (1-15; below 15 scale-free: divided by each input's norm). 6: within "
+        "0.1 point of int16 features on validation splits, and the Gram sums in float32, twice as fast; 15 is "
+        "the shifted int16 map of earlier models.",
     ),
     Parameter("scale_bits", 13, "Fixed-point scale: inputs are round(x * 2**scale_bits) in int16, so |x| < 4."),
     Parameter("alpha", None, "Ridge penalty; None chooses it by generalized cross-validation."),

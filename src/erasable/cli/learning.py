@@ -33,7 +33,7 @@ from erasable.io import Columns, read
 from erasable.model import CHUNK_ROWS, HeadKind, Model
 from erasable.model_file import load_model, save_model
 from erasable.parameters import DEFAULTS
-from erasable.terminal import JsonFlag, console, print_json, progress, say, status, warn
+from erasable.terminal import JsonFlag, console, print_json, progress, say, status
 
 __all__ = ["forget", "learn", "save_changed"]
 
@@ -64,7 +64,7 @@ def learn(
         typer.Option(
             min=1,
             max=15,
-            help="Bits of each random ReLU feature (15: the never-saturating int16 map of earlier models).",
+            help="Bits of each random ReLU feature (below 15 scale-free; 15: the shifted int16 map of earlier models).",
             show_default=str(DEFAULTS["feature_bits"]),
         ),
     ] = None,
@@ -126,8 +126,6 @@ def learn(
             model = _open_or_create(model_path, existing, given, data.items.shape[1])
             check_dimension(model, data, data_path)
         _learn_in_chunks(model, data)
-        if advice := model.norm_advice(data.items):  # once learned: inputs out of range are refused first
-            warn(advice)
         save_changed(model, model_path)
     console.print(f"Learned {data.items.shape[0]} samples into {escape(str(model_path))}.", soft_wrap=True)
     print_summary(model)

@@ -159,8 +159,6 @@ class LearnResponse(BaseModel):
     seq: int
     count: int
     certificate: str
-    #: Advice about the inputs that did not stop the learn (e.g. vectors far from the unit norm the features assume).
-    warnings: list[str] = []
 
 
 class ForgetRequest(Strict):

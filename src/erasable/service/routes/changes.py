@@ -75,10 +75,7 @@ def learn(
             response={"count": len(change.ids)},
         )
     service.metrics.samples.labels(name).set(slot.model.count)
-    advice = slot.model.norm_advice(vectors)
-    return LearnResponse(
-        seq=event.seq, count=len(change.ids), certificate=change.certificate_after, warnings=[advice] if advice else []
-    )
+    return LearnResponse(seq=event.seq, count=len(change.ids), certificate=change.certificate_after)
 
 
 @router.post(

@@ -56,7 +56,8 @@ FORMAT = "erasable-model"
 #: small model (``"feature_statistics": "samples"``: recomputed from its samples when loaded); version 4 keeps
 #: the weights of a primal ridge head (``ridge.weights``); version 5 stores each Gram as its upper triangle
 #: (``*.gram_upper``, half the bytes of the square ``*.gram`` before) and its config may give the random ReLU
-#: features' ``bits`` (the default 6; without it, the int16 map of older files). Older ones load.
+#: features' ``bits`` and ``scale_free`` (the default: 6, true; without them, the shifted int16 map of older
+#: files). Older ones load.
 FORMAT_VERSION = 5
 READABLE_VERSIONS = (1, 2, 3, 4, 5)
 #: Widest feature map whose statistics a file may leave to be recomputed: loading then builds at most

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from erasable.cli import app
 from erasable.config import ModelConfig
 from erasable.estimator import ErasableClassifier
 from erasable.exact import quantize
-from erasable.features import RandomReLU, feature_map_from_config
+from erasable.features import RandomReLU, feature_map_from_config, scale_free_levels
 from erasable.model import Model
 from erasable.model_file import load_model
 from tests.conftest import unit_rows
@@ -100,3 +102,30 @@ def test_alpha_means_the_same_for_scale_free_and_shifted_features_of_unit_norm_i
     scale_free = ModelConfig.from_parameters(input_dim=384)
     shifted = {"kind": "random_relu", "input_dim": 384, "width": 4096, "seed": 0, "shift": 9, "bits": 6}
     assert Model(scale_free).ridge_unit == Model(ModelConfig(input_dim=384, feature_map=shifted)).ridge_unit == 4.0**4
+
+
+def test_scale_free_levels_are_the_exact_integer_floor_in_either_products_type() -> None:
+    """A quotient just below an integer: float32 rounds it up to the integer, float64 (what is used) does not."""
+    norm = 2**20 + 1  # a large norm (input_dim >= 1024): the quotient needs 26 bits of mantissa
+    ks = [k for k in range(40, 64) if k * norm % 16 == 1]  # then z = (k N - 1) / 16 is an integer
+    z = [(k * norm - 1) // 16 for k in ks]  # 16 z / N = k - 1/N: just below k
+    exact = np.minimum(np.array([16 * v // norm for v in z]), 63)
+    for dtype in (np.float32, np.float64):
+        levels = scale_free_levels(np.array([z], dtype=dtype), np.array([norm]), bits=6)[0]
+        assert np.array_equal(levels, exact)
+    naive = np.floor(np.array(z, dtype=np.float32) * np.float32(16) / np.float32(norm))
+    assert not np.array_equal(np.minimum(naive, 63), exact)  # what float32 division gave
+
+
+@given(st.integers(0, 2**31))
+@settings(max_examples=10, deadline=None)
+def test_a_rows_scale_free_features_do_not_depend_on_its_batch(seed: int) -> None:
+    """A batch holding one large row takes float64 products, one without float32: the same features either way."""
+    fmap = feature_map_from_config(ModelConfig.from_parameters(input_dim=784, width=512, seed=seed).feature_map)
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(-(2**15) + 1, 2**15, size=(64, 784)).astype(np.int16) // rng.integers(1, 64, (64, 1))
+    rows = rows.astype(np.int16)
+    loud = np.full((1, 784), 2**15 - 1, dtype=np.int16)  # 784 * 32767 > 2**24: the batch's product is float64
+    alone = np.concatenate([fmap.transform(rows[i : i + 1]) for i in range(len(rows))])
+    assert np.array_equal(fmap.transform(np.concatenate([rows, loud]))[:-1], alone)
+    assert np.array_equal(fmap.transform(rows), alone)

@@ -129,3 +129,10 @@ def test_a_rows_scale_free_features_do_not_depend_on_its_batch(seed: int) -> Non
     alone = np.concatenate([fmap.transform(rows[i : i + 1]) for i in range(len(rows))])
     assert np.array_equal(fmap.transform(np.concatenate([rows, loud]))[:-1], alone)
     assert np.array_equal(fmap.transform(rows), alone)
+
+
+def test_a_scale_free_map_states_fewer_than_15_bits() -> None:
+    """A model file or request saying scale_free without bits (15) is refused when read, not when first scored."""
+    spelled = {"kind": "random_relu", "input_dim": 4, "width": 8, "seed": 0, "shift": 0, "scale_free": True}
+    with pytest.raises(ValueError, match="fewer than 15 bits"):
+        ModelConfig(input_dim=4, feature_map=spelled)

@@ -170,8 +170,8 @@ class RandomReLU:
             raise ValueError(f"input_dim and width must be positive, got {self.input_dim}, {self.width}.")
         if self.shift < 0:
             raise ValueError(f"shift must be >= 0, got {self.shift}.")
-        if not isinstance(self.scale_free, bool) or (self.scale_free and self.shift):
-            raise ValueError("scale_free must be a boolean, and a scale-free map has shift 0.")
+        if not isinstance(self.scale_free, bool) or (self.scale_free and (self.shift or self.bits == INT16_BITS)):
+            raise ValueError("scale_free must be a boolean, and a scale-free map has shift 0 and fewer than 15 bits.")
 
     @cached_property
     def _projection(self) -> NDArray[np.float32]:

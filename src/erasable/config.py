@@ -30,7 +30,7 @@ import numpy as np
 
 from erasable.encoders import CUSTOM, Encoder, encoder_name, encoder_spec, load_encoder
 from erasable.features import INT16_BITS, RandomReLU, feature_map_from_config, shift_for_unit_norm
-from erasable.parameters import DEFAULTS
+from erasable.parameters import DEFAULTS, PARAMETERS
 
 HeadKind = Literal["ridge", "prototype", "gaussian", "memory"]
 HEAD_KINDS: tuple[HeadKind, ...] = ("ridge", "prototype", "gaussian", "memory")
@@ -43,12 +43,12 @@ MAX_PROJECTION = 2**28
 __all__ = ["HEAD_KINDS", "MAX_DIM", "MAX_PROJECTION", "HeadKind", "ModelConfig"]
 
 
-#: The user-facing parameters that take integers.
-INTEGER_PARAMETERS = ("width", "seed", "feature_bits", "scale_bits")
-
-
 def _is_int(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+#: The user-facing parameters that take integers: those whose default is one.
+INTEGER_PARAMETERS = tuple(p.name for p in PARAMETERS if _is_int(p.default))
 
 
 @dataclass(frozen=True)

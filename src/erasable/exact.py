@@ -48,6 +48,7 @@ __all__ = [
     "gram_plus_rows",
     "max_abs",
     "quantize",
+    "single_pass_bound",
 ]
 
 
@@ -297,6 +298,15 @@ def _upper_int64(buffer: NDArray[np.floating]) -> NDArray[np.int64]:
     return out
 
 
+def single_pass_bound(rows: NDArray[np.number]) -> float:
+    """A bound on every entry of ``rows.T @ rows`` summed in one pass: exact in float64 below 2**53.
+
+    >>> single_pass_bound(np.array([[3.0, -4.0], [1.0, 0.0]]))
+    32.0
+    """
+    return rows.shape[0] * max(max_abs(rows), 1.0) ** 2
+
+
 def gram_plus_rows(
     gram: NDArray[np.int64] | None, rows: NDArray[np.floating], sign: int, block: int = 512
 ) -> NDArray[np.int64]:
@@ -315,7 +325,7 @@ def gram_plus_rows(
            [ 0,  0, -8]])
     """
     rows = np.asarray(rows)
-    bound = rows.shape[0] * max(max_abs(rows), 1.0) ** 2
+    bound = single_pass_bound(rows)
     if bound >= FLOAT64_EXACT:
         raise OverflowRiskError("Too many rows for an exact single-pass Gram update.")
     rows = rows.astype(np.float32 if bound < FLOAT32_EXACT else np.float64, copy=False)  # float32: half the work

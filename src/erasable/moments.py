@@ -40,6 +40,7 @@ from erasable.exact import (
     exact_transpose_matmul,
     gram_plus_rows,
     max_abs,
+    single_pass_bound,
 )
 
 Label = int | str
@@ -409,7 +410,7 @@ class Moments:
         pending = self._rows
         if sign > 0 and pending is not None and pending.shape[0] + rows.shape[0] <= self.dim:
             together = np.concatenate([pending, rows]) if pending.shape[0] else rows.copy()
-            if together.shape[0] * max(max_abs(together), 1.0) ** 2 < FLOAT64_EXACT:  # the Gram it defers is exact
+            if single_pass_bound(together) < FLOAT64_EXACT:  # the Gram it defers forms exactly
                 return self._combine(classes, counts, sums, sign, rows=together)
         return self._combine(classes, counts, sums, sign, gram=gram_plus_rows(self.gram, rows, sign))
 

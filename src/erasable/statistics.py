@@ -134,15 +134,16 @@ def _moments_from_tensors(prefix: str, tensors: dict[str, NDArray[Any]], classes
 
     Raises ``ValueError``/``KeyError`` if malformed.
     """
-    stored = tensors[f"{prefix}.gram_upper"] if f"{prefix}.gram_upper" in tensors else tensors[f"{prefix}.gram"]
+    packed = tensors.get(f"{prefix}.gram_upper")
+    stored = packed if packed is not None else tensors[f"{prefix}.gram"]
     counts, sums = tensors[f"{prefix}.class_counts"], tensors[f"{prefix}.class_sums"]
     # What the writer writes: another type would be cast (a float truncated), a narrower one would multiply
     # what unpacking allocates.
     for name, array in (("Gram", stored), ("class counts", counts), ("class sums", sums)):
         if array.dtype != np.int64:
             raise ValueError(f"{prefix} {name} is {array.dtype}, not int64")
-    if f"{prefix}.gram_upper" in tensors:
-        gram = unpack_upper(stored, dim)
+    if packed is not None:
+        gram = unpack_upper(packed, dim)
     else:
         gram = stored
         if gram.ndim != 2 or not _upper_triangular(gram):

@@ -290,6 +290,24 @@ def test_a_hostile_label_and_subject_render_as_text(page: tuple[Any, Watched], s
     assert page.locator("img").count() == 0 and not watched.dialogs
 
 
+def test_choosing_the_shown_model_again_keeps_what_was_typed(page: tuple[Any, Watched], served: Served) -> None:
+    page, watched = page
+    create_model(served, "typed")
+    served.learn("typed", [{"id": "t1", "label": "a", "vector": vectors(1, seed=5)[0].tolist()}])
+    sign_in(page, served)
+    open_view(page, "playground", "typed")
+    page.wait_for_selector("#predict-form[data-model=typed]")
+    typed = json.dumps(vectors(1, seed=5)[0].tolist())
+    page.fill("#predict-input", typed)
+    before = len(watched.requests)
+    page.select_option("#model", "typed")  # fires change; nothing is redrawn or fetched
+    page.click("#predict-form button[type=submit]")
+    page.wait_for_selector("#predicted-label")
+    assert page.inner_text("#predicted-label") == "a" and page.input_value("#predict-input") == typed
+    fetched = [r.url for r in watched.requests[before:]]
+    assert fetched == [served.url + "/v1/models/typed/predict"], fetched
+
+
 def test_a_predict_key_has_no_forget_control(page: tuple[Any, Watched], served: Served) -> None:
     page, watched = page
     create_model(served, "readonly")

@@ -208,7 +208,11 @@
   function modelPicker(onChange) {
     const select = el("select", { id: "model" }, state.models.map((name) => el("option", { value: name }, name)));
     select.value = currentModel();
+    let shown = select.value;
     select.addEventListener("change", () => {
+      // Choosing the model already shown changes nothing: redrawing it would drop what the user typed.
+      if (select.value === shown) return;
+      shown = select.value;
       sessionStorage.setItem(MODEL, select.value);
       onChange(select.value);
     });

@@ -117,6 +117,20 @@ def test_scale_free_levels_are_the_exact_integer_floor_in_either_products_type()
     assert not np.array_equal(np.minimum(naive, 63), exact)  # what float32 division gave
 
 
+@given(st.data(), st.integers(2, 14))
+@settings(max_examples=200, deadline=None)
+def test_scale_free_levels_in_float32_are_the_exact_integer_floor(data: st.DataObject, bits: int) -> None:
+    """The float32 path (norms below 2**(25 - bits)), on quotients just below, at and above each level."""
+    top, scale = 2**bits - 1, 2 ** (bits - 2)
+    norms = np.array(data.draw(st.lists(st.integers(1, 2 ** (25 - bits) - 1), min_size=1, max_size=8)))
+    near = [(k * int(n) + d) // scale for n in norms for k in range(top + 2) for d in (-1, 0, 1)]
+    drawn = data.draw(st.lists(st.integers(-(2**24) + 1, 2**24 - 1), max_size=32))
+    z = np.array([[v for v in near + drawn if abs(v) < 2**24]] * len(norms), dtype=np.int64)
+    exact = np.clip(np.maximum(z, 0) * scale // norms[:, None], 0, top)
+    levels = scale_free_levels(z.astype(np.float32), norms, bits)
+    assert levels.dtype == np.float32 and np.array_equal(levels, exact)
+
+
 @given(st.integers(0, 2**31))
 @settings(max_examples=10, deadline=None)
 def test_a_rows_scale_free_features_do_not_depend_on_its_batch(seed: int) -> None:

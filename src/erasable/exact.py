@@ -26,6 +26,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import blas
 
+from erasable.blas import matmul
+
 INT16_MAX = 2**15 - 1
 FLOAT64_EXACT = 2**53
 FLOAT32_EXACT = 2**24
@@ -144,7 +146,7 @@ def exact_transpose_matmul(
         step = _rows_per_exact_chunk(per_row, 1.0)
         a, b = a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
     for start in range(0, a.shape[0], step):
-        part = a[start : start + step].T @ b[start : start + step]
+        part = matmul(a[start : start + step].T, b[start : start + step])
         out += part.astype(np.int64)
     return out
 
@@ -162,9 +164,9 @@ def exact_matmul(a: NDArray[np.number], b: NDArray[np.number]) -> NDArray[np.flo
     """
     bound = a.shape[1] * max_abs(a) * max_abs(b)
     if bound < FLOAT32_EXACT:
-        return a.astype(np.float32, copy=False) @ b.astype(np.float32, copy=False)
+        return matmul(a.astype(np.float32, copy=False), b.astype(np.float32, copy=False))
     if bound < FLOAT64_EXACT:
-        return a.astype(np.float64, copy=False) @ b.astype(np.float64, copy=False)
+        return matmul(a.astype(np.float64, copy=False), b.astype(np.float64, copy=False))
     raise OverflowRiskError(f"Dot products may reach {bound:.3g}, beyond exact float64 (2**53).")
 
 
@@ -335,7 +337,7 @@ def gram_plus_rows(
     combine = np.add if sign > 0 else np.subtract
     for start in range(0, dim, block):
         stop = min(start + block, dim)
-        band = rows[:, start:stop].T @ rows[:, start:]  # rows start..stop, columns start..: one GEMM
+        band = matmul(rows[:, start:stop].T, rows[:, start:])  # rows start..stop, columns start..: one GEMM
         band[:, : stop - start][below[: stop - start, : stop - start]] = 0.0  # only its square crosses the diagonal
         if gram is None:
             out[start:stop, start:] = band if sign > 0 else -band

@@ -116,19 +116,32 @@ def integer_norms(embeddings: NDArray[np.int16]) -> NDArray[np.int64]:
 def scale_free_levels(z: NDArray[np.floating], norms: NDArray[np.int64], bits: int) -> NDArray[np.float32]:
     """``min(floor(ReLU(z) * 2**(bits - 2) / norms), 2**bits - 1)`` row by row, the exact integer floor.
 
-    In float64 whatever the type of ``z`` (float32 or float64, as the batch's largest value
-    decides): the quotient's correct rounding never crosses an integer there (|q| < 2**20,
-    gaps > 2**-23), so a row's levels do not depend on its batch. In float32 they could.
+    ``z`` holds exact integers (the projection's products); a float32 ``z`` is overwritten
+    with the result. Whatever ``z``'s type (float32 or float64, as the batch's largest value
+    decides), the result is the exact floor, so a row's levels do not depend on its batch:
+
+    * in float32 when ``bits >= 2`` and every norm is below ``2**(25 - bits)`` (``2**19`` at 6
+      bits: inputs up to norm 64 at the default quantization). ``z * 2**(bits - 2)`` is then an
+      exact integer, so a quotient that is not an integer is at least ``1 / N`` below the next
+      one; below the saturation level the correctly rounded quotient is within
+      ``2**(bits - 25)`` of the true one, closer than that, so its floor is exact; above it,
+      rounding is monotone and the level saturates either way.
+    * in float64 otherwise (``|q| < 2**20``, gaps above ``2**-23``: the same argument).
 
     >>> scale_free_levels(np.array([[1023.0, 1024.0, -5.0, 9999.0]]), np.array([2048]), bits=4)
     array([[ 1.,  2.,  0., 15.]], dtype=float32)
     """
-    q = z.astype(np.float64)
+    if z.dtype == np.float32 and bits >= 2 and int(norms.max(initial=1)) < 2 ** (25 - bits):
+        q = z
+        divisors = norms.astype(np.float32)[:, None]  # exact: below 2**19
+    else:
+        q = z.astype(np.float64)
+        divisors = norms[:, None]
     q *= 2.0 ** (bits - 2)
-    q /= norms[:, None]
+    q /= divisors
     np.floor(q, out=q)
     np.clip(q, 0.0, 2**bits - 1, out=q)
-    return q.astype(np.float32)  # at most 2**14 - 1: exact
+    return q.astype(np.float32, copy=False)  # at most 2**14 - 1: exact
 
 
 @dataclass(frozen=True)
@@ -144,9 +157,8 @@ class RandomReLU:
       ``min(floor(ReLU(e P) * 2**(bits - 2) / N), 2**bits - 1)`` with ``N`` the row's
       :func:`integer_norms`. Each ``P_j . e`` has standard deviation ``||e||`` over the random
       signs, so four of them fill the bits (3 in 100,000 values saturate) whatever the input's
-      norm. The floor is the exact integer one (computed in float64, where rounding the quotient
-      never crosses an integer). Six bits
-      are within 0.1 point of int16 features on validation splits of BANKING77, HWU64 and
+      norm. The floor is the exact integer one (see :func:`scale_free_levels`). Six bits are
+      within 0.1 point of int16 features on validation splits of BANKING77, HWU64 and
       Fashion-MNIST at unit norm, and unlike a shift they do not lose accuracy at other norms;
       a Gram of such features sums exactly in float32 over 4,227 rows at a time, at twice
       float64's speed.

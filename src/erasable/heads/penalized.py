@@ -31,6 +31,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg import lapack
 
+from erasable.blas import matmul
+
 #: A solve whose float64 residual is below this fraction of the right-hand side is not refined.
 ROUNDING_LEVEL = 1e-14
 
@@ -61,7 +63,7 @@ class PenalizedGram:
 
     def multiply(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
         """``(A + lambda I) vectors`` in float64."""
-        return np.asarray(self.gram @ vectors + self.lam * vectors, dtype=np.float64)
+        return np.asarray(matmul(self.gram, vectors) + self.lam * vectors, dtype=np.float64)
 
     def solve(self, rhs: NDArray[np.float64]) -> NDArray[np.float64]:
         """``(A + lambda I)^-1 rhs`` to float64 accuracy."""

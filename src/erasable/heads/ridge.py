@@ -47,6 +47,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
+from erasable.blas import matmul
 from erasable.heads.base import full_symmetric, softmax
 from erasable.heads.gcv import TridiagonalSpectrum, gcv_alpha, gcv_width
 from erasable.heads.penalized import PenalizedGram
@@ -238,8 +239,8 @@ class RidgeHead:
         centered, targets, mean = _centered_samples(moments, samples)
         if alpha is None:
             alpha = penalty_by_gcv(moments, unit)
-        coefficients = _kernel_solve(centered @ centered.T, alpha * unit, targets)
-        return cls._canonical(moments, alpha, unit, centered.T @ coefficients, mean, None)
+        coefficients = _kernel_solve(matmul(centered, centered.T), alpha * unit, targets)
+        return cls._canonical(moments, alpha, unit, matmul(centered.T, coefficients), mean, None)
 
     @classmethod
     def _canonical(
@@ -269,7 +270,7 @@ class RidgeHead:
         product = self.system.solve(vectors)
         if self.rank_since_refresh:
             p = self.correction_basis
-            product -= p @ (self.correction_core @ (p.T @ vectors))
+            product -= matmul(p, self.correction_core @ matmul(p.T, vectors))
         return product
 
     def updated(self, rows: NDArray[np.float64], labels: Sequence[Label], sign: int, moments: Moments) -> RidgeHead:
@@ -316,16 +317,18 @@ class RidgeHead:
         coefficients = sign * np.concatenate([np.ones(len(columns)), [k * n_rest / (n_rest + k)]])
 
         inverse_basis = self._apply_inverse(basis)  # M V
-        projected = inverse_basis @ transform  # M U
-        capacitance = np.diag(1.0 / coefficients) + transform.T @ (basis.T @ projected)
+        projected = matmul(inverse_basis, transform)  # M U
+        capacitance = np.diag(1.0 / coefficients) + transform.T @ matmul(basis.T, projected)
         core = np.asarray(np.linalg.inv(capacitance), dtype=np.float64)  # S^-1
         cross_after = moments.class_sums.T - np.outer(mean_after, moments.class_counts)
-        cross_before = cross_after - basis @ cross_change
+        cross_before = cross_after - matmul(basis, cross_change)
         weights_before = np.zeros((rows.shape[1], len(moments.classes)))
         weights_before[:, [j for _, j in kept]] = self.weights[:, [i for i, _ in kept]]
-        inverse_basis_after = inverse_basis - projected @ (core @ (projected.T @ basis))  # M' V
+        inverse_basis_after = inverse_basis - matmul(projected, core @ matmul(projected.T, basis))  # M' V
         weights = (
-            weights_before + inverse_basis_after @ cross_change - projected @ (core @ (projected.T @ cross_before))
+            weights_before
+            + matmul(inverse_basis_after, cross_change)
+            - matmul(projected, core @ matmul(projected.T, cross_before))
         )
         return RidgeHead(
             classes=moments.classes,
@@ -341,7 +344,7 @@ class RidgeHead:
 
     def decision_function(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
         """Predicted one-hot targets: ``(f - mu) W + mean(Y)``, computed as ``f W +`` :attr:`intercept`."""
-        return vectors @ self.weights + self.intercept
+        return matmul(vectors, self.weights) + self.intercept
 
     def predict_proba(self, vectors: NDArray[np.float64], temperature: float = 0.07) -> NDArray[np.float64]:
         """``softmax(scores / temperature)``: :meth:`proba_of` the :meth:`decision_function`."""

@@ -461,6 +461,10 @@ def test_the_playground_shows_the_memory_heads_neighbours(page: tuple[Any, Watch
         n["id"] for n in expected["neighbours"]
     ]
     assert float(page.inner_text("#ood-score")) == pytest.approx(expected["ood_score"], abs=1e-3)
+    top = max(t["probability"] for t in expected["top"])
+    assert expected["ood_score"] == pytest.approx(1.0 - top) and "1 − the top class probability" in page.inner_text(
+        "#prediction"
+    )
 
 
 def test_audit_a_forget_before_serving_it(page: tuple[Any, Watched], served: Served) -> None:

@@ -187,6 +187,20 @@ def test_penalized_gram_solves_to_float64_accuracy_up_to_ill_conditioned_systems
         PenalizedGram.cholesky(-well, lam=1e-3)
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_penalized_gram_factored_in_place_answers_as_a_copy_does(rng: np.random.Generator, order: str) -> None:
+    """One array holds the factor and the Gram: products and solves are those of the untouched matrix."""
+    rows = rng.standard_normal((60, 30))
+    gram, vectors = rows.T @ rows, rng.standard_normal((30, 4))
+    copied = PenalizedGram.cholesky(gram, lam=0.5)
+    consumed = np.array(gram, order=order)
+    in_place = PenalizedGram.cholesky(consumed, lam=0.5, overwrite=True)
+    assert np.shares_memory(in_place.packed, consumed) and not np.shares_memory(copied.packed, gram)
+    np.testing.assert_allclose(in_place.multiply(vectors), (gram + 0.5 * np.eye(30)) @ vectors, rtol=1e-13)
+    assert np.array_equal(in_place.multiply(vectors), copied.multiply(vectors))
+    assert np.array_equal(in_place.solve(vectors), copied.solve(vectors))
+
+
 @settings(max_examples=30, deadline=None)
 @given(dim=st.integers(1, 40), block=st.integers(1, 17), seed=st.integers(0, 2**16))
 def test_full_symmetric_mirrors_the_upper_triangle_by_blocks(dim: int, block: int, seed: int) -> None:

@@ -174,11 +174,11 @@ class GramAccumulator:
     """Exact running sum of ``x.T @ x`` over batches of integer-valued rows.
 
     The sum is kept in floating-point buffers updated in place by BLAS ``syrk`` (one
-    triangle only, half the work of a GEMM) and moved on before a buffer could lose
-    exactness. Rows of at most 255 (8-bit features or fewer: at least
-    ``MIN_FLOAT32_BLOCK`` of them sum below 2**24) are summed in float32 blocks, at twice
-    float64's speed, each added into a float64 buffer before it could reach 2**24; the
-    float64 buffer is moved into an int64 total before it could reach 2**53. Only the upper triangle of
+    triangle only, half the work of a GEMM) and moved into an int64 total before a buffer
+    could lose exactness. Rows of at most 255 (8-bit features or fewer: at least
+    ``MIN_FLOAT32_BLOCK`` of them sum below 2**24) are summed in a float32 block, at twice
+    float64's speed, added into the total band by band each time it is full; other rows are
+    summed in a float64 buffer, moved before it could reach 2**53. Only the upper triangle of
     :meth:`result` is filled; the lower triangle is zero. That is the canonical layout of
     every Gram matrix in erasable.
 
@@ -197,7 +197,7 @@ class GramAccumulator:
         self.dim = dim
         # Fortran order: syrk writes it in place. Its lower triangle, in Fortran terms, is
         # the upper triangle of the C-ordered view ``self._buffer.T``. np.zeros is calloc'd:
-        # a buffer no row reaches costs no memory.
+        # a buffer no row reaches (the float64 one, for 6-bit features) costs no memory.
         self._buffer = np.zeros((dim, dim), dtype=np.float64, order="F")
         self._rows_in_buffer = 0
         self._rows_per_flush = _rows_per_exact_chunk(INT16_MAX + 1, INT16_MAX + 1)
@@ -205,6 +205,7 @@ class GramAccumulator:
         self._rows_in_block = 0
         self._block_bound = 0.0  # a bound on every entry of the block
         self._total: NDArray[np.int64] | None = None
+        self._total_returned = False  # result() handed the total out: copy it before writing into it
 
     def add(self, rows: NDArray[np.floating], bound: float | None = None) -> None:
         """Add ``rows.T @ rows``; ``rows`` is (n, dim), integer valued, within int16 range.
@@ -252,36 +253,44 @@ class GramAccumulator:
             start += chunk.shape[0]
 
     def _move_block(self) -> None:
-        """Add the float32 block into the float64 buffer (exact: both hold integers)."""
+        """Add the float32 block into the int64 total (exact: it holds integers below 2**24)."""
         if self._block is None or not self._rows_in_block:
             return
-        if self._rows_in_buffer + self._rows_in_block > self._rows_per_flush:
-            self._flush()
-        for start in range(0, self.dim, TRIANGLE_BLOCK):  # the written triangle only: half the traffic
-            stop = start + TRIANGLE_BLOCK
-            self._buffer[start:, start:stop] += self._block[start:, start:stop]
-        self._rows_in_buffer += self._rows_in_block
+        self._add_to_total(self._block)
         self._rows_in_block, self._block_bound = 0, 0.0
 
     def _flush(self) -> None:
-        exact = _upper_int64(self._buffer)
-        self._total = exact if self._total is None else self._total + exact
-        for start in range(0, self.dim, TRIANGLE_BLOCK):  # the written triangle: the rest stays untouched zeros
+        """Move the float64 buffer into the total and zero its written triangle (the rest stays zeros)."""
+        self._add_to_total(self._buffer)
+        for start in range(0, self.dim, TRIANGLE_BLOCK):
             self._buffer[start:, start : start + TRIANGLE_BLOCK] = 0.0
         self._rows_in_buffer = 0
+
+    def _add_to_total(self, buffer: NDArray[np.floating]) -> None:
+        """``total += triu(buffer.T)``, in int64, band by band (no full-size temporary).
+
+        A total that :meth:`result` handed out is copied first: later additions never write into it.
+        """
+        if self._total is None:
+            self._total = _upper_int64(buffer)  # calloc'd: the pages below the diagonal are never written
+            return
+        if self._total_returned:
+            self._total, self._total_returned = self._total.copy(), False
+        upper = buffer.T  # C-ordered view: the upper triangle is the one syrk wrote, the other is zeros
+        for start in range(0, self.dim, TRIANGLE_BLOCK):
+            stop = start + TRIANGLE_BLOCK
+            self._total[start:stop, start:] += upper[start:stop, start:].astype(np.int64)
 
     def result(self) -> NDArray[np.int64]:
         """The exact int64 sum so far (upper triangle; zeros below the diagonal).
 
-        Later additions never write into the returned array (a flush builds a new total).
+        Later additions never write into the returned array.
         """
-        if self._rows_in_block and not self._rows_in_buffer and self._total is None and self._block is not None:
-            self._total = _upper_int64(self._block)  # one block only: no float64 pass
-            self._rows_in_block, self._block_bound = 0, 0.0
         self._move_block()
         if self._rows_in_buffer or self._total is None:
             self._flush()
         assert self._total is not None
+        self._total_returned = True
         return self._total
 
 

@@ -131,6 +131,7 @@ def scale_free_levels(z: NDArray[np.floating], norms: NDArray[np.int64], bits: i
     >>> scale_free_levels(np.array([[1023.0, 1024.0, -5.0, 9999.0]]), np.array([2048]), bits=4)
     array([[ 1.,  2.,  0., 15.]], dtype=float32)
     """
+    divisors: NDArray[np.number]
     if z.dtype == np.float32 and bits >= 2 and int(norms.max(initial=1)) < 2 ** (25 - bits):
         q = z
         divisors = norms.astype(np.float32)[:, None]  # exact: below 2**19

@@ -200,7 +200,7 @@ class RidgeHead:
         if alpha is None:
             alpha = penalty_by_gcv(moments, unit)
         gram, cross, mean = _centered_moments(moments)
-        system = PenalizedGram.cholesky(gram, alpha * unit)  # the same solve however alpha was found
+        system = PenalizedGram.cholesky(gram, alpha * unit, overwrite=True)  # the same solve however alpha was found
         return cls._canonical(moments, alpha, unit, system.solve(cross), mean, system)
 
     @classmethod
@@ -229,7 +229,7 @@ class RidgeHead:
             return self
         if uses_dual(moments.count, moments.dim):
             raise ValueError("A dual head is recomputed after a change, not updated.")
-        return replace(self, system=PenalizedGram.cholesky(_centered_moments(moments)[0], self.lam))
+        return replace(self, system=PenalizedGram.cholesky(_centered_moments(moments)[0], self.lam, overwrite=True))
 
     @classmethod
     def _dual(
@@ -239,8 +239,10 @@ class RidgeHead:
         centered, targets, mean = _centered_samples(moments, samples)
         if alpha is None:
             alpha = penalty_by_gcv(moments, unit)
-        coefficients = _kernel_solve(matmul(centered, centered.T), alpha * unit, targets)
-        return cls._canonical(moments, alpha, unit, matmul(centered.T, coefficients), mean, None)
+        kernel = np.asarray(matmul(centered, centered.T), dtype=np.float64)  # float64 already: no copy
+        coefficients = _kernel_solve(kernel, alpha * unit, targets)
+        weights = np.asarray(matmul(centered.T, coefficients), dtype=np.float64)
+        return cls._canonical(moments, alpha, unit, weights, mean, None)
 
     @classmethod
     def _canonical(

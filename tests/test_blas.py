@@ -1,4 +1,4 @@
-"""erasable.blas.matmul: ``a @ b`` on SciPy's BLAS, for every layout and float type it may be handed."""
+"""erasable.blas: products on SciPy's BLAS, for every layout and float type they may be handed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from erasable.blas import matmul
+from erasable.blas import matmul, row_gram
 
 LAYOUTS = ("C", "F", "strided")
 
@@ -42,3 +42,11 @@ def test_matmul_is_the_exact_product_in_c_order(
 def test_matmul_refuses_shapes_that_do_not_chain() -> None:
     with pytest.raises(ValueError, match=r"Cannot multiply shapes \(2, 3\) and \(2, 3\)"):
         matmul(np.ones((2, 3)), np.ones((2, 3)))
+
+
+@given(st.integers(0, 9), st.integers(0, 9), st.sampled_from(LAYOUTS), st.integers(0, 2**32 - 1))
+@settings(max_examples=100, deadline=None)
+def test_row_gram_is_the_full_symmetric_product(n: int, k: int, layout: str, seed: int) -> None:
+    rows = laid_out(np.random.default_rng(seed).integers(-64, 64, (n, k)).astype(np.float64), layout)
+    gram = row_gram(rows)
+    assert gram.flags.c_contiguous and np.array_equal(gram, rows @ rows.T)

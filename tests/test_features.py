@@ -105,7 +105,7 @@ def test_alpha_means_the_same_for_scale_free_and_shifted_features_of_unit_norm_i
 
 
 def test_scale_free_levels_are_the_exact_integer_floor_in_either_products_type() -> None:
-    """A quotient just below an integer: float32 rounds it up to the integer, float64 (what is used) does not."""
+    """A quotient just below an integer: float32 rounds it up to the integer, float64 (used at this norm) does not."""
     norm = 2**20 + 1  # a large norm (input_dim >= 1024): the quotient needs 26 bits of mantissa
     ks = [k for k in range(40, 64) if k * norm % 16 == 1]  # then z = (k N - 1) / 16 is an integer
     z = [(k * norm - 1) // 16 for k in ks]  # 16 z / N = k - 1/N: just below k
@@ -120,15 +120,20 @@ def test_scale_free_levels_are_the_exact_integer_floor_in_either_products_type()
 @given(st.data(), st.integers(2, 14))
 @settings(max_examples=200, deadline=None)
 def test_scale_free_levels_in_float32_are_the_exact_integer_floor(data: st.DataObject, bits: int) -> None:
-    """The float32 path (norms below 2**(25 - bits)), on quotients just below, at and above each level."""
+    """Quotients just below, at and above each level, with norms on both sides of the float32 path's bound.
+
+    Below ``2**(25 - bits)`` the levels are formed in float32, in place; above it in float64. Exact either way.
+    """
     top, scale = 2**bits - 1, 2 ** (bits - 2)
-    norms = np.array(data.draw(st.lists(st.integers(1, 2 ** (25 - bits) - 1), min_size=1, max_size=8)))
+    norms = np.array(data.draw(st.lists(st.integers(1, 2 ** (26 - bits)), min_size=1, max_size=8)))
     near = [(k * int(n) + d) // scale for n in norms for k in range(top + 2) for d in (-1, 0, 1)]
     drawn = data.draw(st.lists(st.integers(-(2**24) + 1, 2**24 - 1), max_size=32))
     z = np.array([[v for v in near + drawn if abs(v) < 2**24]] * len(norms), dtype=np.int64)
     exact = np.clip(np.maximum(z, 0) * scale // norms[:, None], 0, top)
-    levels = scale_free_levels(z.astype(np.float32), norms, bits)
+    product = z.astype(np.float32)
+    levels = scale_free_levels(product, norms, bits)
     assert levels.dtype == np.float32 and np.array_equal(levels, exact)
+    assert np.shares_memory(levels, product) == (int(norms.max()) < 2 ** (25 - bits))
 
 
 @given(st.integers(0, 2**31))

@@ -188,17 +188,23 @@ def test_penalized_gram_solves_to_float64_accuracy_up_to_ill_conditioned_systems
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_penalized_gram_factored_in_place_answers_as_a_copy_does(rng: np.random.Generator, order: str) -> None:
+@pytest.mark.parametrize("dim", [30, 600])  # 600: LAPACK's blocked factorization, not only its unblocked kernel
+def test_penalized_gram_factored_in_place_answers_as_a_copy_does(
+    rng: np.random.Generator, order: str, dim: int
+) -> None:
     """One array holds the factor and the Gram: products and solves are those of the untouched matrix."""
-    rows = rng.standard_normal((60, 30))
-    gram, vectors = rows.T @ rows, rng.standard_normal((30, 4))
+    rows = rng.standard_normal((2 * dim, dim))
+    gram, vectors = rows.T @ rows, rng.standard_normal((dim, 4))
+    expected = (gram + 0.5 * np.eye(dim)) @ vectors
     copied = PenalizedGram.cholesky(gram, lam=0.5)
     consumed = np.array(gram, order=order)
     in_place = PenalizedGram.cholesky(consumed, lam=0.5, overwrite=True)
     assert np.shares_memory(in_place.packed, consumed) and not np.shares_memory(copied.packed, gram)
-    np.testing.assert_allclose(in_place.multiply(vectors), (gram + 0.5 * np.eye(30)) @ vectors, rtol=1e-13)
-    assert np.array_equal(in_place.multiply(vectors), copied.multiply(vectors))
-    assert np.array_equal(in_place.solve(vectors), copied.solve(vectors))
+    for system in (in_place, copied):
+        np.testing.assert_allclose(system.multiply(vectors), expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+        np.testing.assert_allclose(system.multiply(vectors[:, 0]), expected[:, 0], rtol=1e-12, atol=1e-9)
+        residual = (gram + 0.5 * np.eye(dim)) @ system.solve(vectors) - vectors
+        assert np.abs(residual).max() < 1e-10
 
 
 @settings(max_examples=30, deadline=None)

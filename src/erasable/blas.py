@@ -6,9 +6,11 @@ library meanwhile finds the cores taken. On 2 cores, a 49 x 77 ``dormqr`` of GCV
 alone) took 52 ms right after NumPy's product of the test set's features; with every large
 product on SciPy's pool, fitting 100 BANKING77 samples and predicting its test set took
 0.14 s instead of 0.25 s, and a fit of all of it with a first prediction 2.9 s instead of
-3.4 s (medians of five alternated runs on a busy machine). So every product
-that may be large goes through :func:`matmul`, on SciPy's pool, the one the factorizations
-need; NumPy's ``@`` is left to small arrays, which OpenBLAS runs on the calling thread.
+3.4 s (medians of five alternated runs on a busy machine). So the large
+products of the default model -- the exact products of learning, the features, the ridge
+head's solves, updates and scores -- go through :func:`matmul` and :func:`row_gram`, on SciPy's
+pool, the one the factorizations need. (The optional Gaussian and prototype heads still use
+NumPy's ``@``.)
 
 >>> import numpy as np
 >>> matmul(np.array([[1.0, 2.0]]), np.array([[3.0], [4.0]]))
@@ -19,14 +21,24 @@ dtype('float32')
 
 from __future__ import annotations
 
+from typing import Any, overload
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg import blas
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "row_gram"]
 
 
-def matmul(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.floating]:
+@overload
+def matmul(a: NDArray[np.float64], b: NDArray[Any]) -> NDArray[np.float64]: ...
+@overload
+def matmul(a: NDArray[Any], b: NDArray[np.float64]) -> NDArray[np.float64]: ...
+@overload
+def matmul(a: NDArray[Any], b: NDArray[Any]) -> NDArray[np.floating]: ...
+
+
+def matmul(a: NDArray[Any], b: NDArray[Any]) -> NDArray[np.floating]:
     """``a @ b`` as a C-ordered array, by SciPy's ``sgemm`` (both float32) or ``dgemm`` (otherwise).
 
     Formed as the transpose of the Fortran-ordered ``b.T @ a.T``: a C- or Fortran-ordered
@@ -51,3 +63,23 @@ def _transposed(m: NDArray[np.floating], single: bool) -> tuple[NDArray[np.float
     if m.flags.f_contiguous:
         return m, 1
     return np.ascontiguousarray(m).T, 0
+
+
+def row_gram(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``a @ a.T`` (full, symmetric, C-ordered) by SciPy's ``dsyrk``: half the work of a product.
+
+    >>> row_gram(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    array([[ 5., 11.],
+           [11., 25.]])
+    """
+    rows = np.asarray(a, dtype=np.float64)
+    if rows.ndim != 2:
+        raise ValueError(f"Expected a 2-d array, got shape {rows.shape}.")
+    if 0 in rows.shape:
+        return np.zeros((rows.shape[0], rows.shape[0]))
+    # rows.T is Fortran-ordered when rows is C-ordered: trans=1 forms rows @ rows.T from it without a copy.
+    operand, trans = (rows.T, 1) if rows.flags.c_contiguous else (np.asfortranarray(rows), 0)
+    lower = blas.dsyrk(1.0, operand, trans=trans, lower=1)  # Fortran-ordered, its upper triangle unset
+    full = np.tril(lower)
+    full += np.tril(lower, -1).T
+    return np.ascontiguousarray(full)

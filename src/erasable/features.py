@@ -116,16 +116,18 @@ def integer_norms(embeddings: NDArray[np.int16]) -> NDArray[np.int64]:
 def scale_free_levels(z: NDArray[np.floating], norms: NDArray[np.int64], bits: int) -> NDArray[np.float32]:
     """``min(floor(ReLU(z) * 2**(bits - 2) / norms), 2**bits - 1)`` row by row, the exact integer floor.
 
-    ``z`` holds exact integers (the projection's products); a float32 ``z`` is overwritten
-    with the result. Whatever ``z``'s type (float32 or float64, as the batch's largest value
+    ``z`` holds exact integers (the projection's products); on the float32 path below it is
+    overwritten with the result. Whatever ``z``'s type (float32 or float64, as the batch's largest value
     decides), the result is the exact floor, so a row's levels do not depend on its batch:
 
     * in float32 when ``bits >= 2`` and every norm is below ``2**(25 - bits)`` (``2**19`` at 6
       bits: inputs up to norm 64 at the default quantization). ``z * 2**(bits - 2)`` is then an
       exact integer, so a quotient that is not an integer is at least ``1 / N`` below the next
       one; below the saturation level the correctly rounded quotient is within
-      ``2**(bits - 25)`` of the true one, closer than that, so its floor is exact; above it,
-      rounding is monotone and the level saturates either way.
+      ``2**(bits - 25)`` of the true one, closer than that, so it does not reach the next
+      integer; nor does it fall below the floor, an integer that float32 holds (rounding is
+      monotone), so its floor is exact. Above the saturation level, and below 0, rounding
+      stays on the same side and the clip gives the same level.
     * in float64 otherwise (``|q| < 2**20``, gaps above ``2**-23``: the same argument).
 
     >>> scale_free_levels(np.array([[1023.0, 1024.0, -5.0, 9999.0]]), np.array([2048]), bits=4)

@@ -46,7 +46,10 @@ class PenalizedGram:
     ``packed`` is a Fortran-ordered D x D array holding the Cholesky factor ``L`` of
     ``A + lambda I`` in its lower triangle and ``A`` strictly above it; ``diagonal`` is
     ``diag(A) + lambda``, which the factor's diagonal overwrote. A product with ``A + lambda I``
-    (the residuals) is one ``dsymm`` on the upper triangle, corrected on the diagonal.
+    (the residuals) is one ``dsymm`` on the upper triangle, corrected on the diagonal: at
+    D = 4096 as fast as ``dgemm`` on the full matrix (47 vs 45 ms for 77 columns, 10 vs 8 ms
+    for one). An earlier measurement here, 30 times slower, was taken while NumPy's and SciPy's
+    BLAS threads contended (see :mod:`erasable.blas`).
     """
 
     packed: NDArray[np.float64] = field(repr=False)
@@ -61,19 +64,21 @@ class PenalizedGram:
         belongs to the result, also when the factorization fails); otherwise it is copied.
         """
         contiguous = gram.dtype == np.float64 and (gram.flags.c_contiguous or gram.flags.f_contiguous)
-        work = gram if overwrite and contiguous else np.array(gram, dtype=np.float64, order="F")
+        source = gram.T if gram.flags.c_contiguous else gram  # symmetric: its transpose copies without transposing
+        work = gram if overwrite and contiguous else np.array(source, dtype=np.float64, order="F")
         packed = work if work.flags.f_contiguous else work.T  # a symmetric matrix is its own transpose
         diagonal = packed.diagonal() + lam
         packed[np.diag_indices_from(packed)] = diagonal
         factor, info = lapack.dpotrf(packed, lower=1, overwrite_a=1, clean=0)
         if info != 0:
             raise np.linalg.LinAlgError(f"The ridge system is not positive definite (dpotrf info={info}).")
-        assert np.shares_memory(factor, packed)  # in place: the triangle above the factor still holds A
-        return cls(factor, diagonal, lam)
+        return cls(factor, diagonal, lam)  # factored in place (F order, overwrite_a): A stays above the diagonal
 
     def multiply(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``(A + lambda I) vectors`` in float64."""
+        """``(A + lambda I) vectors`` in float64, for one vector (D,) or columns (D, k)."""
         vectors = np.asarray(vectors, dtype=np.float64)
+        if vectors.ndim == 1:
+            return self.multiply(vectors[:, None])[:, 0]
         upper = blas.dsymm(1.0, self.packed, np.asfortranarray(vectors), side=0, lower=0)  # the factor's diagonal
         return np.ascontiguousarray(upper + (self.diagonal - self.packed.diagonal())[:, None] * vectors)
 

@@ -47,7 +47,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
-from erasable.blas import matmul
+from erasable.blas import matmul, row_gram
 from erasable.heads.base import full_symmetric, softmax
 from erasable.heads.gcv import TridiagonalSpectrum, gcv_alpha, gcv_width
 from erasable.heads.penalized import PenalizedGram
@@ -239,10 +239,8 @@ class RidgeHead:
         centered, targets, mean = _centered_samples(moments, samples)
         if alpha is None:
             alpha = penalty_by_gcv(moments, unit)
-        kernel = np.asarray(matmul(centered, centered.T), dtype=np.float64)  # float64 already: no copy
-        coefficients = _kernel_solve(kernel, alpha * unit, targets)
-        weights = np.asarray(matmul(centered.T, coefficients), dtype=np.float64)
-        return cls._canonical(moments, alpha, unit, weights, mean, None)
+        coefficients = _kernel_solve(row_gram(centered), alpha * unit, targets)
+        return cls._canonical(moments, alpha, unit, matmul(centered.T, coefficients), mean, None)
 
     @classmethod
     def _canonical(
@@ -345,7 +343,13 @@ class RidgeHead:
         )
 
     def decision_function(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Predicted one-hot targets: ``(f - mu) W + mean(Y)``, computed as ``f W +`` :attr:`intercept`."""
+        """Predicted one-hot targets: ``(f - mu) W + mean(Y)``, computed as ``f W +`` :attr:`intercept`.
+
+        ``vectors`` are feature rows (n, D), or one row (D,) for its scores (K,).
+        """
+        vectors = np.asarray(vectors)
+        if vectors.ndim == 1:
+            return self.decision_function(vectors[None])[0]
         return matmul(vectors, self.weights) + self.intercept
 
     def predict_proba(self, vectors: NDArray[np.float64], temperature: float = 0.07) -> NDArray[np.float64]:

@@ -210,7 +210,8 @@
     select.value = currentModel();
     let shown = select.value;
     select.addEventListener("change", () => {
-      // Choosing the model already shown changes nothing: redrawing it would drop what the user typed.
+      // A change event for the model already shown (a script's or a test driver's; a person's choice of the same
+      // option fires none) changes nothing: redrawing would drop what the user typed.
       if (select.value === shown) return;
       shown = select.value;
       sessionStorage.setItem(MODEL, select.value);

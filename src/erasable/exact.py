@@ -22,6 +22,8 @@ array([[ 64, -32],
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import blas
@@ -70,13 +72,18 @@ def quantize(x: ArrayLike, scale_bits: int, *, saturate: bool = False) -> NDArra
     >>> quantize([[9.0]], scale_bits=12, saturate=True)
     array([[32767]], dtype=int16)
     """
-    values = np.asarray(x, dtype=np.float64)
-    if not np.all(np.isfinite(values)):
+    floats = isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64)
+    values = x if floats else np.asarray(x, dtype=np.float64)
+    # One float64 temporary, worked in place (the scaling is exact: a power of two). NaN and infinity show in
+    # its extremes, which the range check reads anyway; only then are the inputs themselves looked at.
+    scaled = np.multiply(values, float(2**scale_bits), dtype=np.float64)
+    np.rint(scaled, out=scaled)
+    low, high = (float(scaled.min()), float(scaled.max())) if scaled.size else (0.0, 0.0)
+    if not (math.isfinite(low) and math.isfinite(high)) and not np.isfinite(values).all():
         raise ValueError("Input contains NaN or infinity; embeddings must be finite.")
-    scaled = np.rint(values * float(2**scale_bits))
     if saturate:
         np.clip(scaled, -INT16_MAX, INT16_MAX, out=scaled)
-    elif scaled.size and np.abs(scaled).max() > INT16_MAX:
+    elif max(-low, high) > INT16_MAX:
         largest = float(np.abs(values).max())
         # Accepted iff |rint(x * 2**s)| <= INT16_MAX, i.e. |x| < (INT16_MAX + 0.5) / 2**s (a tie rounds to even:
         # 32768, refused), a bound a float shows exactly; so the message and the check agree at the edge.

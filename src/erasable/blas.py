@@ -1,4 +1,4 @@
-"""One BLAS for every large product: SciPy's, the library erasable's LAPACK calls use.
+"""One BLAS for the default model's large products: SciPy's, the library erasable's LAPACK calls use.
 
 NumPy and SciPy wheels each ship their own OpenBLAS, each with its own pool of threads.
 After a call, a pool's threads spin for a while before they sleep; a call into the other

@@ -36,6 +36,26 @@ def test_quantize_rejects_non_finite(bad: float) -> None:
         quantize([[0.1, bad]], scale_bits=8)
 
 
+@given(
+    arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 5)), elements=st.floats(-3.9, 3.9)),
+    st.sampled_from(["<f4", "<f8", ">f8", "<f2", "matrix", "list"]),
+)
+@settings(max_examples=60, deadline=None)
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_quantize_is_round_of_the_scaled_value_whatever_the_input_type(values: np.ndarray, kind: str) -> None:
+    """float32 and float64 arrays are read as they are, other inputs converted first: the same int16 array."""
+    if kind == "matrix":
+        given_as: object = np.asmatrix(values)
+    elif kind == "list":
+        given_as = values.tolist()
+    else:
+        values = values.astype(kind).astype(np.float64)  # the values that type holds
+        given_as = values.astype(kind)
+    result = quantize(given_as, scale_bits=13)  # type: ignore[arg-type]
+    assert type(result) is np.ndarray and result.dtype == np.int16
+    assert np.array_equal(result, np.rint(values * 2.0**13).astype(np.int16))
+
+
 def test_quantize_refuses_overflow_unless_saturating() -> None:
     with pytest.raises(OverflowRiskError, match="scale_bits=13"):
         quantize([[4.5]], scale_bits=13)

@@ -72,7 +72,7 @@ def quantize(x: ArrayLike, scale_bits: int, *, saturate: bool = False) -> NDArra
     >>> quantize([[9.0]], scale_bits=12, saturate=True)
     array([[32767]], dtype=int16)
     """
-    floats = isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64)
+    floats = type(x) is np.ndarray and x.dtype in (np.float32, np.float64)  # not a subclass (np.matrix)
     values = x if floats else np.asarray(x, dtype=np.float64)
     # One float64 temporary, worked in place (the scaling is exact: a power of two). NaN and infinity show in
     # its extremes, which the range check reads anyway; only then are the inputs themselves looked at.

@@ -278,10 +278,9 @@ class GramAccumulator:
 
         A total that :meth:`result` handed out is copied first: later additions never write into it.
         """
-        if self._total is None:
-            self._total = _upper_int64(buffer)  # calloc'd: the pages below the diagonal are never written
-            return
-        if self._total_returned:
+        if self._total is None:  # calloc'd: the pages wholly below the diagonal are never written
+            self._total = np.zeros((self.dim, self.dim), dtype=np.int64)
+        elif self._total_returned:
             self._total, self._total_returned = self._total.copy(), False
         upper = buffer.T  # C-ordered view: the upper triangle is the one syrk wrote, the other is zeros
         for start in range(0, self.dim, TRIANGLE_BLOCK):
@@ -299,21 +298,6 @@ class GramAccumulator:
         assert self._total is not None
         self._total_returned = True
         return self._total
-
-
-def _upper_int64(buffer: NDArray[np.floating]) -> NDArray[np.int64]:
-    """The C-ordered int64 upper triangle of a Fortran-ordered lower one, zeros below.
-
-    Band by band: the pages of the zeros below the diagonal are never written. The other
-    triangle of ``buffer`` must be zero (syrk never writes it).
-    """
-    dim = buffer.shape[0]
-    out = np.zeros((dim, dim), dtype=np.int64)
-    upper = buffer.T  # C-ordered view: the upper triangle is the one syrk wrote
-    for start in range(0, dim, TRIANGLE_BLOCK):
-        stop = start + TRIANGLE_BLOCK
-        out[start:stop, start:] = upper[start:stop, start:]
-    return out
 
 
 def single_pass_bound(rows: NDArray[np.number]) -> float:

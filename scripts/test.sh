@@ -3,8 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ERASABLE_EXTRAS="${ERASABLE_EXTRAS-dev,text,image,test,memory,distributed,service,audit,browser}" bash scripts/setup.sh
-.venv/bin/ruff check src tests benchmarks
-.venv/bin/ruff format --check src tests benchmarks
+.venv/bin/ruff check src tests benchmarks scripts
+.venv/bin/ruff format --check src tests benchmarks scripts
 .venv/bin/mypy
 bash scripts/ensure_postgres.sh
 bash scripts/ensure_chromium.sh

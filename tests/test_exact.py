@@ -82,31 +82,36 @@ def test_gram_flushes_before_losing_exactness(rng: np.random.Generator) -> None:
 @given(
     st.sampled_from([1, 9, 257]).flatmap(lambda dim: st.tuples(st.just(dim), st.integers(1, dim + 1))),
     st.lists(
-        st.tuples(st.integers(1, 700), st.sampled_from([1, 63, 255, 256, INT16_MAX]), st.booleans()),
+        st.tuples(
+            st.integers(1, 700), st.sampled_from([1, 63, 127, 255, 256, INT16_MAX]), st.booleans(), st.booleans()
+        ),
         min_size=1,
         max_size=6,
     ),
     st.integers(0, 2**31),
 )
 @settings(max_examples=40, deadline=None)
-def test_gram_of_small_rows_is_exact_in_float32_blocks(
-    dim_and_band: tuple[int, int], batches: list[tuple[int, int, bool]], seed: int
+def test_gram_is_exact_whichever_kernel_sums_it(
+    dim_and_band: tuple[int, int], batches: list[tuple[int, int, bool, bool]], seed: int
 ) -> None:
-    """Rows up to 255 are summed in float32 blocks (of 258 rows at 255, 2**24 // 255**2), larger ones in float64.
+    """Non-negative rows up to 127 are summed by int8 products in an int32 block, rows up to 255 in float32
+    blocks (of 258 rows at 255, 2**24 // 255**2), larger ones in float64.
 
-    Batches of either kind in any order, each as float32 or float64, with results read in between: each the
-    int64 sum so far, zeros below the diagonal, never changed by later additions. Every row reaches its batch's
-    bound, so each float32 block reaches its limit; bands (TRIANGLE_BLOCK) smaller than the matrix included.
+    Batches of any kind in any order, signed or not, each as float32 or float64, with results read in between:
+    each the int64 sum so far, zeros below the diagonal, never changed by later additions. Every row reaches its
+    batch's bound, so each block reaches its limit; the int32 block's limit is lowered to 2**20 (65 rows at 127)
+    so that it too is moved many times; bands (TRIANGLE_BLOCK) smaller than the matrix included.
     """
     dim, band = dim_and_band
     rng = np.random.default_rng(seed)
     expected = np.zeros((dim, dim), dtype=np.int64)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("erasable.exact.TRIANGLE_BLOCK", band)
+        patch.setattr("erasable.exact.INT32_MAX", 2**20)
         accumulator = GramAccumulator(dim)
         earlier: list[tuple[np.ndarray, np.ndarray]] = []
-        for n, bound, read in batches:
-            rows = rng.integers(-bound, bound + 1, size=(n, dim))
+        for n, bound, signed, read in batches:
+            rows = rng.integers(-bound if signed else 0, bound + 1, size=(n, dim))
             rows[:, 0] = bound  # the worst case of the block bound
             accumulator.add(rows.astype(np.float32 if rng.integers(2) else np.float64))
             expected += rows.T @ rows

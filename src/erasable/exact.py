@@ -28,9 +28,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import blas
 
+from erasable import integer_gram
 from erasable.blas import matmul
 
 INT16_MAX = 2**15 - 1
+INT32_MAX = 2**31 - 1
 FLOAT64_EXACT = 2**53
 FLOAT32_EXACT = 2**24
 INT64_SAFE = 2**62
@@ -180,23 +182,29 @@ def exact_matmul(a: NDArray[np.number], b: NDArray[np.number]) -> NDArray[np.flo
 class GramAccumulator:
     """Exact running sum of ``x.T @ x`` over batches of integer-valued rows.
 
-    The sum is kept in floating-point buffers updated in place by BLAS ``syrk`` (one
-    triangle only, half the work of a GEMM) and moved into an int64 total before a buffer
-    could lose exactness. Rows of at most 255 (8-bit features or fewer: at least
-    ``MIN_FLOAT32_BLOCK`` of them sum below 2**24) are summed in a float32 block, at twice
-    float64's speed, added into the total band by band each time it is full; other rows are
-    summed in a float64 buffer, moved before it could reach 2**53. Only the upper triangle of
-    :meth:`result` is filled; the lower triangle is zero. That is the canonical layout of
-    every Gram matrix in erasable.
+    The sum is kept in buffers updated by exact kernels and moved into an int64 total before
+    a buffer could lose exactness, by the smallest values of the rows:
+
+    * non-negative rows of at most 127 (the default model's 6-bit features) in an int32
+      block, by int8 products on the CPU's integer units (:mod:`erasable.integer_gram`),
+      while every sum stays below 2**31;
+    * rows of at most 255 (at least ``MIN_FLOAT32_BLOCK`` of them sum below 2**24) in a
+      float32 block, by ``ssyrk`` (one triangle only, half the work of a GEMM);
+    * other rows in a float64 buffer by ``dsyrk``, moved before it could reach 2**53.
+
+    Only the upper triangle of :meth:`result` is filled; the lower triangle is zero. That is
+    the canonical layout of every Gram matrix in erasable. Whichever kernels summed them, the
+    same rows give the same integers.
 
     Rows must satisfy ``|x| <= 2**15`` (int16 range), so each product is below 2**30 and
     2**23 rows can be summed in float64 before a flush.
 
     >>> gram = GramAccumulator(2)
-    >>> gram.add(np.array([[63.0, 1.0]], dtype=np.float32))  # small: summed in float32
+    >>> gram.add(np.array([[63.0, 1.0]], dtype=np.float32))  # small, non-negative: int8 products
+    >>> gram.add(np.array([[-200.0, 0.0]], dtype=np.float32))  # small: float32
     >>> gram.add(np.array([[4096.0, 0.0]]))  # large: float64
     >>> gram.result()
-    array([[16781185,       63],
+    array([[16821185,       63],
            [       0,        1]])
     """
 
@@ -211,6 +219,8 @@ class GramAccumulator:
         self._block: NDArray[np.float32] | None = None  # the float32 buffer, made when first used
         self._rows_in_block = 0
         self._block_bound = 0.0  # a bound on every entry of the block
+        self._levels: NDArray[np.int32] | None = None  # the int32 block (both triangles), made when first used
+        self._levels_bound = 0  # a bound on every entry of it
         self._total: NDArray[np.int64] | None = None
         self._total_returned = False  # result() handed the total out: copy it before writing into it
 
@@ -225,6 +235,11 @@ class GramAccumulator:
         if not bound <= INT16_MAX + 1:  # NaN included
             raise OverflowRiskError("Gram rows must lie in the int16 range to be summed exactly.")
         per_row = max(bound, 1.0) ** 2
+        if bound <= integer_gram.MAX_LEVEL:
+            levels = rows.astype(np.int8)  # exact: integers within int8's range
+            if levels.min(initial=0) >= 0:
+                self._add_levels(levels, int(per_row))
+                return
         if (FLOAT32_EXACT - 1) // per_row >= MIN_FLOAT32_BLOCK:
             self._add_float32(np.ascontiguousarray(rows, dtype=np.float32), per_row)
             return
@@ -237,6 +252,34 @@ class GramAccumulator:
             # in place, without copying either array.
             self._buffer = blas.dsyrk(1.0, chunk.T, beta=1.0, c=self._buffer, trans=0, lower=1, overwrite_c=1)
             self._rows_in_buffer += chunk.shape[0]
+
+    def _add_levels(self, levels: NDArray[np.int8], per_row: int) -> None:
+        """Sum non-negative int8 rows, each product at most ``per_row``, in an int32 block below 2**31."""
+        start = 0
+        while start < levels.shape[0]:
+            room = min((INT32_MAX - self._levels_bound) // per_row, integer_gram.MAX_ROWS)
+            if room < 1:
+                self._move_levels()
+                continue
+            chunk = levels[start : start + room]
+            gram = integer_gram.integer_gram(chunk)
+            if self._levels is None:
+                self._levels = gram
+            else:
+                self._levels += gram
+            self._levels_bound += chunk.shape[0] * per_row
+            start += chunk.shape[0]
+
+    def _move_levels(self) -> None:
+        """Add the int32 block's upper triangle into the int64 total."""
+        if self._levels is None:
+            return
+        levels, self._levels, self._levels_bound = self._levels, None, 0
+        below = np.tri(TRIANGLE_BLOCK, TRIANGLE_BLOCK, -1, dtype=bool)
+        for start in range(0, self.dim, TRIANGLE_BLOCK):  # only each band's square crosses the diagonal
+            square = levels[start : start + TRIANGLE_BLOCK, start : start + TRIANGLE_BLOCK]
+            square[below[: square.shape[0], : square.shape[1]]] = 0
+        self._add_to_total(levels)
 
     def _add_float32(self, rows: NDArray[np.float32], per_row: float) -> None:
         """Sum rows whose products are at most ``per_row`` in float32 blocks below 2**24.
@@ -263,26 +306,26 @@ class GramAccumulator:
         """Add the float32 block into the int64 total (exact: it holds integers below 2**24)."""
         if self._block is None or not self._rows_in_block:
             return
-        self._add_to_total(self._block)
+        self._add_to_total(self._block.T)
         self._rows_in_block, self._block_bound = 0, 0.0
 
     def _flush(self) -> None:
         """Move the float64 buffer into the total and zero its written triangle (the rest stays zeros)."""
-        self._add_to_total(self._buffer)
+        self._add_to_total(self._buffer.T)
         for start in range(0, self.dim, TRIANGLE_BLOCK):
             self._buffer[start:, start : start + TRIANGLE_BLOCK] = 0.0
         self._rows_in_buffer = 0
 
-    def _add_to_total(self, buffer: NDArray[np.floating]) -> None:
-        """``total += triu(buffer.T)``, in int64, band by band (no full-size temporary).
+    def _add_to_total(self, upper: NDArray[np.number]) -> None:
+        """``total += triu(upper)``, in int64, band by band (no full-size temporary).
 
+        Below the diagonal, ``upper`` must be zero in each band's square (the rest is not read).
         A total that :meth:`result` handed out is copied first: later additions never write into it.
         """
         if self._total is None:  # calloc'd: the pages wholly below the diagonal are never written
             self._total = np.zeros((self.dim, self.dim), dtype=np.int64)
         elif self._total_returned:
             self._total, self._total_returned = self._total.copy(), False
-        upper = buffer.T  # C-ordered view: the upper triangle is the one syrk wrote, the other is zeros
         for start in range(0, self.dim, TRIANGLE_BLOCK):
             stop = start + TRIANGLE_BLOCK
             self._total[start:stop, start:] += upper[start:stop, start:].astype(np.int64)
@@ -292,6 +335,7 @@ class GramAccumulator:
 
         Later additions never write into the returned array.
         """
+        self._move_levels()
         self._move_block()
         if self._rows_in_buffer or self._total is None:
             self._flush()

@@ -77,9 +77,9 @@ def serve(
         int,
         typer.Option(
             min=1,
-            help="Threads of each numpy/scipy BLAS call (not the text encoder's torch). 1: requests already run "
-            "in parallel threads, and BLAS threads of concurrent requests contend (32 clients on 2 cores: "
-            "203 predictions/s at 1, 34-90 at 2).",
+            help="Threads of each numpy/scipy BLAS call and integer Gram (not the text encoder's torch). 1: "
+            "requests already run in parallel threads, and BLAS threads of concurrent requests contend (32 "
+            "clients on 2 cores: 203 predictions/s at 1, 34-90 at 2).",
         ),
     ] = 1,
     model_file: Annotated[
@@ -102,11 +102,13 @@ def serve(
     import uvicorn
     from threadpoolctl import threadpool_info, threadpool_limits
 
+    from erasable import integer_gram
     from erasable.service.app import create_app
     from erasable.service.guard import guarded_protocol
     from erasable.service.read_only import ReadOnly
 
     threadpool_limits(limits=blas_threads)  # for the server's life: numpy's and scipy's BLAS are loaded by now
+    integer_gram.limit_threads(blas_threads)
     threads = sorted({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
     err_console.print(f"BLAS threads per call: {', '.join(map(str, threads)) or 'unknown (no BLAS found to limit)'}")
     protocol = guarded_protocol(max_connections=max_connections, head_timeout=header_timeout, body_timeout=body_timeout)

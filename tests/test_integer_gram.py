@@ -1,0 +1,63 @@
+"""erasable.integer_gram: exact int32 Gram matrices of 7-bit rows by ONNX Runtime's integer kernels."""
+
+from __future__ import annotations
+
+import importlib.util
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from erasable.integer_gram import MAX_LEVEL, MAX_ROWS, integer_gram, limit_threads
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@given(st.integers(0, 300), st.integers(1, 70), st.integers(0, MAX_LEVEL), st.integers(0, 2**32 - 1))
+@settings(max_examples=80, deadline=None)
+def test_integer_gram_is_the_exact_symmetric_product(n: int, dim: int, top: int, seed: int) -> None:
+    rows = np.random.default_rng(seed).integers(0, top + 1, size=(n, dim)).astype(np.int8)
+    gram = integer_gram(rows)
+    assert gram.dtype == np.int32 and gram.shape == (dim, dim) and gram.flags.c_contiguous
+    assert np.array_equal(gram, rows.astype(np.int64).T @ rows.astype(np.int64))
+
+
+def test_the_most_rows_at_the_top_level_stay_exact_in_int32() -> None:
+    rows = np.full((MAX_ROWS, 2), MAX_LEVEL, dtype=np.int8)
+    assert integer_gram(rows)[0, 1] == MAX_ROWS * MAX_LEVEL**2 <= 2**31 - 1
+    with pytest.raises(ValueError, match="At most"):
+        integer_gram(np.zeros((MAX_ROWS + 1, 1), dtype=np.int8))
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (np.array([[1, -1]], dtype=np.int8), "non-negative"),
+        (np.array([[1, 2]], dtype=np.int16), "int8"),
+        (np.array([1, 2], dtype=np.int8), "2-D"),
+    ],
+)
+def test_integer_gram_refuses_what_it_cannot_sum_exactly(rows: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        integer_gram(rows)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="needs the onnx package (the dev extra)")
+def test_the_shipped_graph_is_what_its_script_writes() -> None:
+    script = runpy.run_path(str(ROOT / "scripts" / "make_integer_gram_model.py"))
+    assert (ROOT / "src" / "erasable" / "integer_gram.onnx").read_bytes() == script["integer_gram_model"]()
+
+
+def test_a_thread_limit_gives_the_same_gram_and_refuses_nonsense() -> None:
+    rows = np.random.default_rng(1).integers(0, MAX_LEVEL + 1, size=(500, 40)).astype(np.int8)
+    expected = integer_gram(rows)
+    try:
+        limit_threads(1)
+        assert np.array_equal(integer_gram(rows), expected)
+        with pytest.raises(ValueError, match="positive"):
+            limit_threads(0)
+    finally:
+        limit_threads(None)

@@ -1,7 +1,8 @@
 """Core engine benchmarks on the shared BANKING77 embeddings (issue 2), all in one run.
 
-* ingest   -- learn throughput vs the float32 SYRK roofline (the Gram of the same features), with
-              the int16 features of before and float64 SYRK beside;
+* ingest   -- learn throughput vs the roofline of its largest product (the int8 Gram of the same
+              features by ONNX Runtime), with float32 and float64 SYRK of them and the int16
+              features of before beside;
 * derive   -- the canonical ridge head (penalty by GCV + solve) against the derivation before
               issue 16 (eigendecomposition with vectors, Cholesky, D x D inverse), same statistics;
 * forget   -- latency of forgetting 1 and 100 samples vs a refit from scratch; canonical refresh;
@@ -32,6 +33,7 @@ from erasable.estimator import ErasableClassifier
 from erasable.heads import RidgeHead
 from erasable.heads.gcv import gcv_alpha
 from erasable.heads.ridge import _centered_moments, _target_energy
+from erasable.integer_gram import integer_gram
 from erasable.model import Model
 from erasable.moments import Moments
 
@@ -46,13 +48,16 @@ def bench_ingest(x: np.ndarray, y: np.ndarray, width: int, repeats: int) -> str:
     default = Model(configs["erasable learn, 6-bit features (default)"])
     features = default.features(default.quantize(x)).astype(np.float32)  # the rows the default's Gram sees
     features64 = features.astype(np.float64)
+    features8 = features.astype(np.int8)
+    limit_name = "int8 Gram of the features, ONNX Runtime (the limit)"
     rooflines = {
-        "float32 SYRK of the feature Gram (the limit)": lambda: blas.ssyrk(1.0, features.T, trans=0, lower=0),
+        limit_name: lambda: integer_gram(features8),
+        "float32 SYRK of the feature Gram": lambda: blas.ssyrk(1.0, features.T, trans=0, lower=0),
         "float64 SYRK of the feature Gram": lambda: blas.dsyrk(1.0, features64.T, trans=0, lower=0),
     }
     paths = {**rooflines, **{name: (lambda c=c: Model(c).learn(x, y)) for name, c in configs.items()}}
     times = dict(zip(paths, median_times(list(paths.values()), repeats), strict=True))
-    limit = times["float32 SYRK of the feature Gram (the limit)"]
+    limit = times[limit_name]
     n = x.shape[0]
     return table(
         f"Ingest: {n} samples, d={x.shape[1]} -> D={width} random ReLU features",

@@ -94,13 +94,14 @@ def test_gram_flushes_before_losing_exactness(rng: np.random.Generator) -> None:
 def test_gram_is_exact_whichever_kernel_sums_it(
     dim_and_band: tuple[int, int], batches: list[tuple[int, int, bool, bool]], seed: int
 ) -> None:
-    """Non-negative rows up to 127 are summed by int8 products in an int32 block, rows up to 255 in float32
-    blocks (of 258 rows at 255, 2**24 // 255**2), larger ones in float64.
+    """Non-negative rows up to 127 are gathered as int8 and summed by int8 products in an int32 block, rows up
+    to 255 in float32 blocks (of 258 rows at 255, 2**24 // 255**2), larger ones in float64.
 
     Batches of any kind in any order, signed or not, each as float32 or float64, with results read in between:
     each the int64 sum so far, zeros below the diagonal, never changed by later additions. Every row reaches its
     batch's bound, so each block reaches its limit; the int32 block's limit is lowered to 2**20 (65 rows at 127)
-    so that it too is moved many times; bands (TRIANGLE_BLOCK) smaller than the matrix included.
+    and the gathering buffer to 4 kB (15 rows at width 257), so that both fill many times, mid-batch too;
+    bands (TRIANGLE_BLOCK) smaller than the matrix included.
     """
     dim, band = dim_and_band
     rng = np.random.default_rng(seed)
@@ -108,6 +109,7 @@ def test_gram_is_exact_whichever_kernel_sums_it(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("erasable.exact.TRIANGLE_BLOCK", band)
         patch.setattr("erasable.exact.INT32_MAX", 2**20)
+        patch.setattr("erasable.exact.STAGED_BYTES", 2**12)
         accumulator = GramAccumulator(dim)
         earlier: list[tuple[np.ndarray, np.ndarray]] = []
         for n, bound, signed, read in batches:
@@ -121,6 +123,18 @@ def test_gram_is_exact_whichever_kernel_sums_it(
                 assert np.array_equal(result, np.triu(expected))
         assert np.array_equal(accumulator.result(), np.triu(expected))
         assert all(np.array_equal(result, copy) for result, copy in earlier)
+
+
+def test_a_batch_whose_later_rows_turn_negative_is_split_between_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks gathered as int8 before the first chunk with a negative value stay; that chunk and the rest take
+    the float path: every row is counted once."""
+    monkeypatch.setattr("erasable.exact.STAGED_BYTES", 3 * 4)  # 3 rows of width 4 per chunk
+    rows = np.arange(40, dtype=np.float32).reshape(10, 4) % 50
+    rows[7, 2] = -1.0  # in the third chunk (rows 6-8)
+    accumulator = GramAccumulator(4)
+    accumulator.add(rows)
+    assert accumulator._rows_staged == 0 and accumulator._levels is not None  # six rows summed as int8, then moved
+    assert np.array_equal(accumulator.result(), np.triu(rows.astype(np.int64).T @ rows.astype(np.int64)))
 
 
 def test_gram_refuses_nan_rows() -> None:

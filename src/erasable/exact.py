@@ -40,6 +40,9 @@ INT64_SAFE = 2**62
 MIN_FLOAT32_BLOCK = 256
 #: Rows of the bands in which a triangle is copied (only the band's square crosses the diagonal).
 TRIANGLE_BLOCK = 256
+#: Bytes of 7-bit rows gathered before their Gram is formed in one call (16,384 rows at width 4096): each call
+#: writes a whole dim x dim int32 matrix, so fewer, larger calls.
+STAGED_BYTES = 2**26
 
 __all__ = [
     "FLOAT64_EXACT",
@@ -185,9 +188,10 @@ class GramAccumulator:
     The sum is kept in buffers updated by exact kernels and moved into an int64 total before
     a buffer could lose exactness, by the smallest values of the rows:
 
-    * non-negative rows of at most 127 (the default model's 6-bit features) in an int32
-      block, by int8 products on the CPU's integer units (:mod:`erasable.integer_gram`),
-      while every sum stays below 2**31;
+    * non-negative rows of at most 127 (the default model's 6-bit features) are gathered as
+      int8, up to ``STAGED_BYTES`` of them, and their Gram is summed into an int32 block by
+      int8 products on the CPU's integer units (:mod:`erasable.integer_gram`), while every
+      sum stays below 2**31;
     * rows of at most 255 (at least ``MIN_FLOAT32_BLOCK`` of them sum below 2**24) in a
       float32 block, by ``ssyrk`` (one triangle only, half the work of a GEMM);
     * other rows in a float64 buffer by ``dsyrk``, moved before it could reach 2**53.
@@ -219,6 +223,9 @@ class GramAccumulator:
         self._block: NDArray[np.float32] | None = None  # the float32 buffer, made when first used
         self._rows_in_block = 0
         self._block_bound = 0.0  # a bound on every entry of the block
+        self._staged: NDArray[np.int8] | None = None  # 7-bit rows waiting for their Gram, made when first used
+        self._rows_staged = 0
+        self._staged_per_row = 0  # the largest product of a staged row
         self._levels: NDArray[np.int32] | None = None  # the int32 block (both triangles), made when first used
         self._levels_bound = 0  # a bound on every entry of it
         self._total: NDArray[np.int64] | None = None
@@ -236,10 +243,9 @@ class GramAccumulator:
             raise OverflowRiskError("Gram rows must lie in the int16 range to be summed exactly.")
         per_row = max(bound, 1.0) ** 2
         if bound <= integer_gram.MAX_LEVEL:
-            levels = rows.astype(np.int8)  # exact: integers within int8's range
-            if levels.min(initial=0) >= 0:
-                self._add_levels(levels, int(per_row))
-                return
+            rows = self._stage(rows, int(per_row))
+        if not rows.shape[0]:
+            return
         if (FLOAT32_EXACT - 1) // per_row >= MIN_FLOAT32_BLOCK:
             self._add_float32(np.ascontiguousarray(rows, dtype=np.float32), per_row)
             return
@@ -252,6 +258,35 @@ class GramAccumulator:
             # in place, without copying either array.
             self._buffer = blas.dsyrk(1.0, chunk.T, beta=1.0, c=self._buffer, trans=0, lower=1, overwrite_c=1)
             self._rows_in_buffer += chunk.shape[0]
+
+    def _stage(self, rows: NDArray[np.floating], per_row: int) -> NDArray[np.floating]:
+        """Gather the rows as int8 for :meth:`_sum_staged`; return what is left for the float paths.
+
+        Rows are copied chunk by chunk as they fit; a chunk holding a negative value is not
+        kept, and it and the rows after it are returned.
+        """
+        if self._staged is None:
+            capacity = max(1, min(STAGED_BYTES // self.dim, integer_gram.MAX_ROWS))
+            self._staged = np.empty((capacity, self.dim), dtype=np.int8)
+        start = 0
+        while start < rows.shape[0]:
+            if self._rows_staged == self._staged.shape[0]:
+                self._sum_staged()
+            take = min(self._staged.shape[0] - self._rows_staged, rows.shape[0] - start)
+            target = self._staged[self._rows_staged : self._rows_staged + take]
+            np.copyto(target, rows[start : start + take], casting="unsafe")  # exact: integers within int8's range
+            if target.min(initial=0) < 0:
+                break
+            self._rows_staged += take
+            self._staged_per_row = max(self._staged_per_row, per_row)
+            start += take
+        return rows[start:]
+
+    def _sum_staged(self) -> None:
+        """Add the staged rows' Gram into the int32 block."""
+        if self._staged is not None and self._rows_staged:
+            self._add_levels(self._staged[: self._rows_staged], self._staged_per_row)
+        self._rows_staged, self._staged_per_row = 0, 0
 
     def _add_levels(self, levels: NDArray[np.int8], per_row: int) -> None:
         """Sum non-negative int8 rows, each product at most ``per_row``, in an int32 block below 2**31."""
@@ -335,6 +370,7 @@ class GramAccumulator:
 
         Later additions never write into the returned array.
         """
+        self._sum_staged()
         self._move_levels()
         self._move_block()
         if self._rows_in_buffer or self._total is None:

@@ -1,9 +1,9 @@
 """Write ``src/erasable/integer_gram.onnx``, the ONNX graph behind :mod:`erasable.integer_gram`.
 
-One input ``rows`` (int8, n x d, values 0..127) and one output ``gram`` (int32, d x d) =
-``rows.T @ rows``: a Transpose, a Cast of the transposed copy to uint8 (the same bits for
-values 0..127) and a ``MatMulInteger`` of uint8 by int8, the pairing ONNX Runtime's integer
-kernels (MLAS: AMX and AVX-VNNI where the CPU has them) run fastest. Run it with the ``onnx``
+Two inputs, the same rows (n x d, values 0..127) as ``rows`` (int8) and ``rows_unsigned``
+(uint8: the same bytes), and one output ``gram`` (int32, d x d) = ``rows.T @ rows``: a
+Transpose of the uint8 view and a ``MatMulInteger`` of it by the int8 one, the pairing ONNX
+Runtime's integer kernels (MLAS: AMX and AVX-VNNI where the CPU has them) run fastest. Run it with the ``onnx``
 package (in the ``dev`` extra) whenever the graph must change; the test suite checks that the
 shipped file is what this script writes.
 
@@ -23,12 +23,14 @@ def integer_gram_model() -> bytes:
     """The serialized model (IR 7, opset 13: read by every ONNX Runtime release since 1.8)."""
     graph = helper.make_graph(
         [
-            helper.make_node("Transpose", ["rows"], ["columns"], perm=[1, 0]),
-            helper.make_node("Cast", ["columns"], ["columns_u8"], to=TensorProto.UINT8),
-            helper.make_node("MatMulInteger", ["columns_u8", "rows"], ["gram"]),
+            helper.make_node("Transpose", ["rows_unsigned"], ["columns"], perm=[1, 0]),
+            helper.make_node("MatMulInteger", ["columns", "rows"], ["gram"]),
         ],
         "integer_gram",
-        [helper.make_tensor_value_info("rows", TensorProto.INT8, ["n", "d"])],
+        [
+            helper.make_tensor_value_info("rows", TensorProto.INT8, ["n", "d"]),
+            helper.make_tensor_value_info("rows_unsigned", TensorProto.UINT8, ["n", "d"]),
+        ],
         [helper.make_tensor_value_info("gram", TensorProto.INT32, ["d", "d"])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7)

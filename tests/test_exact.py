@@ -125,18 +125,6 @@ def test_gram_is_exact_whichever_kernel_sums_it(
         assert all(np.array_equal(result, copy) for result, copy in earlier)
 
 
-def test_a_batch_whose_later_rows_turn_negative_is_split_between_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks gathered as int8 before the first chunk with a negative value stay; that chunk and the rest take
-    the float path: every row is counted once."""
-    monkeypatch.setattr("erasable.exact.STAGED_BYTES", 3 * 4)  # 3 rows of width 4 per chunk
-    rows = np.arange(40, dtype=np.float32).reshape(10, 4) % 50
-    rows[7, 2] = -1.0  # in the third chunk (rows 6-8)
-    accumulator = GramAccumulator(4)
-    accumulator.add(rows)
-    assert accumulator._rows_staged == 0 and accumulator._levels is not None  # six rows summed as int8, then moved
-    assert np.array_equal(accumulator.result(), np.triu(rows.astype(np.int64).T @ rows.astype(np.int64)))
-
-
 def test_gram_refuses_nan_rows() -> None:
     with pytest.raises(OverflowRiskError):
         GramAccumulator(2).add(np.array([[np.nan, 1.0]]))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
+import os
 import runpy
 from pathlib import Path
 
@@ -11,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from erasable.integer_gram import MAX_LEVEL, MAX_ROWS, integer_gram, limit_threads
+from erasable.exact import GramAccumulator
+from erasable.integer_gram import MAX_LEVEL, MAX_ROWS, _threads, available, integer_gram, limit_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,3 +64,61 @@ def test_a_thread_limit_gives_the_same_gram_and_refuses_nonsense() -> None:
             limit_threads(0)
     finally:
         limit_threads(None)
+
+
+def test_a_child_forked_after_the_first_gram_sums_the_same_integers_without_onnx_runtime() -> None:
+    """ONNX Runtime is not fork-safe: a child forked after its parent used it (a multiprocessing pool, a
+    preloading server) refuses it with a clear error, and its Grams take the float path: the same integers."""
+    rows = np.random.default_rng(2).integers(0, MAX_LEVEL + 1, size=(3000, 200)).astype(np.int8)
+    expected = integer_gram(rows)
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    child = context.Process(target=_in_child, args=(rows, answers))
+    child.start()
+    try:
+        usable, refusal, gram = answers.get(timeout=120)  # before join: the child exits once its answer is read
+    finally:
+        child.join(timeout=30)
+        if child.exitcode is None:
+            child.kill()
+    assert child.exitcode == 0, "the forked child hung or failed"
+    assert not usable and "forked" in refusal
+    assert np.array_equal(gram, np.triu(expected))
+
+
+def _in_child(rows: np.ndarray, answers: multiprocessing.Queue) -> None:
+    try:
+        integer_gram(rows)
+        refusal = ""
+    except RuntimeError as error:
+        refusal = str(error)
+    accumulator = GramAccumulator(rows.shape[1])
+    accumulator.add(rows.astype(np.float32))
+    answers.put((available(), refusal, accumulator.result()))
+
+
+def test_threads_follow_the_limit_then_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as Dask sets it for its workers
+    assert _threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert _threads() == len(os.sched_getaffinity(0))
+    try:
+        limit_threads(3)
+        assert _threads() == 3
+    finally:
+        limit_threads(None)
+
+
+def test_switched_off_by_the_environment_the_grams_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = np.random.default_rng(3).integers(0, 64, size=(400, 50)).astype(np.float32)
+    on = GramAccumulator(50)
+    on.add(rows)
+    expected = on.result()
+    monkeypatch.setenv("ERASABLE_INTEGER_GRAM", "0")
+    assert not available()
+    with pytest.raises(RuntimeError, match="switched off"):
+        integer_gram(rows.astype(np.int8))
+    switched_off = GramAccumulator(50)
+    switched_off.add(rows)
+    assert switched_off._staged is None  # summed on the float path
+    assert np.array_equal(switched_off.result(), expected)

@@ -1,4 +1,4 @@
-"""Integer-exact arithmetic through floating-point BLAS.
+"""Integer-exact arithmetic through floating-point BLAS (and, for 7-bit Grams, int8 kernels).
 
 Everything erasable learns is a sum of integer products. Summing them in int64 by hand
 would be slow; summing them in floating point is fast but, in general, order dependent.
@@ -30,9 +30,9 @@ from scipy.linalg import blas
 
 from erasable import integer_gram
 from erasable.blas import matmul
+from erasable.integer_gram import INT32_MAX
 
 INT16_MAX = 2**15 - 1
-INT32_MAX = 2**31 - 1
 FLOAT64_EXACT = 2**53
 FLOAT32_EXACT = 2**24
 INT64_SAFE = 2**62
@@ -190,10 +190,10 @@ class GramAccumulator:
 
     * non-negative rows of at most 127 (the default model's 6-bit features) are gathered as
       int8, up to ``STAGED_BYTES`` of them, and their Gram is summed into an int32 block by
-      int8 products on the CPU's integer units (:mod:`erasable.integer_gram`), while every
-      sum stays below 2**31;
-    * rows of at most 255 (at least ``MIN_FLOAT32_BLOCK`` of them sum below 2**24) in a
-      float32 block, by ``ssyrk`` (one triangle only, half the work of a GEMM);
+      int8 products on the CPU's integer units (:mod:`erasable.integer_gram`, unless this is a
+      process forked after its parent used them), while every sum stays below 2**31;
+    * other rows of at most 255 (signed, or above 127: at least ``MIN_FLOAT32_BLOCK`` of them
+      sum below 2**24) in a float32 block, by ``ssyrk`` (one triangle only, half the work of a GEMM);
     * other rows in a float64 buffer by ``dsyrk``, moved before it could reach 2**53.
 
     Only the upper triangle of :meth:`result` is filled; the lower triangle is zero. That is
@@ -226,8 +226,8 @@ class GramAccumulator:
         self._staged: NDArray[np.int8] | None = None  # 7-bit rows waiting for their Gram, made when first used
         self._rows_staged = 0
         self._staged_per_row = 0  # the largest product of a staged row
-        self._levels: NDArray[np.int32] | None = None  # the int32 block (both triangles), made when first used
-        self._levels_bound = 0  # a bound on every entry of it
+        self._int32_block: NDArray[np.int32] | None = None  # both triangles, made when first used
+        self._int32_bound = 0  # a bound on every entry of it
         self._total: NDArray[np.int64] | None = None
         self._total_returned = False  # result() handed the total out: copy it before writing into it
 
@@ -242,9 +242,8 @@ class GramAccumulator:
         if not bound <= INT16_MAX + 1:  # NaN included
             raise OverflowRiskError("Gram rows must lie in the int16 range to be summed exactly.")
         per_row = max(bound, 1.0) ** 2
-        if bound <= integer_gram.MAX_LEVEL:
-            rows = self._stage(rows, int(per_row))
-        if not rows.shape[0]:
+        if bound <= integer_gram.MAX_LEVEL and integer_gram.available() and rows.min(initial=0) >= 0:
+            self._stage(rows, int(per_row))
             return
         if (FLOAT32_EXACT - 1) // per_row >= MIN_FLOAT32_BLOCK:
             self._add_float32(np.ascontiguousarray(rows, dtype=np.float32), per_row)
@@ -259,62 +258,58 @@ class GramAccumulator:
             self._buffer = blas.dsyrk(1.0, chunk.T, beta=1.0, c=self._buffer, trans=0, lower=1, overwrite_c=1)
             self._rows_in_buffer += chunk.shape[0]
 
-    def _stage(self, rows: NDArray[np.floating], per_row: int) -> NDArray[np.floating]:
-        """Gather the rows as int8 for :meth:`_sum_staged`; return what is left for the float paths.
-
-        Rows are copied chunk by chunk as they fit; a chunk holding a negative value is not
-        kept, and it and the rows after it are returned.
-        """
+    def _stage(self, rows: NDArray[np.floating], per_row: int) -> None:
+        """Gather non-negative rows of at most 127 as int8; their Gram is formed when the buffer is full."""
         if self._staged is None:
-            capacity = max(1, min(STAGED_BYTES // self.dim, integer_gram.MAX_ROWS))
+            capacity = max(1, min(STAGED_BYTES // max(self.dim, 1), integer_gram.MAX_ROWS))
             self._staged = np.empty((capacity, self.dim), dtype=np.int8)
+        self._staged_per_row = max(self._staged_per_row, per_row)
         start = 0
         while start < rows.shape[0]:
             if self._rows_staged == self._staged.shape[0]:
                 self._sum_staged()
+                self._staged_per_row = per_row
             take = min(self._staged.shape[0] - self._rows_staged, rows.shape[0] - start)
             target = self._staged[self._rows_staged : self._rows_staged + take]
-            np.copyto(target, rows[start : start + take], casting="unsafe")  # exact: integers within int8's range
-            if target.min(initial=0) < 0:
-                break
+            np.copyto(target, rows[start : start + take], casting="unsafe")  # exact: integers 0..127
             self._rows_staged += take
-            self._staged_per_row = max(self._staged_per_row, per_row)
             start += take
-        return rows[start:]
 
     def _sum_staged(self) -> None:
-        """Add the staged rows' Gram into the int32 block."""
-        if self._staged is not None and self._rows_staged:
-            self._add_levels(self._staged[: self._rows_staged], self._staged_per_row)
+        """Add the staged rows' Gram into the int32 block; the buffer is empty after, even if that fails."""
+        staged, per_row = self._rows_staged, self._staged_per_row
         self._rows_staged, self._staged_per_row = 0, 0
+        if staged:
+            assert self._staged is not None
+            self._add_int8(self._staged[:staged], per_row)
 
-    def _add_levels(self, levels: NDArray[np.int8], per_row: int) -> None:
-        """Sum non-negative int8 rows, each product at most ``per_row``, in an int32 block below 2**31."""
+    def _add_int8(self, rows: NDArray[np.int8], per_row: int) -> None:
+        """Sum non-negative int8 rows, each product at most ``per_row``, in the int32 block below 2**31."""
         start = 0
-        while start < levels.shape[0]:
-            room = min((INT32_MAX - self._levels_bound) // per_row, integer_gram.MAX_ROWS)
+        while start < rows.shape[0]:
+            room = min((INT32_MAX - self._int32_bound) // per_row, integer_gram.MAX_ROWS)
             if room < 1:
-                self._move_levels()
+                self._move_int32_block()
                 continue
-            chunk = levels[start : start + room]
+            chunk = rows[start : start + room]
             gram = integer_gram.integer_gram(chunk)
-            if self._levels is None:
-                self._levels = gram
+            if self._int32_block is None:
+                self._int32_block = gram
             else:
-                self._levels += gram
-            self._levels_bound += chunk.shape[0] * per_row
+                self._int32_block += gram
+            self._int32_bound += chunk.shape[0] * per_row
             start += chunk.shape[0]
 
-    def _move_levels(self) -> None:
+    def _move_int32_block(self) -> None:
         """Add the int32 block's upper triangle into the int64 total."""
-        if self._levels is None:
+        if self._int32_block is None:
             return
-        levels, self._levels, self._levels_bound = self._levels, None, 0
+        block, self._int32_block, self._int32_bound = self._int32_block, None, 0
         below = np.tri(TRIANGLE_BLOCK, TRIANGLE_BLOCK, -1, dtype=bool)
         for start in range(0, self.dim, TRIANGLE_BLOCK):  # only each band's square crosses the diagonal
-            square = levels[start : start + TRIANGLE_BLOCK, start : start + TRIANGLE_BLOCK]
+            square = block[start : start + TRIANGLE_BLOCK, start : start + TRIANGLE_BLOCK]
             square[below[: square.shape[0], : square.shape[1]]] = 0
-        self._add_to_total(levels)
+        self._add_to_total(block)
 
     def _add_float32(self, rows: NDArray[np.float32], per_row: float) -> None:
         """Sum rows whose products are at most ``per_row`` in float32 blocks below 2**24.
@@ -371,7 +366,7 @@ class GramAccumulator:
         Later additions never write into the returned array.
         """
         self._sum_staged()
-        self._move_levels()
+        self._move_int32_block()
         self._move_block()
         if self._rows_in_buffer or self._total is None:
             self._flush()

@@ -7,8 +7,8 @@ in int32. ONNX Runtime's ``MatMulInteger`` does the latter on the integer units 
 kernels use AMX or AVX-VNNI where the CPU has them, and AVX2's ``vpmaddubsw`` otherwise,
 whose int16 sums of two products cannot saturate here: ``2 * 127**2 < 2**15``). On this
 project's 2-core Sapphire Rapids machine the Gram of BANKING77's 10,003 rows of 4,096
-features takes 0.2 s this way against 0.65 s by ``ssyrk``, though it forms both triangles
-(``benchmarks/bench_core.py``). The graph is a 211-byte ONNX file shipped in the package
+features takes 0.26 s this way against 0.53 s by ``ssyrk``, though it forms both triangles
+(``benchmarks/bench_core.py``). The graph is a 212-byte ONNX file shipped in the package
 (``scripts/make_integer_gram_model.py`` writes it); ONNX Runtime is imported on first use.
 
 >>> import numpy as np
@@ -27,15 +27,30 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["MAX_LEVEL", "MAX_ROWS", "integer_gram", "limit_threads"]
+__all__ = ["INT32_MAX", "MAX_LEVEL", "MAX_ROWS", "available", "integer_gram", "limit_threads"]
+
+INT32_MAX = 2**31 - 1
 
 #: The largest value a row may hold: int8's, read as uint8 by the kernel's left operand.
 MAX_LEVEL = 127
 
 #: The most rows one call sums: every entry of their Gram stays below 2**31 (int32).
-MAX_ROWS = (2**31 - 1) // MAX_LEVEL**2
+MAX_ROWS = INT32_MAX // MAX_LEVEL**2
 
 _thread_limit: int | None = None
+_session_pid: int | None = None  # the process whose sessions these are
+
+
+def available() -> bool:
+    """Whether Grams may be formed here: not switched off, nor in a child forked after ONNX Runtime started.
+
+    ONNX Runtime is not fork-safe: a process forked after it was imported hangs when it exits
+    normally, in ONNX Runtime's static destructors (exiting by ``os._exit``, as multiprocessing's
+    children do, is fine), and may hang in its thread pools. So a forked child sums on the
+    float paths, which give the same integers; ``ERASABLE_INTEGER_GRAM=0`` keeps ONNX Runtime
+    out of a process altogether (for a server that forks workers after learning, say).
+    """
+    return os.environ.get("ERASABLE_INTEGER_GRAM", "1") != "0" and _session_pid in (None, os.getpid())
 
 
 def integer_gram(rows: NDArray[np.int8]) -> NDArray[np.int32]:
@@ -51,13 +66,17 @@ def integer_gram(rows: NDArray[np.int8]) -> NDArray[np.int32]:
         raise ValueError("Rows must be non-negative: the kernel reads one operand as uint8.")
     if 0 in rows.shape:
         return np.zeros((rows.shape[1], rows.shape[1]), dtype=np.int32)
-    threads = _thread_limit or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0)
-    (gram,) = _session(threads).run(None, {"rows": np.ascontiguousarray(rows)})
+    if not available():
+        raise RuntimeError(
+            "ONNX Runtime is switched off (ERASABLE_INTEGER_GRAM=0) or was started before this process forked."
+        )
+    rows = np.ascontiguousarray(rows)
+    (gram,) = _session(_threads()).run(None, {"rows": rows, "rows_unsigned": rows.view(np.uint8)})
     return np.asarray(gram, dtype=np.int32)
 
 
 def limit_threads(count: int | None) -> None:
-    """Form later Grams on at most ``count`` threads (``None``: every core this process may use).
+    """Form later Grams on at most ``count`` threads (``None``: the default, see :func:`_threads`).
 
     ``erasable serve --blas-threads`` sets it with the BLAS pools' limit: requests run in
     parallel threads already.
@@ -68,15 +87,28 @@ def limit_threads(count: int | None) -> None:
     _thread_limit = count
 
 
+def _threads() -> int:
+    """:func:`limit_threads`' count, else ``OMP_NUM_THREADS`` (Dask's workers set it to 1), else every core
+    this process may use."""
+    if _thread_limit is not None:
+        return _thread_limit
+    configured = os.environ.get("OMP_NUM_THREADS", "")
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 @functools.cache
 def _session(threads: int) -> Any:
-    """One inference session per thread count (``run`` is thread-safe); 0 lets ONNX Runtime choose.
+    """One inference session per thread count (``run`` is thread-safe).
 
-    Its threads sleep between calls instead of spinning: SciPy's LAPACK, next on the same cores,
-    would otherwise wait for them.
+    Its threads sleep between calls instead of spinning: SciPy's LAPACK, next on the same
+    cores, would otherwise wait for them.
     """
+    global _session_pid
     import onnxruntime
 
+    _session_pid = os.getpid()
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -294,7 +294,7 @@ class Model:
         """The statistics of a batch alone: of its embeddings and, unless the map is the identity, its features.
 
         The features are computed and accumulated chunk by chunk (bounded memory, near the
-        speed of ``syrk``); the model itself is not changed. A Dask worker computes its
+        speed of the Gram's kernel); the model itself is not changed. A Dask worker computes its
         shard's this way, and the statistics of the shards add up to those of their union.
         """
         embedding = Moments.from_samples(quantized, labels)

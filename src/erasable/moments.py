@@ -300,9 +300,9 @@ class Moments:
         """Statistics of a stream of ``(vectors, labels)`` batches, accumulated exactly.
 
         Equivalent to summing :meth:`from_samples` of each batch, but the Gram matrix is
-        accumulated in place by one :class:`~erasable.exact.GramAccumulator` (BLAS ``ssyrk``
-        or ``dsyrk``) and converted to int64 rarely, which is what makes ingest run near the
-        speed of the kernel.
+        accumulated by one :class:`~erasable.exact.GramAccumulator` (int8 products, or BLAS
+        ``ssyrk`` or ``dsyrk``) and converted to int64 rarely, which is what makes ingest run
+        near the speed of the kernel.
         """
         gram = GramAccumulator(dim)
         per_class: dict[Label, tuple[int, NDArray[np.int64]]] = {}

@@ -1,8 +1,8 @@
 """Core engine benchmarks on the shared BANKING77 embeddings (issue 2), all in one run.
 
 * ingest   -- learn throughput vs the roofline of its largest product (the int8 Gram of the same
-              features by ONNX Runtime), with float32 and float64 SYRK of them and the int16
-              features of before beside;
+              features by ONNX Runtime), with float32 and float64 SYRK of them, the default's learn
+              with the int8 Gram switched off and the int16 features of before beside;
 * derive   -- the canonical ridge head (penalty by GCV + solve) against the derivation before
               issue 16 (eigendecomposition with vectors, Cholesky, D x D inverse), same statistics;
 * forget   -- latency of forgetting 1 and 100 samples vs a refit from scratch; canonical refresh;
@@ -19,8 +19,10 @@ and writes them to ``benchmarks/results/core.md``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,15 @@ from erasable.heads.ridge import _centered_moments, _target_energy
 from erasable.integer_gram import integer_gram
 from erasable.model import Model
 from erasable.moments import Moments
+
+
+def without_integer_gram(fn: Callable[[], object]) -> object:
+    """``fn()`` with the int8 Gram switched off, as ``ERASABLE_INTEGER_GRAM=0`` does for a process."""
+    os.environ["ERASABLE_INTEGER_GRAM"] = "0"
+    try:
+        return fn()
+    finally:
+        del os.environ["ERASABLE_INTEGER_GRAM"]
 
 
 def bench_ingest(x: np.ndarray, y: np.ndarray, width: int, repeats: int) -> str:
@@ -56,6 +67,10 @@ def bench_ingest(x: np.ndarray, y: np.ndarray, width: int, repeats: int) -> str:
         "float64 SYRK of the feature Gram": lambda: blas.dsyrk(1.0, features64.T, trans=0, lower=0),
     }
     paths = {**rooflines, **{name: (lambda c=c: Model(c).learn(x, y)) for name, c in configs.items()}}
+    default_config = configs["erasable learn, 6-bit features (default)"]
+    paths["erasable learn, 6-bit features, ERASABLE_INTEGER_GRAM=0 (float32 SYRK)"] = lambda: without_integer_gram(
+        lambda: Model(default_config).learn(x, y)
+    )
     times = dict(zip(paths, median_times(list(paths.values()), repeats), strict=True))
     limit = times[limit_name]
     n = x.shape[0]

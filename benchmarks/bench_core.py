@@ -42,11 +42,15 @@ from erasable.moments import Moments
 
 def without_integer_gram(fn: Callable[[], object]) -> object:
     """``fn()`` with the int8 Gram switched off, as ``ERASABLE_INTEGER_GRAM=0`` does for a process."""
+    before = os.environ.get("ERASABLE_INTEGER_GRAM")
     os.environ["ERASABLE_INTEGER_GRAM"] = "0"
     try:
         return fn()
     finally:
-        del os.environ["ERASABLE_INTEGER_GRAM"]
+        if before is None:
+            del os.environ["ERASABLE_INTEGER_GRAM"]
+        else:
+            os.environ["ERASABLE_INTEGER_GRAM"] = before
 
 
 def bench_ingest(x: np.ndarray, y: np.ndarray, width: int, repeats: int) -> str:

@@ -190,8 +190,9 @@ class GramAccumulator:
 
     * non-negative rows of at most 127 (the default model's 6-bit features) are gathered as
       int8, up to ``STAGED_BYTES`` of them, and their Gram is summed into an int32 block by
-      int8 products on the CPU's integer units (:mod:`erasable.integer_gram`, unless this is a
-      process forked after its parent used them), while every sum stays below 2**31;
+      int8 products on the CPU's integer units (:mod:`erasable.integer_gram`, unless it is
+      switched off or this is a process forked after it started), while every sum stays below
+      2**31;
     * other rows of at most 255 (signed, or above 127: at least ``MIN_FLOAT32_BLOCK`` of them
       sum below 2**24) in a float32 block, by ``ssyrk`` (one triangle only, half the work of a GEMM);
     * other rows in a float64 buffer by ``dsyrk``, moved before it could reach 2**53.

@@ -7,7 +7,7 @@ in int32. ONNX Runtime's ``MatMulInteger`` does the latter on the integer units 
 kernels use AMX or AVX-VNNI where the CPU has them, and AVX2's ``vpmaddubsw`` otherwise,
 whose int16 sums of two products cannot saturate here: ``2 * 127**2 < 2**15``). On this
 project's 2-core Sapphire Rapids machine the Gram of BANKING77's 10,003 rows of 4,096
-features takes 0.26 s this way against 0.53 s by ``ssyrk``, though it forms both triangles
+features takes 0.24-0.27 s this way against 0.53-0.57 s by ``ssyrk``, though it forms both triangles
 (``benchmarks/bench_core.py``). The graph is a 212-byte ONNX file shipped in the package
 (``scripts/make_integer_gram_model.py`` writes it); ONNX Runtime is imported on first use.
 

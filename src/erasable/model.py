@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 #: Computes the statistics of quantized rows and their labels somewhere else than in this process (a cluster).
 BatchStatistics = Callable[[NDArray[np.int16], NDArray[np.generic]], Statistics]
-#: Rows quantized, mapped and accumulated at a time: bounds memory, feeds progress bars.
+#: Rows quantized and accumulated at a time: bounds memory, feeds progress bars (features: FEATURE_CHUNK_BYTES).
 CHUNK_ROWS = 4096
 #: Feature rows mapped at a time, counted as float32 bytes: 1,024 rows at width 4096 (16 MB, below glibc's largest
 #: mmap threshold, so each chunk reuses the last one's memory instead of faulting in fresh pages). The Gram's

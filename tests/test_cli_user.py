@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from erasable import terminal
+from erasable import integer_gram, terminal
 from erasable.model_file import load_model
 from tests.test_cli import assert_user_error, learned, make_data, run, write_npz
 
@@ -99,3 +99,20 @@ def test_info_shows_the_penalty_gcv_chose(tmp_path: Path) -> None:
     assert shown.exit_code == 0
     line = next(line for line in shown.stdout.splitlines() if "alpha chosen by GCV" in line)
     assert f"{chosen:.6g}" in line
+
+
+def test_learn_writes_the_same_file_whichever_kernel_sums_the_gram(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The int8 Gram (ONNX Runtime) and the float path it falls back to (ERASABLE_INTEGER_GRAM=0, a forked
+    child) sum the same integers: ``erasable learn`` writes byte-identical files either way."""
+    X, y = make_data(700)  # more than SMALL_BATCH rows: the batch's Gram goes through the accumulator
+    calls: list[tuple[int, ...]] = []
+    kernel = integer_gram.integer_gram
+    monkeypatch.setattr(integer_gram, "integer_gram", lambda rows: calls.append(rows.shape) or kernel(rows))
+    fast = learned(tmp_path, "fast", X, y)
+    assert calls == [(700, 32)]  # one call for the whole batch
+    monkeypatch.setenv("ERASABLE_INTEGER_GRAM", "0")
+    switched_off = learned(tmp_path, "float", X, y)
+    assert calls == [(700, 32)]
+    assert fast.read_bytes() == switched_off.read_bytes()

@@ -306,10 +306,6 @@ class GramAccumulator:
         if self._int32_block is None:
             return
         block, self._int32_block, self._int32_bound = self._int32_block, None, 0
-        below = np.tri(TRIANGLE_BLOCK, TRIANGLE_BLOCK, -1, dtype=bool)
-        for start in range(0, self.dim, TRIANGLE_BLOCK):  # only each band's square crosses the diagonal
-            square = block[start : start + TRIANGLE_BLOCK, start : start + TRIANGLE_BLOCK]
-            square[below[: square.shape[0], : square.shape[1]]] = 0
         self._add_to_total(block)
 
     def _add_float32(self, rows: NDArray[np.float32], per_row: float) -> None:
@@ -347,19 +343,23 @@ class GramAccumulator:
             self._buffer[start:, start : start + TRIANGLE_BLOCK] = 0.0
         self._rows_in_buffer = 0
 
-    def _add_to_total(self, upper: NDArray[np.number]) -> None:
-        """``total += triu(upper)``, in int64, band by band (no full-size temporary).
+    def _add_to_total(self, matrix: NDArray[np.number]) -> None:
+        """``total += triu(matrix)``, in int64, band by band (no full-size temporary; ``matrix`` is only read).
 
-        Below the diagonal, ``upper`` must be zero in each band's square (the rest is not read).
+        Only each band's square crosses the diagonal: its part below is zeroed in the band's
+        int64 copy, and nothing further below is read.
         A total that :meth:`result` handed out is copied first: later additions never write into it.
         """
         if self._total is None:  # calloc'd: the pages wholly below the diagonal are never written
             self._total = np.zeros((self.dim, self.dim), dtype=np.int64)
         elif self._total_returned:
             self._total, self._total_returned = self._total.copy(), False
+        below = np.tri(TRIANGLE_BLOCK, TRIANGLE_BLOCK, -1, dtype=bool)
         for start in range(0, self.dim, TRIANGLE_BLOCK):
-            stop = start + TRIANGLE_BLOCK
-            self._total[start:stop, start:] += upper[start:stop, start:].astype(np.int64)
+            stop = min(start + TRIANGLE_BLOCK, self.dim)
+            band = matrix[start:stop, start:].astype(np.int64)
+            band[:, : stop - start][below[: stop - start, : stop - start]] = 0
+            self._total[start:stop, start:] += band
 
     def result(self) -> NDArray[np.int64]:
         """The exact int64 sum so far (upper triangle; zeros below the diagonal).

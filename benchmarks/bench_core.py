@@ -34,7 +34,7 @@ from common import BANKING77, ROOT, median_time, median_times, table
 from erasable.estimator import ErasableClassifier
 from erasable.heads import RidgeHead
 from erasable.heads.gcv import gcv_alpha
-from erasable.heads.ridge import _centered_moments, _target_energy
+from erasable.heads.ridge import _target_energy, centered_moments
 from erasable.integer_gram import integer_gram
 from erasable.model import Model
 from erasable.moments import Moments
@@ -102,7 +102,7 @@ class EigenSpectrum:
 
 def eigendecomposition_head(moments: Moments, unit: float) -> tuple[float, np.ndarray]:
     """The derivation before issue 16: GCV on all features from ``eigh`` with vectors, Cholesky, ``dpotri``."""
-    gram, cross, _ = _centered_moments(moments)
+    gram, cross, _ = centered_moments(moments)
     gram = np.triu(gram) + np.triu(gram, 1).T
     eigenvalues, vectors = scipy.linalg.eigh(gram, lower=False, driver="evd")
     spectrum = EigenSpectrum(np.clip(eigenvalues, 0.0, None), ((vectors.T @ cross) ** 2).sum(axis=1), moments.dim)

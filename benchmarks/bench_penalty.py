@@ -27,7 +27,7 @@ from common import ROOT, table
 from erasable.estimator import ErasableClassifier
 from erasable.heads.gcv import TridiagonalSpectrum, gcv_alpha, gcv_width
 from erasable.heads.penalized import PenalizedGram
-from erasable.heads.ridge import _centered_moments, _target_energy
+from erasable.heads.ridge import _target_energy, centered_moments
 from erasable.model import Model
 from erasable.moments import Moments
 
@@ -37,7 +37,7 @@ REPEATED_FRACTION = 0.05
 def gcv_on(moments: Moments, unit: float, width: int) -> tuple[float, float]:
     """``(alpha, seconds)`` of GCV on the first ``width`` features."""
     start = time.perf_counter()
-    gram, cross, _ = _centered_moments(moments, width)
+    gram, cross, _ = centered_moments(moments, width)
     alpha = gcv_alpha(TridiagonalSpectrum.of(gram, cross), _target_energy(moments), moments.count, unit)
     return alpha, time.perf_counter() - start
 
@@ -45,7 +45,7 @@ def gcv_on(moments: Moments, unit: float, width: int) -> tuple[float, float]:
 def validation_accuracy(model: Model, alpha: float, x_val: np.ndarray, y_val: np.ndarray) -> float:
     """Validation accuracy (%) of the model's ridge head at ``alpha``."""
     moments = model.ridge_moments
-    gram, cross, mean = _centered_moments(moments)
+    gram, cross, mean = centered_moments(moments)
     weights = PenalizedGram.cholesky(gram, alpha * model.ridge_unit).solve(cross)
     scores = (model.features(model.quantize(x_val)) - mean) @ weights
     return 100.0 * float((np.array(moments.classes)[scores.argmax(axis=1)] == y_val).mean())

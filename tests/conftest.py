@@ -14,6 +14,7 @@ from tests.postgres_server import PostgresServer, PostgresUnavailable
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BANKING77 = SHARED_DATA / "banking77" / "all-MiniLM-L6-v2.npz"
+HWU64 = SHARED_DATA / "hwu64" / "all-MiniLM-L6-v2.npz"
 
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

@@ -307,3 +307,18 @@ def test_a_restarted_server_predicts_with_the_ridge_head_its_first_prediction_ke
     again = restarted.call("POST", "/v1/models/r/predict", "predict", json=query)
     assert again.status_code == 200 and again.json()["predictions"] == answer["predictions"]
     store.close()
+
+
+def test_a_ridge_models_ood_scores_are_the_librarys(api: Api) -> None:
+    """The service reports the library's OOD score (the ridge head's, softened by its leverage) for a query near
+    the samples and for one far from them."""
+    assert api.call("POST", "/v1/models", json={"name": "r", "input_dim": DIM, "width": 64}).status_code == 201
+    batch = samples(np.random.default_rng(5), 0, 60)
+    assert api.call("POST", "/v1/models/r/learn", "learn", json={"samples": batch}).status_code == 200
+    library = Model(api.store.load_model("r").config)
+    library.learn(np.array([s["vector"] for s in batch]), [s["label"] for s in batch], ids=[s["id"] for s in batch])
+    assert api.state("r")[1] == library.certificate()
+    queries = np.vstack([batch[0]["vector"], -np.array(batch[0]["vector"])])
+    body = api.call("POST", "/v1/models/r/predict", "predict", json={"vectors": queries.tolist()}).json()
+    served = [p["ood_score"] for p in body["predictions"]]
+    np.testing.assert_allclose(served, library.ood_score(queries), rtol=1e-6, atol=1e-9)

@@ -27,7 +27,7 @@ from erasable.cli.arguments import (
 from erasable.cli.inputs import Reading, Vectors, read_queries
 from erasable.cli.rendering import rows_table, write_csv
 from erasable.io import Columns
-from erasable.model import CHUNK_ROWS, HeadKind, Model, ood_score_of
+from erasable.model import CHUNK_ROWS, HeadKind, Model
 from erasable.model_file import load_model
 from erasable.terminal import JsonFlag, console, print_json
 
@@ -59,7 +59,7 @@ def predict(
     (one text per line), texts given with --text, an image file, a folder of images, or an IDX
     file. Columns: id; input (texts only: the text itself); prediction, prediction_2, ... up to
     --top-k, each followed by its probability with --proba (probability, probability_2, ...);
-    ood_score, 1 minus the top probability (higher: unlike every class). Label and subject
+    ood_score (higher: unlike every class; see Model.ood_score). Label and subject
     columns are ignored. On a terminal the predictions are a table; piped, or with --output -,
     the same columns are CSV on stdout. With --json: one document, {"predictions": [{"id", "input", "labels",
     "probabilities", "ood_score"}, ...], "clipped": N}.
@@ -99,8 +99,7 @@ def _predictions(
     records: list[dict[str, Any]] = []
     for start in range(0, data.items.shape[0], CHUNK_ROWS):
         chunk = data.items[start : start + CHUNK_ROWS]
-        decision, probabilities = model.decision_and_proba(chunk)  # the configured head's: the OOD score's
-        ood_scores = ood_score_of(probabilities)
+        decision, probabilities, ood_scores = model.predictions(chunk)  # the configured head's: the OOD score's
         if head not in (None, model.config.head):
             decision, probabilities = model.decision_and_proba(chunk, head)
         scores = probabilities if proba else decision

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from fastapi import APIRouter, HTTPException
 
-from erasable.model import ood_score_of
 from erasable.service.dependencies import Caller, Service, permit
 from erasable.service.routes.embeddings import request_embeddings
 from erasable.service.schemas import NeighbourOut, Prediction, PredictRequest, PredictResponse, ScoredLabel
@@ -33,8 +32,7 @@ def predict(name: str, body: PredictRequest, key: Caller, service: Service) -> P
         model = slot.model
         if model.count == 0:
             raise HTTPException(409, f"Model {name!r} has no samples yet: learn something first.")
-        probabilities = model.predict_proba(vectors)
-        ood = ood_score_of(probabilities)
+        _, probabilities, ood = model.predictions(vectors)
         slot.keep_ridge_head()
         evidence = None
         if want_neighbours:

@@ -1,4 +1,5 @@
-"""The default OOD score tells held-out intents apart better than the Mahalanobis distance it replaced, and\nanother assistant's queries apart better than the plain top probability."""
+"""The default OOD score tells held-out intents apart better than the Mahalanobis distance it replaced, and
+another assistant's queries apart better than the plain top probability."""
 
 from __future__ import annotations
 

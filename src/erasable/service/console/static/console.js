@@ -663,7 +663,7 @@
       el("h2", {}, "Predicted: ", el("span", { id: "predicted-label" }, String(p.label))), top,
       facts([
         ["OOD score", el("span", { id: "ood-score" }, p.ood_score.toFixed(3))],
-        ["", "1 − the top class probability: the larger, the less the input looks like any class learned."],
+        ["", "1 − the top class probability, softened far from the training samples: the larger, the less the input looks like any class learned."],
         ["Answered by", `event ${answer.seq}, certificate ${answer.certificate.slice(0, 16)}…`],
       ]),
     ];

@@ -742,9 +742,9 @@ class Model:
         by how far the input lies from the training samples (:meth:`RidgeHead.ood_score_of`);
         for the others, 1 - the top probability. Measured on BANKING77 and HWU64
         (``benchmarks/bench_ood.py``, validation splits of the training sets), the softening
-        helps against queries for another assistant (AUROC 0.9931 against 0.9816 for the plain
-        top probability on BANKING77, 0.9411 against 0.9320 on HWU64) and does not hurt on
-        held-out intents of the same domain (0.9154 against 0.9103; 0.8484 against 0.8502).
+        helps against queries for another assistant (AUROC 0.9931 against 0.9814 for the plain
+        top probability on BANKING77, 0.9416 against 0.9327 on HWU64) and does not hurt on
+        held-out intents of the same domain (0.9131 against 0.9055; 0.8415 against 0.8414).
         The squared Mahalanobis distance to the nearest class mean
         (:meth:`erasable.heads.GaussianHead.ood_score`), energy, kNN distances and mixtures
         with them did no better.

@@ -13,9 +13,10 @@ from erasable import ErasableClassifier
 from erasable.exact import OverflowRiskError
 
 
-def test_passes_check_estimator() -> None:
+@pytest.mark.parametrize("head", ["ridge", "kernel"])
+def test_passes_check_estimator(head: str) -> None:
     """Every check passes once inputs fit the fixed-point scale (|x| < 2**(15 - scale_bits))."""
-    results = check_estimator(ErasableClassifier(width=32, scale_bits=8), on_fail=None)
+    results = check_estimator(ErasableClassifier(head=head, width=32, scale_bits=8), on_fail=None)
     failed = [r["check_name"] for r in results if r["status"] == "failed"]
     assert failed == []
 

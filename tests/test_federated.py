@@ -109,7 +109,7 @@ def test_a_model_of_statistics_alone_refuses_a_file_and_a_dual_head_it_cannot_ha
     assert not (tmp_path / "server.erasable").exists()
     few = Model(relu_config(DIM, width=512, alpha=0.5))  # n <= D / 4: solved in the dual, from the samples
     few.learn(*_client_data(3, 6, CLASSES))
-    with pytest.raises(ValueError, match="solved in the dual, from the samples, and this model holds 0 of them"):
+    with pytest.raises(ValueError, match="solved in the dual, from the samples, and this model holds 0 of its"):
         ClientStatistics.from_model(few).to_model().predict_proba(unit_rows(np.random.default_rng(1), 2, DIM))
 
 

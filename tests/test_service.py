@@ -309,6 +309,27 @@ def test_a_restarted_server_predicts_with_the_ridge_head_its_first_prediction_ke
     store.close()
 
 
+def test_a_kernel_model_is_served_as_the_library_would_refit_it(api: Api) -> None:
+    """head=kernel through the API: learn, forget one sample, predict what a refit of the rest predicts."""
+    created = api.call("POST", "/v1/models", json={"name": "k", "input_dim": DIM, "head": "kernel", "width": 256})
+    assert created.status_code == 201, created.text
+    batch = samples(np.random.default_rng(6), 0, 50)
+    assert api.call("POST", "/v1/models/k/learn", "learn", json={"samples": batch}).status_code == 200
+    assert api.call("POST", "/v1/models/k/forget", "forget", json={"ids": ["s0"]}).status_code == 200
+    queries = np.array([s["vector"] for s in batch[:6]])
+    body = api.call("POST", "/v1/models/k/predict", "predict", json={"vectors": queries.tolist()}).json()
+    refit = Model(api.store.load_model("k").config)
+    rest = batch[1:]
+    refit.learn(np.array([s["vector"] for s in rest]), [s["label"] for s in rest], ids=[s["id"] for s in rest])
+    assert api.state("k")[1] == refit.certificate()
+    expected = np.array(refit.classes)[refit.decision_function(queries).argmax(axis=1)]
+    assert [p["label"] for p in body["predictions"]] == expected.tolist()
+    served = [p["top"][0]["probability"] for p in body["predictions"]]
+    np.testing.assert_allclose(served, refit.predict_proba(queries).max(axis=1), rtol=1e-6)
+    ood = [p["ood_score"] for p in body["predictions"]]  # a kernel head's: 1 - the top probability
+    np.testing.assert_allclose(ood, refit.ood_score(queries), rtol=1e-6, atol=1e-12)
+
+
 def test_a_ridge_models_ood_scores_are_the_librarys(api: Api) -> None:
     """The service reports the library's OOD score (the ridge head's, softened by its leverage) for a query near
     the samples and for one far from them."""

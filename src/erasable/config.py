@@ -32,8 +32,8 @@ from erasable.encoders import CUSTOM, Encoder, encoder_name, encoder_spec, load_
 from erasable.features import INT16_BITS, RandomReLU, feature_map_from_config, shift_for_unit_norm
 from erasable.parameters import DEFAULTS, PARAMETERS
 
-HeadKind = Literal["ridge", "prototype", "gaussian", "memory"]
-HEAD_KINDS: tuple[HeadKind, ...] = ("ridge", "prototype", "gaussian", "memory")
+HeadKind = Literal["ridge", "kernel", "prototype", "gaussian", "memory"]
+HEAD_KINDS: tuple[HeadKind, ...] = ("ridge", "kernel", "prototype", "gaussian", "memory")
 #: Largest input dimension and feature width: the statistics hold a D x D int64 Gram (8 GiB at this bound), and a
 #: config read from a file or a request must not be able to ask for more before anything checks it.
 MAX_DIM = 2**15
@@ -102,6 +102,8 @@ class ModelConfig:
                 f"feature_map is not in its canonical form: {self.feature_map!r} "
                 '(a random ReLU map of 15 bits leaves "bits" out).'
             )
+        if self.head == "kernel" and self.feature_map["kind"] != "random_relu":
+            raise ValueError("The kernel head is the limit of the random ReLU features: use feature_map random_relu.")
         if self.encoder is not None:
             missing = {"kind", "options", "identity", "dim"} - set(self.encoder)
             if missing:

@@ -45,9 +45,12 @@ class ErasableClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    head : {"ridge", "prototype", "gaussian", "memory"}, default="ridge"
-        Ridge regression on the features (analytic learning), nearest class mean,
-        shared-covariance Gaussian (LDA), or k-nearest-neighbour memory (extra ``memory``).
+    head : {"ridge", "kernel", "prototype", "gaussian", "memory"}, default="ridge"
+        Ridge regression on the features (analytic learning); kernel ridge on the arc-cosine
+        kernel, the features' infinite-width limit, solved from the samples (more accurate,
+        at O(n^3) per change: up to 20,000 samples, see :mod:`erasable.heads.kernel`);
+        nearest class mean; shared-covariance Gaussian (LDA); or k-nearest-neighbour memory
+        (extra ``memory``).
     feature_map : {"random_relu", "identity"}, default="random_relu"
         Features for the ridge head: a seeded ±1 projection with ReLU (the ACIL buffer),
         or the quantized embeddings themselves.

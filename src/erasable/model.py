@@ -42,7 +42,7 @@ from erasable.config import HEAD_KINDS, MAX_DIM, MAX_PROJECTION, HeadKind, Model
 from erasable.encoders import CUSTOM, Batch, Encoder, check_same_encoder, encode_batched, load_encoder
 from erasable.exact import OverflowRiskError, clipped_rows, quantize
 from erasable.features import Identity, RandomReLU, feature_map_from_config
-from erasable.heads import Head, RidgeHead
+from erasable.heads import Head, KernelHead, RidgeHead
 from erasable.moments import Label, Moments, MomentsMismatchError, canonical_labels, require_unicode
 from erasable.registry import SampleRegistry
 from erasable.served_heads import ServedHeads
@@ -705,8 +705,8 @@ class Model:
         def scored(chunk: NDArray[np.float64]) -> tuple[NDArray[np.float64], ...]:
             vectors = self.head_inputs(chunk, kind)
             scores = head.decision_function(vectors)
-            if isinstance(head, RidgeHead):
-                probabilities = head.proba_of(scores, temperature)
+            if isinstance(head, RidgeHead | KernelHead):  # scores estimating one-hot targets
+                probabilities = RidgeHead.proba_of(scores, temperature)
             else:
                 probabilities = head.predict_proba(vectors)
             if not with_ood:

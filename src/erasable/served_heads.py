@@ -1,7 +1,8 @@
 """The heads a model serves: derived from its statistics on first use, cached, and kept in step with its changes.
 
 A :class:`~erasable.model.Model` owns one :class:`ServedHeads`. The ridge, prototype and
-Gaussian heads are functions of the statistics, so any of them can be derived again; what
+Gaussian heads are functions of the statistics, and the kernel head of the live samples at
+the ridge head's penalty, so any of them can be derived again; what
 this cache adds is speed, without changing what is predicted:
 
 * after a small change, the ridge head follows by a Woodbury update of its factored system
@@ -42,8 +43,9 @@ from numpy.typing import NDArray
 from erasable.changes import Change
 from erasable.config import HEAD_KINDS, HeadKind, ModelConfig
 from erasable.heads import GaussianHead, Head, PrototypeHead, RidgeHead
+from erasable.heads.kernel import KernelHead
 from erasable.heads.leverage import Leverage
-from erasable.heads.ridge import uses_dual
+from erasable.heads.ridge import penalty_by_gcv, uses_dual
 from erasable.moments import Label, Moments
 from erasable.registry import SampleRegistry
 from erasable.statistics import Statistics
@@ -113,9 +115,41 @@ class ServedHeads:
             return RidgeHead.from_moments(
                 model.ridge_moments, alpha=self._known_alpha(), unit=model.ridge_unit, samples=self._ridge_samples()
             )
+        if kind == "kernel":
+            return self._kernel_head()
         if kind == "prototype":
             return PrototypeHead.from_moments(model.statistics.embedding, metric=model.config.metric)
         return GaussianHead.from_moments(model.statistics.embedding, shrinkage=model.config.shrinkage)
+
+    def _kernel_head(self) -> KernelHead:
+        """The arc-cosine kernel ridge of the live samples, at the ridge head's penalty and in its units.
+
+        The penalty is the config's, the one recalled for these statistics, or GCV's on the
+        feature statistics (:func:`~erasable.heads.ridge.penalty_by_gcv`, the leading block:
+        tens of milliseconds): the ridge head's own, without solving the ridge head.
+        """
+        model = self._model
+        fmap = model.config.feature_map
+        alpha = self._known_alpha()
+        if alpha is None:
+            alpha = penalty_by_gcv(model.ridge_moments, model.ridge_unit)
+        rows, labels = self._canonical_samples("The kernel head is solved")
+        classes = model.statistics.classes
+        index = {label: j for j, label in enumerate(classes)}
+        # In the order of their values, not their ids: the head then depends on the multiset of samples alone,
+        # as the statistics do, and rounds alike however the samples were named (repeats, sample weights).
+        order = np.lexsort((np.array([index[label] for label in labels]), *rows.T[::-1]))
+        rows, labels = rows[order], [labels[i] for i in order]
+        scale_free = bool(fmap.get("scale_free"))
+        unit = 1.0 if scale_free else 4.0**model.config.scale_bits  # the natural units of the embeddings
+        return KernelHead.from_samples(
+            rows.astype(np.float64),
+            labels,
+            classes,
+            width=fmap["width"],
+            lam=alpha * unit,
+            normalize=scale_free,
+        )
 
     def leverage(self) -> Leverage:
         """The ridge head's :class:`~erasable.heads.leverage.Leverage`, which its OOD scores read.
@@ -131,16 +165,27 @@ class ServedHeads:
 
     def _ridge_samples(self) -> tuple[NDArray[np.float64], list[Label]] | None:
         """The live samples' ridge features and labels, sorted by id, when the ridge head is solved in the dual."""
-        moments, registry = self._model.ridge_moments, self._model.registry
+        moments = self._model.ridge_moments
         if not uses_dual(moments.count, moments.dim):
             return None
+        embeddings, labels = self._canonical_samples(
+            f"{moments.count} samples of {moments.dim} features are solved in the dual"
+        )
+        return self._model.features(embeddings), labels
+
+    def _canonical_samples(self, solver: str) -> tuple[NDArray[np.int16], list[Label]]:
+        """The live samples' quantized embeddings and labels, sorted by id (independent of history).
+
+        ``solver`` names what needs them in the error raised for a model of statistics alone.
+        """
+        registry = self._model.registry
         if not self._model.holds_its_samples:
             raise ValueError(
-                f"{moments.count} samples of {moments.dim} features are solved in the dual, from the samples, and "
-                f"this model holds {len(registry)} of them (statistics alone, e.g. a federated to_model())."
+                f"{solver}, from the samples, and this model holds {len(registry)} of its "
+                f"{self._model.statistics.count} (statistics alone, e.g. a federated to_model())."
             )
-        order = sorted(range(len(registry)), key=registry.ids.__getitem__)  # independent of history
-        return self._model.features(np.asarray(registry.embeddings)[order]), [registry.labels[i] for i in order]
+        order = sorted(range(len(registry)), key=registry.ids.__getitem__)
+        return np.asarray(registry.embeddings)[order], [registry.labels[i] for i in order]
 
     # -- the memory ---------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ be recomputed at any time and is identical for identical statistics.
 
 from erasable.heads.base import Head, softmax
 from erasable.heads.gaussian import GaussianHead
+from erasable.heads.kernel import KernelHead
 from erasable.heads.prototype import PrototypeHead
 from erasable.heads.ridge import RidgeHead
 
-__all__ = ["GaussianHead", "Head", "PrototypeHead", "RidgeHead", "softmax"]
+__all__ = ["GaussianHead", "Head", "KernelHead", "PrototypeHead", "RidgeHead", "softmax"]

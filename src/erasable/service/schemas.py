@@ -118,7 +118,7 @@ class CreateModelRequest(Strict):
     name: ModelName
     input_dim: Annotated[int, Field(ge=1, le=MAX_STATISTICS_DIM)] | None = None
     encoder: Literal["text", "text-mpnet", "image"] | None = None
-    head: Literal["ridge", "prototype", "gaussian", "memory"] = DEFAULTS["head"]
+    head: Literal["ridge", "kernel", "prototype", "gaussian", "memory"] = DEFAULTS["head"]
     feature_map: Literal["identity", "random_relu"] = DEFAULTS["feature_map"]
     width: Annotated[int, Field(ge=1, le=MAX_STATISTICS_DIM)] = DEFAULTS["width"]
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = DEFAULTS["seed"]

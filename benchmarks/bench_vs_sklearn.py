@@ -6,6 +6,8 @@ images). Methods, each with its defaults unless named:
 
 * ``erasable`` -- ``ErasableClassifier()``: what the library, ``erasable learn`` and the
   service build from nothing;
+* ``erasable, head="kernel"`` -- the arc-cosine kernel head (the features' infinite-width
+  limit, solved from the samples: :mod:`erasable.heads.kernel`);
 * ``LogisticRegression(C=10)`` -- a fixed C, the issue's reference;
 * ``LogisticRegression, C by CV`` -- C chosen by 3-fold cross-validation on the training set
   among 1, 3, 10, 30, 100 (the search is timed separately; its refit is the model);
@@ -48,6 +50,7 @@ from erasable.io import read_idx
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 METHODS: dict[str, Callable[[], Any]] = {
     "erasable": ErasableClassifier,
+    'erasable, head="kernel"': lambda: ErasableClassifier(head="kernel"),
     "LogisticRegression(C=10)": lambda: LogisticRegression(C=10.0, max_iter=2000),
     "RidgeClassifierCV": RidgeClassifierCV,
     "kNN (k=10, cosine)": lambda: KNeighborsClassifier(10, metric="cosine", weights="distance"),

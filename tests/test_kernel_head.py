@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from erasable import ErasableClassifier
 from erasable.cli import app
 from erasable.federated import ClientStatistics
-from erasable.heads.kernel import MAX_KERNEL_SAMPLES, KernelHead, arc_cosine_kernel
+from erasable.heads.kernel import MAX_KERNEL_SAMPLES, ArcCosineKernel, KernelHead
 from erasable.model import Model, ModelConfig
 from erasable.model_file import load_model, save_model
 from tests.conftest import HWU64, unit_rows
@@ -50,10 +50,10 @@ def test_the_kernel_is_the_expected_product_of_two_relu_features(seed: int) -> N
     integral = (np.maximum(np.cos(p), 0) * np.maximum(np.cos(p - angle), 0)).mean() * 2 * np.pi
     expected = norms.prod() / np.pi * integral
     width = 4096
-    kernel = arc_cosine_kernel(rows, rows, width, normalize=False)
+    kernel = ArcCosineKernel(width, normalize=False)(rows, rows)
     np.testing.assert_allclose(kernel[0, 1] / width, expected, rtol=1e-6)
     np.testing.assert_allclose(np.diag(kernel) / width, norms**2 / 2, rtol=1e-12)
-    unit = arc_cosine_kernel(rows, rows, width, normalize=True)
+    unit = ArcCosineKernel(width, normalize=True)(rows, rows)
     np.testing.assert_allclose(unit, kernel / np.outer(norms, norms), rtol=1e-12)
 
 
@@ -65,12 +65,13 @@ def test_the_head_is_kernel_ridge_with_an_unpenalized_intercept(seed: int, n: in
     rows, queries = rng.normal(size=(n, DIM)), rng.normal(size=(7, DIM))
     labels = rng.integers(0, 3, n)
     classes = tuple(sorted(set(labels.tolist())))
-    head = KernelHead.from_samples(rows, labels.tolist(), classes, width=64, lam=lam, normalize=False)
+    arc_cosine = ArcCosineKernel(width=64, normalize=False)
+    head = KernelHead.from_samples(rows, labels.tolist(), classes, arc_cosine, alpha=lam)
     targets = (labels[:, None] == np.array(classes)[None]).astype(float)
     centring = np.eye(n) - 1.0 / n
-    kernel = arc_cosine_kernel(rows, rows, 64, normalize=False)
+    kernel = arc_cosine(rows, rows)
     coefficients = np.linalg.solve(centring @ kernel @ centring + lam * np.eye(n), centring @ targets)
-    query_kernel = (arc_cosine_kernel(queries, rows, 64, normalize=False) - kernel.mean(axis=0)) @ centring
+    query_kernel = (arc_cosine(queries, rows) - kernel.mean(axis=0)) @ centring
     expected = query_kernel @ coefficients + targets.mean(axis=0)
     np.testing.assert_allclose(head.decision_function(queries), expected, rtol=1e-7, atol=1e-9)
 
@@ -78,9 +79,9 @@ def test_the_head_is_kernel_ridge_with_an_unpenalized_intercept(seed: int, n: in
 def test_too_many_samples_or_no_penalty_are_refused_before_any_kernel() -> None:
     rows = np.ones((MAX_KERNEL_SAMPLES + 1, 1))  # a kernel of these would be 3.2 GB: refused, not allocated
     with pytest.raises(ValueError, match="at most 20,000 samples"):
-        KernelHead.from_samples(rows, [0] * len(rows), (0,), width=8, lam=1.0, normalize=True)
+        KernelHead.from_samples(rows, [0] * len(rows), (0,), ArcCosineKernel(8, normalize=True), alpha=1.0)
     with pytest.raises(ValueError, match="penalty must be positive"):
-        KernelHead.from_samples(rows[:3], [0, 0, 0], (0,), width=8, lam=0.0, normalize=True)
+        KernelHead.from_samples(rows[:3], [0, 0, 0], (0,), ArcCosineKernel(8, normalize=True), alpha=0.0)
     with pytest.raises(ValueError, match="limit of the random ReLU features"):
         ModelConfig.from_parameters(input_dim=DIM, head="kernel", feature_map="identity")
 
@@ -101,16 +102,60 @@ def test_after_a_forget_the_kernel_head_is_the_refits(seed: int, forgotten: set[
     np.testing.assert_allclose(model.decision_function(queries), refit.decision_function(queries), atol=1e-9)
 
 
-def test_a_saved_kernel_model_predicts_as_before(tmp_path: Path) -> None:
+def test_a_saved_kernel_model_predicts_as_before_without_solving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rows, labels = clustered(80, 1)
     model = kernel_model()
     model.learn(rows, labels)
     save_model(model, tmp_path / "k.erasable")
-    loaded = load_model(tmp_path / "k.erasable")
-    assert loaded.config.head == "kernel"
-    np.testing.assert_array_equal(loaded.predict_proba(rows), model.predict_proba(rows))
-    predictions = loaded.predictions(rows)
+
+    def no_solving(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a loaded kernel model solved its head again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(KernelHead, "from_samples", no_solving)
+        loaded = load_model(tmp_path / "k.erasable")
+        assert loaded.config.head == "kernel"
+        np.testing.assert_array_equal(loaded.predict_proba(rows), model.predict_proba(rows))
+        predictions = loaded.predictions(rows)
     np.testing.assert_allclose(predictions.ood_scores, 1.0 - predictions.probabilities.max(axis=1))
+
+
+def test_a_kernel_models_file_after_a_forget_is_the_refits_byte_for_byte(tmp_path: Path) -> None:
+    rows, labels = clustered(70, 5)
+    ids = [f"q{i}" for i in range(70)]
+    model = kernel_model()
+    model.learn(rows, labels, ids=ids)
+    model.forget(ids=ids[::3])
+    refit = kernel_model()
+    kept = [i for i in range(70) if i % 3]
+    refit.learn(rows[kept], labels[kept], ids=[ids[i] for i in kept])
+    save_model(model, tmp_path / "model.erasable")
+    save_model(refit, tmp_path / "refit.erasable")
+    assert (tmp_path / "model.erasable").read_bytes() == (tmp_path / "refit.erasable").read_bytes()
+
+
+def test_certify_catches_forged_kernel_coefficients_and_a_file_that_mixes_heads(tmp_path: Path) -> None:
+    from erasable.model_file import ModelFileError, read_container, write_container
+
+    rows, labels = clustered(60, 6)
+    model = kernel_model()
+    model.learn(rows, labels)
+    path = tmp_path / "k.erasable"
+    save_model(model, path)
+    runner = CliRunner()
+    assert runner.invoke(app, ["certify", str(path)]).exit_code == 0
+    manifest, tensors = read_container(path)
+    forged = tensors["kernel.coefficients"].copy()
+    forged[0] += 0.01
+    write_container(path, manifest, {**tensors, "kernel.coefficients": forged})  # the digest recomputed
+    result = runner.invoke(app, ["certify", str(path)])
+    assert result.exit_code == 1
+    assert "kernel coefficients are not those its samples give" in result.stderr
+    write_container(path, manifest, {k: v for k, v in tensors.items() if k != "kernel.intercept"})
+    with pytest.raises(ModelFileError, match="stored together"):
+        load_model(path)
 
 
 def test_statistics_alone_cannot_serve_a_kernel_head() -> None:

@@ -311,6 +311,9 @@ def test_a_restarted_server_predicts_with_the_ridge_head_its_first_prediction_ke
 
 def test_a_kernel_model_is_served_as_the_library_would_refit_it(api: Api) -> None:
     """head=kernel through the API: learn, forget one sample, predict what a refit of the rest predicts."""
+    identity = {"name": "k", "input_dim": DIM, "head": "kernel", "feature_map": "identity"}
+    refused = api.call("POST", "/v1/models", json=identity)
+    assert refused.status_code == 422 and "limit of the random ReLU features" in refused.text, refused.text
     created = api.call("POST", "/v1/models", json={"name": "k", "input_dim": DIM, "head": "kernel", "width": 256})
     assert created.status_code == 201, created.text
     batch = samples(np.random.default_rng(6), 0, 50)

@@ -658,6 +658,13 @@ class Model:
         """
         self._heads.recall_ridge_weights(weights)
 
+    def recall_kernel_coefficients(self, coefficients: NDArray[np.float64], intercept: NDArray[np.float64]) -> None:
+        """Take these as the kernel head's of the live samples (a model file keeps them).
+
+        See :meth:`erasable.served_heads.ServedHeads.recall_kernel_coefficients`.
+        """
+        self._heads.recall_kernel_coefficients(coefficients, intercept)
+
     def refresh(self) -> None:
         """Recompute every cached head canonically from the statistics."""
         self._heads.refresh()

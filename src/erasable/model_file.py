@@ -8,7 +8,9 @@ models with automatic alpha: a function of the statistics, computed at saving so
 derives the head without running GCV again), the certificate, and a SHA-256 digest of
 the manifest and every tensor byte. A ridge model solved in the primal (more than D / 4
 samples) also keeps its canonical head's weights (``ridge.weights``, float64 D x K): loading
-then predicts without solving anything, which is most of a CLI call's time at D = 4096.
+then predicts without solving anything, which is most of a CLI call's time at D = 4096. A
+kernel model keeps its head's dual coefficients (``kernel.coefficients``, float64 n x K, in
+the head's value order of the samples, and ``kernel.intercept``) for the same reason.
 
 Loading never executes anything from the file (no pickle), and checks, in order: the
 container, the manifest's shape, the digest (any flipped byte), the statistics'
@@ -44,6 +46,7 @@ from safetensors.numpy import load as safetensors_load
 from safetensors.numpy import save as safetensors_save
 
 from erasable import __version__
+from erasable.heads.kernel import KernelHead
 from erasable.heads.ridge import uses_dual
 from erasable.model import Model, ModelConfig
 from erasable.moments import canonical_labels
@@ -149,6 +152,8 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         )
     recompute = recomputes_features(model.config, len(registry))
     ridge = model.canonical_ridge() if model.config.head == "ridge" and model.count else None
+    kernel = model.head("kernel") if model.config.head == "kernel" and model.count else None
+    assert kernel is None or isinstance(kernel, KernelHead)
     order = sorted(range(len(registry)), key=registry.ids.__getitem__)  # canonical row order
     classes = list(model.classes)
     class_index = {c: i for i, c in enumerate(classes)}
@@ -165,6 +170,10 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
     }
     if ridge is not None and model.keeps_ridge_weights:
         tensors["ridge.weights"] = np.ascontiguousarray(ridge.weights)
+    if kernel is not None:
+        tensors["kernel.coefficients"] = np.ascontiguousarray(kernel.coefficients)
+        tensors["kernel.intercept"] = np.ascontiguousarray(kernel.intercept)
+    penalized = ridge or kernel
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -173,7 +182,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         "classes": classes,
         "next_auto_id": model.next_auto_id,
         "steering": model.steering.to_json(),
-        "ridge_alpha": ridge.alpha if ridge is not None and model.config.alpha is None else None,
+        "ridge_alpha": penalized.alpha if penalized is not None and model.config.alpha is None else None,
         "certificate": model.certificate(),
         "feature_statistics": "samples" if recompute else "stored",
     }
@@ -358,4 +367,9 @@ def _build(manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> Model:
         if config.head != "ridge":
             raise ValueError("ridge weights stored for a model whose head is not ridge")
         model.recall_ridge_weights(tensors["ridge.weights"])
+    coefficients, intercept = tensors.get("kernel.coefficients"), tensors.get("kernel.intercept")
+    if coefficients is not None or intercept is not None:
+        if config.head != "kernel" or coefficients is None or intercept is None:
+            raise ValueError("kernel coefficients and intercept are stored together, and only for a kernel model")
+        model.recall_kernel_coefficients(coefficients, intercept)
     return model

@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from erasable.changes import Change
 from erasable.config import HEAD_KINDS, HeadKind, ModelConfig
 from erasable.heads import GaussianHead, Head, PrototypeHead, RidgeHead
-from erasable.heads.kernel import KernelHead
+from erasable.heads.kernel import ArcCosineKernel, KernelHead
 from erasable.heads.leverage import Leverage
 from erasable.heads.ridge import penalty_by_gcv, uses_dual
 from erasable.moments import Label, Moments
@@ -129,27 +129,39 @@ class ServedHeads:
         tens of milliseconds): the ridge head's own, without solving the ridge head.
         """
         model = self._model
-        fmap = model.config.feature_map
         alpha = self._known_alpha()
         if alpha is None:
             alpha = penalty_by_gcv(model.ridge_moments, model.ridge_unit)
+        rows, labels, kernel = self._kernel_support()
+        return KernelHead.from_samples(rows, labels, model.statistics.classes, kernel, alpha)
+
+    def _kernel_support(self) -> tuple[NDArray[np.float64], list[Label], ArcCosineKernel]:
+        """The kernel head's samples, their labels, and its kernel: the limit of the model's feature map."""
+        model = self._model
         rows, labels = self._canonical_samples("The kernel head is solved")
-        classes = model.statistics.classes
-        index = {label: j for j, label in enumerate(classes)}
+        index = {label: j for j, label in enumerate(model.statistics.classes)}
         # In the order of their values, not their ids: the head then depends on the multiset of samples alone,
         # as the statistics do, and rounds alike however the samples were named (repeats, sample weights).
         order = np.lexsort((np.array([index[label] for label in labels]), *rows.T[::-1]))
-        rows, labels = rows[order], [labels[i] for i in order]
+        fmap = model.config.feature_map
         scale_free = bool(fmap.get("scale_free"))
         unit = 1.0 if scale_free else 4.0**model.config.scale_bits  # the natural units of the embeddings
-        return KernelHead.from_samples(
-            rows.astype(np.float64),
-            labels,
-            classes,
-            width=fmap["width"],
-            lam=alpha * unit,
-            normalize=scale_free,
-        )
+        kernel = ArcCosineKernel(width=fmap["width"], normalize=scale_free, unit=unit)
+        return rows[order].astype(np.float64), [labels[i] for i in order], kernel
+
+    def recall_kernel_coefficients(self, coefficients: NDArray[np.float64], intercept: NDArray[np.float64]) -> None:
+        """Take these as the kernel head's of the current samples (from a model file, which keeps them).
+
+        The first prediction then solves nothing. The penalty must be known (the config's, or
+        recalled by :meth:`recall_alpha`); raises ``ValueError`` if it is not, or if the
+        arrays do not fit the samples.
+        """
+        alpha = self._known_alpha()
+        if alpha is None:
+            raise ValueError("Kernel coefficients need their penalty: recall the alpha GCV chose first.")
+        rows, _, kernel = self._kernel_support()
+        classes = self._model.statistics.classes
+        self._heads["kernel"] = KernelHead.from_coefficients(rows, classes, kernel, alpha, coefficients, intercept)
 
     def leverage(self) -> Leverage:
         """The ridge head's :class:`~erasable.heads.leverage.Leverage`, which its OOD scores read.

@@ -34,6 +34,7 @@ from erasable.cli.arguments import (
 )
 from erasable.cli.inputs import Reading, forget_request, read_for
 from erasable.cli.rendering import human_bytes
+from erasable.heads.kernel import KernelHead
 from erasable.io import Columns
 from erasable.model_file import load_model
 from erasable.service.commands import open_store
@@ -45,10 +46,10 @@ __all__ = ["audit", "certify", "evaluate", "info"]
 def certify(model_path: ModelArg, as_json: JsonFlag = False) -> None:
     """Recompute the statistics from the live samples and compare certificates.
 
-    For a ridge model with automatic alpha, also recompute the penalty GCV chooses and
-    compare it with the one the file keeps, and the ridge weights the file keeps with those
-    solved again (equal within 1e-8 of their largest). Exits with 0 when all match a refit
-    from scratch, 1 if not.
+    For a ridge or kernel model with automatic alpha, also recompute the penalty GCV chooses
+    and compare it with the one the file keeps, and the head's weights the file keeps (ridge
+    weights, or the kernel head's dual coefficients and intercept) with those solved again
+    (equal within 1e-8 of their largest). Exits with 0 when all match a refit from scratch, 1 if not.
 
     Example: erasable certify model.erasable
     """
@@ -56,11 +57,21 @@ def certify(model_path: ModelArg, as_json: JsonFlag = False) -> None:
         model = load_model(model_path)
         refit = model.refit()
         ridge = model.config.head == "ridge" and model.count > 0
+        kernel = model.config.head == "kernel" and model.count > 0
         alphas = (model.gcv_alpha(), refit.gcv_alpha()) if ridge else (None, None)
         weights_match = not ridge or _same_weights(model.canonical_ridge().weights, refit.canonical_ridge().weights)
+        coefficients_match = True
+        if kernel:
+            kept, solved = model.head("kernel"), refit.head("kernel")
+            assert isinstance(kept, KernelHead) and isinstance(solved, KernelHead)
+            if model.config.alpha is None:
+                alphas = (kept.alpha, solved.alpha)
+            coefficients_match = _same_weights(kept.coefficients, solved.coefficients) and _same_weights(
+                kept.intercept, solved.intercept
+            )
     stored, recomputed = model.certificate(), refit.certificate()
     if as_json:
-        ok = stored == recomputed and alphas[0] == alphas[1] and weights_match
+        ok = stored == recomputed and alphas[0] == alphas[1] and weights_match and coefficients_match
         print_json(
             {
                 "model": str(model_path),
@@ -71,6 +82,7 @@ def certify(model_path: ModelArg, as_json: JsonFlag = False) -> None:
                 "ridge_penalty": alphas[0],
                 "ridge_penalty_of_refit": alphas[1],
                 "ridge_weights_match": weights_match,
+                "kernel_coefficients_match": coefficients_match,
             }
         )
         raise typer.Exit(0 if ok else 1)
@@ -91,11 +103,14 @@ def certify(model_path: ModelArg, as_json: JsonFlag = False) -> None:
     if not weights_match:
         err_console.print("[bold red]MISMATCH:[/] the file's ridge weights are not those its statistics give.")
         raise typer.Exit(1)
+    if not coefficients_match:
+        err_console.print("[bold red]MISMATCH:[/] the file's kernel coefficients are not those its samples give.")
+        raise typer.Exit(1)
     console.print(f"[bold green]OK:[/] the statistics are exactly those of the {model.count} live samples.")
 
 
 def _same_weights(kept: NDArray[np.float64], solved: NDArray[np.float64]) -> bool:
-    """Whether ridge weights kept in a file are those solved again, within 1e-8 of the largest (rounding)."""
+    """Whether a head's weights kept in a file are those solved again, within 1e-8 of the largest (rounding)."""
     scale = float(np.abs(solved).max(initial=0.0)) or 1.0
     return kept.shape == solved.shape and float(np.abs(kept - solved).max(initial=0.0)) <= 1e-8 * scale
 

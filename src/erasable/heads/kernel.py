@@ -28,7 +28,8 @@ each change (no Woodbury follow-up).
 
 >>> import numpy as np
 >>> rows = np.array([[1.0, 0.1], [0.9, -0.2], [-0.1, 1.0], [0.2, 0.8]])
->>> head = KernelHead.from_samples(rows, [0, 0, 1, 1], (0, 1), width=64, lam=0.1, normalize=True)
+>>> kernel = ArcCosineKernel(width=64, normalize=True)
+>>> head = KernelHead.from_samples(rows, [0, 0, 1, 1], (0, 1), kernel, alpha=0.1)
 >>> head.decision_function(np.array([[1.0, 0.0], [0.0, 1.0]])).argmax(axis=1)
 array([0, 1])
 """
@@ -51,7 +52,7 @@ MAX_KERNEL_SAMPLES = 20_000
 #: Rows of the kernel transformed at a time (each block's temporaries stay in cache-sized pieces).
 KERNEL_BLOCK = 512
 
-__all__ = ["MAX_KERNEL_SAMPLES", "KernelHead", "arc_cosine_kernel"]
+__all__ = ["MAX_KERNEL_SAMPLES", "ArcCosineKernel", "KernelHead"]
 
 
 def _unit_rows(rows: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -60,42 +61,49 @@ def _unit_rows(rows: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[
     return rows / np.where(norms > 0, norms, 1.0)[:, None], norms
 
 
-def arc_cosine_kernel(
-    left: NDArray[np.float64], right: NDArray[np.float64], width: int, *, normalize: bool
-) -> NDArray[np.float64]:
-    """``width / (2 pi) * |x| |y| * (sin t + (pi - t) cos t)`` for every pair of rows (the ReLU map's limit).
+@dataclass(frozen=True)
+class ArcCosineKernel:
+    """``k(x, y) = width / (2 pi) * |x| |y| * (sin t + (pi - t) cos t)``: the ``width``-wide ReLU map's limit.
 
     With ``normalize`` the rows count as unit vectors (a zero row stays a zero kernel row),
-    as the scale-free feature map sees them. Computed in place, a block of rows at a time:
-    the result is the only array of its size.
+    as the scale-free feature map sees them. ``unit`` is the square of the rows' scale, so
+    that a penalty ``alpha`` in natural units is ``alpha * unit`` on them (1 for normalized rows).
 
     ``k(x, x) = width |x|^2 / 2``, the expected sum of ``ReLU(w . x)^2`` over ``width`` features; at a
     right angle ``width |x| |y| / (2 pi)``:
 
     >>> x = np.array([[1.0, 0.0], [0.0, 2.0]])
-    >>> arc_cosine_kernel(x, x, 2, normalize=False).round(4)
+    >>> ArcCosineKernel(width=2, normalize=False)(x, x).round(4)
     array([[1.    , 0.6366],
            [0.6366, 4.    ]])
     """
-    left_unit, left_norms = _unit_rows(left)
-    right_unit, right_norms = _unit_rows(right)
-    if normalize:
-        left_norms, right_norms = (left_norms > 0).astype(np.float64), (right_norms > 0).astype(np.float64)
-    kernel = matmul(left_unit, right_unit.T)
-    scale = width / (2.0 * np.pi)
-    for start in range(0, kernel.shape[0], KERNEL_BLOCK):
-        cosine = kernel[start : start + KERNEL_BLOCK]
-        np.clip(cosine, -1.0, 1.0, out=cosine)
-        term = np.arccos(cosine)
-        np.subtract(np.pi, term, out=term)
-        term *= cosine  # (pi - t) cos t
-        np.multiply(cosine, cosine, out=cosine)
-        np.subtract(1.0, cosine, out=cosine)
-        np.sqrt(cosine, out=cosine)  # sin t
-        cosine += term
-        cosine *= (scale * left_norms[start : start + KERNEL_BLOCK])[:, None]
-        cosine *= right_norms
-    return kernel
+
+    width: int
+    normalize: bool
+    unit: float = 1.0
+
+    def __call__(self, left: NDArray[np.float64], right: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The kernel of every row of ``left`` with every row of ``right``, computed in place a block of rows at
+        a time: the result is the only array of its size."""
+        left_unit, left_norms = _unit_rows(left)
+        right_unit, right_norms = _unit_rows(right)
+        if self.normalize:
+            left_norms, right_norms = (left_norms > 0).astype(np.float64), (right_norms > 0).astype(np.float64)
+        kernel = matmul(left_unit, right_unit.T)
+        scale = self.width / (2.0 * np.pi)
+        for start in range(0, kernel.shape[0], KERNEL_BLOCK):
+            cosine = kernel[start : start + KERNEL_BLOCK]
+            np.clip(cosine, -1.0, 1.0, out=cosine)
+            term = np.arccos(cosine)
+            np.subtract(np.pi, term, out=term)
+            term *= cosine  # (pi - t) cos t
+            np.multiply(cosine, cosine, out=cosine)
+            np.subtract(1.0, cosine, out=cosine)
+            np.sqrt(cosine, out=cosine)  # sin t
+            cosine += term
+            cosine *= (scale * left_norms[start : start + KERNEL_BLOCK])[:, None]
+            cosine *= right_norms
+        return kernel
 
 
 @dataclass(frozen=True)
@@ -103,17 +111,20 @@ class KernelHead:
     """Dual coefficients on the live samples: scores ``k(x, support) C + intercept``, estimating one-hot targets.
 
     ``support`` holds the samples as the head reads its inputs, in an order that depends on
-    their values alone (the model sorts them);
-    ``coefficients`` (n, K) and ``intercept`` (K,) come from :meth:`from_samples`.
+    their values alone (the model sorts them); ``coefficients`` (n, K) and ``intercept`` (K,)
+    come from :meth:`from_samples`; ``lam = alpha * kernel.unit``.
     """
 
     classes: tuple[Label, ...]
+    kernel: ArcCosineKernel
     support: NDArray[np.float64]
     coefficients: NDArray[np.float64]
     intercept: NDArray[np.float64]
-    width: int
-    lam: float
-    normalize: bool
+    alpha: float
+
+    @property
+    def lam(self) -> float:
+        return self.alpha * self.kernel.unit
 
     @classmethod
     def from_samples(
@@ -121,17 +132,14 @@ class KernelHead:
         rows: NDArray[np.float64],
         labels: Sequence[Label],
         classes: Sequence[Label],
-        *,
-        width: int,
-        lam: float,
-        normalize: bool,
+        kernel: ArcCosineKernel,
+        alpha: float,
     ) -> KernelHead:
-        """Kernel ridge of one-hot targets on ``rows`` (n, d), with an unpenalized intercept.
+        """Kernel ridge of one-hot targets on ``rows`` (n, d), with an unpenalized intercept, penalty ``alpha``.
 
-        ``classes`` are the sorted classes (every label among them), ``width`` the ``D`` whose
-        limit the kernel is and ``lam`` the penalty in the rows' units. Raises ``ValueError``
-        for no rows, more than :data:`MAX_KERNEL_SAMPLES` (before anything of n x n is
-        allocated), or a penalty too small for the factor to exist in float64.
+        ``classes`` are the sorted classes (every label among them). Raises ``ValueError`` for
+        no rows, more than :data:`MAX_KERNEL_SAMPLES` (before anything of n x n is
+        allocated), or a penalty that is not positive or too small for the factor to exist in float64.
         """
         n = rows.shape[0]
         if n == 0:
@@ -141,33 +149,53 @@ class KernelHead:
                 f"The kernel head solves at most {MAX_KERNEL_SAMPLES:,} samples (an n x n kernel), this model has "
                 f"{n:,}: use head='ridge', whose cost does not grow with the samples."
             )
-        if not lam > 0:
-            raise ValueError(f"The penalty must be positive, got {lam}.")
+        if not alpha > 0:
+            raise ValueError(f"The penalty must be positive, got {alpha}.")
         index = {label: j for j, label in enumerate(classes)}
         targets = np.zeros((n, len(classes)))
         targets[np.arange(n), [index[label] for label in labels]] = 1.0
         target_mean = targets.mean(axis=0)
-        kernel = arc_cosine_kernel(rows, rows, width, normalize=normalize)
-        column_means = kernel.mean(axis=0)
-        kernel -= column_means  # centred: H K H with H = I - 11^T / n, in place
-        kernel -= column_means[:, None]
-        kernel += column_means.mean()
+        matrix = kernel(rows, rows)
+        column_means = matrix.mean(axis=0)
+        matrix -= column_means  # centred: H K H with H = I - 11^T / n, in place
+        matrix -= column_means[:, None]
+        matrix += column_means.mean()
+        lam = alpha * kernel.unit
         try:
-            system = PenalizedGram.cholesky(kernel, lam, overwrite=True)  # the ridge head's solver, in the dual
+            system = PenalizedGram.cholesky(matrix, lam, overwrite=True)  # the ridge head's solver, in the dual
         except np.linalg.LinAlgError:
             raise ValueError(
                 f"The penalty {lam:.3g} is too small for this kernel in double precision: choose a larger alpha."
             ) from None
         coefficients = system.solve(targets - target_mean)
         intercept = target_mean - column_means @ coefficients  # the centring folded in: k(x) C + intercept
-        return cls(tuple(classes), np.ascontiguousarray(rows), coefficients, intercept, width, lam, normalize)
+        return cls(tuple(classes), kernel, np.ascontiguousarray(rows), coefficients, intercept, alpha)
+
+    @classmethod
+    def from_coefficients(
+        cls,
+        rows: NDArray[np.float64],
+        classes: Sequence[Label],
+        kernel: ArcCosineKernel,
+        alpha: float,
+        coefficients: NDArray[np.float64],
+        intercept: NDArray[np.float64],
+    ) -> KernelHead:
+        """The head :meth:`from_samples` solves for ``rows``, from its ``coefficients`` and ``intercept``.
+
+        A model file keeps them, so a process that loads it predicts without solving anything.
+        Raises ``ValueError`` unless they are finite float64 of shapes (n, K) and (K,).
+        """
+        k = len(classes)
+        for name, array, shape in (("coefficients", coefficients, (rows.shape[0], k)), ("intercept", intercept, (k,))):
+            if array.dtype != np.float64 or array.shape != shape or not np.isfinite(array).all():
+                raise ValueError(f"Kernel {name} must be finite float64 of shape {shape}, got {array.shape}.")
+        return cls(tuple(classes), kernel, np.ascontiguousarray(rows), coefficients, intercept, alpha)
 
     def decision_function(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
         """Predicted one-hot targets (n, K) of input rows in the support's units."""
-        vectors = np.asarray(vectors, dtype=np.float64)
         return (
-            matmul(arc_cosine_kernel(vectors, self.support, self.width, normalize=self.normalize), self.coefficients)
-            + self.intercept
+            matmul(self.kernel(np.asarray(vectors, dtype=np.float64), self.support), self.coefficients) + self.intercept
         )
 
     def predict_proba(self, vectors: NDArray[np.float64], temperature: float = 0.07) -> NDArray[np.float64]:

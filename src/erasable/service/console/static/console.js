@@ -339,7 +339,10 @@
       el("option", { value: "vectors" }, "vectors"), el("option", { value: "text" }, "text (all-MiniLM-L6-v2)"),
       el("option", { value: "text-mpnet" }, "text (all-mpnet-base-v2: more accurate, 5x slower)"));
     const dim = el("input", { id: "new-dim", type: "number", min: 1, max: 4096, value: 384 });
-    const head = el("select", { id: "new-head" }, ["ridge", "prototype", "gaussian", "memory"].map((h) => el("option", {}, h)));
+    const head = el("select", { id: "new-head" },
+      el("option", { value: "ridge" }, "ridge"),
+      el("option", { value: "kernel" }, "kernel (more accurate; each change solves n x n)"),
+      ...["prototype", "gaussian", "memory"].map((h) => el("option", {}, h)));
     // The API's defaults (erasable.parameters) come first: random ReLU features, 4096 wide.
     const features = el("select", { id: "new-features" }, ["random_relu", "identity"].map((f) => el("option", {}, f)));
     const width = el("input", { id: "new-width", type: "number", min: 1, max: 4096, value: 4096 });

@@ -14,18 +14,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from erasable.exact import GramAccumulator
-from erasable.integer_gram import MAX_LEVEL, MAX_ROWS, _threads, available, integer_gram, limit_threads
+from erasable.integer_gram import BAND, MAX_LEVEL, MAX_ROWS, _threads, available, integer_gram, limit_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @given(st.integers(0, 300), st.integers(1, 70), st.integers(0, MAX_LEVEL), st.integers(0, 2**32 - 1))
 @settings(max_examples=80, deadline=None)
-def test_integer_gram_is_the_exact_symmetric_product(n: int, dim: int, top: int, seed: int) -> None:
+def test_integer_gram_is_the_upper_triangle_of_the_exact_product(n: int, dim: int, top: int, seed: int) -> None:
     rows = np.random.default_rng(seed).integers(0, top + 1, size=(n, dim)).astype(np.int8)
     gram = integer_gram(rows)
     assert gram.dtype == np.int32 and gram.shape == (dim, dim) and gram.flags.c_contiguous
-    assert np.array_equal(gram, rows.astype(np.int64).T @ rows.astype(np.int64))
+    assert np.array_equal(gram, np.triu(rows.astype(np.int64).T @ rows.astype(np.int64)))
+
+
+@pytest.mark.parametrize("dim", [BAND, BAND + 1, 2 * BAND + 76])
+def test_a_gram_of_several_bands_is_the_upper_triangle_of_the_exact_product(dim: int) -> None:
+    rows = np.random.default_rng(dim).integers(0, MAX_LEVEL + 1, size=(300, dim)).astype(np.int8)
+    exact = rows.astype(np.int64).T @ rows.astype(np.int64)
+    assert np.array_equal(integer_gram(rows), np.triu(exact))
 
 
 def test_the_most_rows_at_the_top_level_stay_exact_in_int32() -> None:

@@ -227,7 +227,7 @@ class GramAccumulator:
         self._staged: NDArray[np.int8] | None = None  # 7-bit rows waiting for their Gram, made when first used
         self._rows_staged = 0
         self._staged_per_row = 0  # the largest product of a staged row
-        self._int32_block: NDArray[np.int32] | None = None  # both triangles, made when first used
+        self._int32_block: NDArray[np.int32] | None = None  # the upper triangle, made when first used
         self._int32_bound = 0  # a bound on every entry of it
         self._total: NDArray[np.int64] | None = None
         self._total_returned = False  # result() handed the total out: copy it before writing into it

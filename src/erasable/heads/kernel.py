@@ -20,9 +20,10 @@ centred for an unpenalized intercept, by one Cholesky factor and a refined solve
 (:class:`~erasable.heads.penalized.PenalizedGram`, the ridge head's): O(n^2 d + n^3 / 3) time and
 ``8 n^2`` bytes, whatever ``D``. Where the ridge head's cost is fixed by ``D`` (a 4096 x
 4096 system), this one grows with the samples: about as fast as the ridge head at a few
-thousand samples, and 3-5 s and 0.8 GB at 10,000 (about LogisticRegression's fit time), so
-it is a choice (``head="kernel"``), not the default, and it refuses more than
-:data:`MAX_KERNEL_SAMPLES`. It is exact in erasable's sense -- a function of the live samples
+thousand samples; at 10,000 (BANKING77, HWU64) 7-10 s to a first prediction and a 1.4 GB peak,
+3-4x the ridge head's and LogisticRegression's time; at 20,000 (Fashion-MNIST) 43 s and 4.3 GB
+(``benchmarks/bench_vs_sklearn.py``, a 2-core AMD EPYC). So it is a choice (``head="kernel"``),
+not the default, and it refuses more than :data:`MAX_KERNEL_SAMPLES`. It is exact in erasable's sense -- a function of the live samples
 and the statistics, so after a forget it is the refit's -- and it is derived again after
 each change (no Woodbury follow-up).
 

@@ -84,6 +84,10 @@ def test_too_many_samples_or_no_penalty_are_refused_before_any_kernel() -> None:
         KernelHead.from_samples(rows[:3], [0, 0, 0], (0,), ArcCosineKernel(8, normalize=True), alpha=0.0)
     with pytest.raises(ValueError, match="limit of the random ReLU features"):
         ModelConfig.from_parameters(input_dim=DIM, head="kernel", feature_map="identity")
+    identity = Model(ModelConfig.from_parameters(input_dim=DIM, feature_map="identity"))
+    identity.learn(*clustered(20, 0))
+    with pytest.raises(ValueError, match="limit of the random ReLU features: this model has none"):
+        identity.decision_function(rows[:1, :1].repeat(DIM, axis=1), kind="kernel")
 
 
 @settings(max_examples=10, deadline=None)
@@ -99,7 +103,7 @@ def test_after_a_forget_the_kernel_head_is_the_refits(seed: int, forgotten: set[
     refit.learn(rows[kept][::-1], labels[kept][::-1], ids=[str(i) for i in kept][::-1])  # another order
     assert model.certificate() == refit.certificate()
     queries = unit_rows(np.random.default_rng(seed), 9, DIM)
-    np.testing.assert_allclose(model.decision_function(queries), refit.decision_function(queries), atol=1e-9)
+    np.testing.assert_array_equal(model.decision_function(queries), refit.decision_function(queries))
 
 
 def test_a_saved_kernel_model_predicts_as_before_without_solving(
@@ -127,9 +131,10 @@ def test_a_kernel_models_file_after_a_forget_is_the_refits_byte_for_byte(tmp_pat
     ids = [f"q{i}" for i in range(70)]
     model = kernel_model()
     model.learn(rows, labels, ids=ids)
+    model.predict_proba(rows[:2])  # a head solved before the forget: the file must not keep it
     model.forget(ids=ids[::3])
     refit = kernel_model()
-    kept = [i for i in range(70) if i % 3]
+    kept = [i for i in np.random.default_rng(0).permutation(70) if i % 3]  # learned in another order
     refit.learn(rows[kept], labels[kept], ids=[ids[i] for i in kept])
     save_model(model, tmp_path / "model.erasable")
     save_model(refit, tmp_path / "refit.erasable")
@@ -156,6 +161,37 @@ def test_certify_catches_forged_kernel_coefficients_and_a_file_that_mixes_heads(
     write_container(path, manifest, {k: v for k, v in tensors.items() if k != "kernel.intercept"})
     with pytest.raises(ModelFileError, match="stored together"):
         load_model(path)
+
+
+def test_a_zero_input_scores_the_intercept() -> None:
+    """Scale-free features of a zero vector are all zero, and so is its kernel with every sample."""
+    rows, labels = clustered(30, 7)
+    model = kernel_model()
+    model.learn(rows, labels)
+    head = model.head()
+    assert isinstance(head, KernelHead)
+    np.testing.assert_array_equal(model.decision_function(np.zeros((1, DIM)))[0], head.intercept)
+
+
+def test_a_kernel_model_past_the_limit_saves_its_statistics_and_says_why_it_cannot_predict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("erasable.heads.kernel.MAX_KERNEL_SAMPLES", 20)
+    rows, labels = clustered(30, 8)
+    ids = [f"r{i}" for i in range(30)]
+    model = kernel_model()
+    model.learn(rows, labels, ids=ids)
+    save_model(model, tmp_path / "big.erasable")  # a forget must be saved whatever the head
+    loaded = load_model(tmp_path / "big.erasable")
+    assert loaded.certificate() == model.certificate()
+    with pytest.raises(ValueError, match=r"at most 20 samples .* use head='ridge'"):
+        loaded.predict_proba(rows[:1])
+    loaded.forget(ids=ids[:10])
+    save_model(loaded, tmp_path / "small.erasable")
+    from erasable.model_file import read_container
+
+    assert "kernel.coefficients" in read_container(tmp_path / "small.erasable")[1]
+    assert "kernel.coefficients" not in read_container(tmp_path / "big.erasable")[1]
 
 
 def test_statistics_alone_cannot_serve_a_kernel_head() -> None:

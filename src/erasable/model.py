@@ -681,7 +681,10 @@ class Model:
     def decision_function(self, embeddings: ArrayLike, kind: HeadKind | None = None) -> NDArray[np.float64]:
         """Per-class scores (n, K), classes in sorted order."""
         head = self.head(kind)
-        return self._by_chunks(embeddings, lambda chunk: (head.decision_function(self.head_inputs(chunk, kind)),))[0]
+        scored = self._by_chunks(
+            embeddings, lambda chunk: (head.decision_function(self.head_inputs(chunk, kind)),), head
+        )
+        return scored[0]
 
     def predict_proba(self, embeddings: ArrayLike, kind: HeadKind | None = None) -> NDArray[np.float64]:
         """Class probabilities (n, K), classes in sorted order."""
@@ -692,13 +695,13 @@ class Model:
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """:meth:`decision_function` and :meth:`predict_proba` at once: the features are computed once."""
         scored = self._scorer(kind, with_ood=False)
-        scores, probabilities = self._by_chunks(embeddings, scored)
+        scores, probabilities = self._by_chunks(embeddings, scored, self.head(kind))
         return scores, probabilities
 
     def predictions(self, embeddings: ArrayLike, kind: HeadKind | None = None) -> Predictions:
         """:meth:`decision_function`, :meth:`predict_proba` and :meth:`ood_score` at once (the features computed
         once): what ``erasable predict`` and the service's predictions report."""
-        return Predictions(*self._by_chunks(embeddings, self._scorer(kind, with_ood=True)))
+        return Predictions(*self._by_chunks(embeddings, self._scorer(kind, with_ood=True), self.head(kind)))
 
     def _scorer(
         self, kind: HeadKind | None, with_ood: bool
@@ -725,18 +728,25 @@ class Model:
         return scored
 
     def _by_chunks(
-        self, embeddings: ArrayLike, score: Callable[[NDArray[np.float64]], tuple[NDArray[np.float64], ...]]
+        self,
+        embeddings: ArrayLike,
+        score: Callable[[NDArray[np.float64]], tuple[NDArray[np.float64], ...]],
+        head: Head,
     ) -> tuple[NDArray[np.float64], ...]:
-        """``score`` of ``embeddings`` computed :data:`SCORE_CHUNK_BYTES` of features at a time, its arrays stacked.
+        """``score`` of ``embeddings`` by ``head``, :data:`SCORE_CHUNK_BYTES` of its rows at a time, arrays stacked.
 
-        The features of a chunk stay in memory the machine caches well, and each chunk reuses
+        A row is an input's features (a kernel head's: its kernel with every sample, if that is
+        wider). The rows of a chunk stay in memory the machine caches well, and each chunk reuses
         the pages of the last: predicting 10,000 inputs at width 4096 took half the time of one
         pass over all of them. Rows are independent, but BLAS picks its kernel by shape (a lone
         row goes through a matrix-vector product), so a row's scores may differ in the last bit
         with the batch it came in, as they do between batch sizes anyway.
         """
         array = np.asarray(embeddings)
-        step = max(1, SCORE_CHUNK_BYTES // (8 * self.feature_map.output_dim))
+        width = self.feature_map.output_dim
+        if isinstance(head, KernelHead):
+            width = max(width, head.support.shape[0])
+        step = max(1, SCORE_CHUNK_BYTES // (8 * width))
         if array.ndim != 2 or array.shape[0] <= step:
             return score(array)  # also what reports a malformed input
         chunks = [score(array[start : start + step]) for start in range(0, array.shape[0], step)]

@@ -152,8 +152,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         )
     recompute = recomputes_features(model.config, len(registry))
     ridge = model.canonical_ridge() if model.config.head == "ridge" and model.count else None
-    kernel = model.head("kernel") if model.config.head == "kernel" and model.count else None
-    assert kernel is None or isinstance(kernel, KernelHead)
+    kernel = _solved_kernel(model) if model.config.head == "kernel" and model.count else None
     order = sorted(range(len(registry)), key=registry.ids.__getitem__)  # canonical row order
     classes = list(model.classes)
     class_index = {c: i for i, c in enumerate(classes)}
@@ -187,6 +186,18 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> None:
         "feature_statistics": "samples" if recompute else "stored",
     }
     write_container(path, manifest, tensors)
+
+
+def _solved_kernel(model: Model) -> KernelHead | None:
+    """The kernel head a file keeps, or ``None`` where it cannot be solved (more samples than it takes, or a
+    penalty too small): a function of the state either way, so the file is still a refit's, and a forget
+    is saved whatever the head."""
+    try:
+        head = model.head("kernel")
+    except ValueError:
+        return None
+    assert isinstance(head, KernelHead)
+    return head
 
 
 def write_container(path: str | os.PathLike[str], manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> None:

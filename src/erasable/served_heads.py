@@ -138,12 +138,14 @@ class ServedHeads:
     def _kernel_support(self) -> tuple[NDArray[np.float64], list[Label], ArcCosineKernel]:
         """The kernel head's samples, their labels, and its kernel: the limit of the model's feature map."""
         model = self._model
+        fmap = model.config.feature_map
+        if fmap["kind"] != "random_relu":
+            raise ValueError("The kernel head is the limit of the random ReLU features: this model has none.")
         rows, labels = self._canonical_samples("The kernel head is solved")
         index = {label: j for j, label in enumerate(model.statistics.classes)}
         # In the order of their values, not their ids: the head then depends on the multiset of samples alone,
         # as the statistics do, and rounds alike however the samples were named (repeats, sample weights).
         order = np.lexsort((np.array([index[label] for label in labels]), *rows.T[::-1]))
-        fmap = model.config.feature_map
         scale_free = bool(fmap.get("scale_free"))
         unit = 1.0 if scale_free else 4.0**model.config.scale_bits  # the natural units of the embeddings
         kernel = ArcCosineKernel(width=fmap["width"], normalize=scale_free, unit=unit)

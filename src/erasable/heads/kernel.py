@@ -1,8 +1,9 @@
 """Kernel ridge on the arc-cosine kernel: the random ReLU features' infinite-width limit, solved from the samples.
 
 The default head regresses one-hot targets on ``D`` random ReLU features ``ReLU(w . x)``.
-Their Gram, divided by nothing, estimates ``D`` times the order-1 arc-cosine kernel
-(Cho & Saul 2009) of the inputs,
+For Gaussian ``w`` their Gram estimates ``D`` times the order-1 arc-cosine kernel (Cho & Saul
+2009) of the inputs -- for erasable's ±1 projections approximately, ``w . x`` being close to
+Gaussian for dense, high-dimensional inputs such as sentence embeddings --
 
     k(x, y) = D / (2 pi) * |x| |y| * (sin t + (pi - t) cos t),   t the angle between x and y,
 
@@ -21,11 +22,11 @@ centred for an unpenalized intercept, by one Cholesky factor and a refined solve
 ``8 n^2`` bytes, whatever ``D``. Where the ridge head's cost is fixed by ``D`` (a 4096 x
 4096 system), this one grows with the samples: about as fast as the ridge head at a few
 thousand samples; at 10,000 (BANKING77, HWU64) 7-10 s to a first prediction and a 1.4 GB peak,
-3-4x the ridge head's and LogisticRegression's time; at 20,000 (Fashion-MNIST) 43 s and 4.3 GB
+3-4x the ridge head's time and 2-3x LogisticRegression's; at 20,000 (Fashion-MNIST) 43 s and 4.3 GB
 (``benchmarks/bench_vs_sklearn.py``, a 2-core AMD EPYC). So it is a choice (``head="kernel"``),
-not the default, and it refuses more than :data:`MAX_KERNEL_SAMPLES`. It is exact in erasable's sense -- a function of the live samples
-and the statistics, so after a forget it is the refit's -- and it is derived again after
-each change (no Woodbury follow-up).
+not the default, and it refuses more than :data:`MAX_KERNEL_SAMPLES`. It is exact in
+erasable's sense -- a function of the live samples and the statistics, so after a forget it
+is the refit's -- and it is derived again after each change (no Woodbury follow-up).
 
 >>> import numpy as np
 >>> rows = np.array([[1.0, 0.1], [0.9, -0.2], [-0.1, 1.0], [0.2, 0.8]])
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -54,12 +56,6 @@ MAX_KERNEL_SAMPLES = 20_000
 KERNEL_BLOCK = 512
 
 __all__ = ["MAX_KERNEL_SAMPLES", "ArcCosineKernel", "KernelHead"]
-
-
-def _unit_rows(rows: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """``rows`` divided by their norms (zero rows stay zero), and the norms."""
-    norms = np.linalg.norm(rows, axis=1)
-    return rows / np.where(norms > 0, norms, 1.0)[:, None], norms
 
 
 @dataclass(frozen=True)
@@ -84,12 +80,23 @@ class ArcCosineKernel:
     unit: float = 1.0
 
     def __call__(self, left: NDArray[np.float64], right: NDArray[np.float64]) -> NDArray[np.float64]:
-        """The kernel of every row of ``left`` with every row of ``right``, computed in place a block of rows at
-        a time: the result is the only array of its size."""
-        left_unit, left_norms = _unit_rows(left)
-        right_unit, right_norms = _unit_rows(right)
-        if self.normalize:
-            left_norms, right_norms = (left_norms > 0).astype(np.float64), (right_norms > 0).astype(np.float64)
+        """The kernel of every row of ``left`` with every row of ``right``."""
+        return self.between(self.directions(left), self.directions(right))
+
+    def directions(self, rows: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """``rows`` as the kernel reads them: unit rows (zero rows stay zero) and the norms it scales by."""
+        norms = np.linalg.norm(rows, axis=1)
+        unit = rows / np.where(norms > 0, norms, 1.0)[:, None]
+        return unit, (norms > 0).astype(np.float64) if self.normalize else norms
+
+    def between(
+        self,
+        left: tuple[NDArray[np.float64], NDArray[np.float64]],
+        right: tuple[NDArray[np.float64], NDArray[np.float64]],
+    ) -> NDArray[np.float64]:
+        """The kernel of rows given by their :meth:`directions`, computed in place a block of rows at a time:
+        the result is the only array of its size."""
+        (left_unit, left_norms), (right_unit, right_norms) = left, right
         kernel = matmul(left_unit, right_unit.T)
         scale = self.width / (2.0 * np.pi)
         for start in range(0, kernel.shape[0], KERNEL_BLOCK):
@@ -127,6 +134,11 @@ class KernelHead:
     def lam(self) -> float:
         return self.alpha * self.kernel.unit
 
+    @cached_property
+    def _support_directions(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The support as the kernel reads it, computed once for every prediction."""
+        return self.kernel.directions(self.support)
+
     @classmethod
     def from_samples(
         cls,
@@ -156,7 +168,8 @@ class KernelHead:
         targets = np.zeros((n, len(classes)))
         targets[np.arange(n), [index[label] for label in labels]] = 1.0
         target_mean = targets.mean(axis=0)
-        matrix = kernel(rows, rows)
+        directions = kernel.directions(rows)
+        matrix = kernel.between(directions, directions)
         column_means = matrix.mean(axis=0)
         matrix -= column_means  # centred: H K H with H = I - 11^T / n, in place
         matrix -= column_means[:, None]
@@ -190,14 +203,15 @@ class KernelHead:
         k = len(classes)
         for name, array, shape in (("coefficients", coefficients, (rows.shape[0], k)), ("intercept", intercept, (k,))):
             if array.dtype != np.float64 or array.shape != shape or not np.isfinite(array).all():
-                raise ValueError(f"Kernel {name} must be finite float64 of shape {shape}, got {array.shape}.")
+                raise ValueError(
+                    f"Kernel {name} must be finite float64 of shape {shape}, got {array.dtype} {array.shape}."
+                )
         return cls(tuple(classes), kernel, np.ascontiguousarray(rows), coefficients, intercept, alpha)
 
     def decision_function(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
         """Predicted one-hot targets (n, K) of input rows in the support's units."""
-        return (
-            matmul(self.kernel(np.asarray(vectors, dtype=np.float64), self.support), self.coefficients) + self.intercept
-        )
+        queries = self.kernel.directions(np.asarray(vectors, dtype=np.float64))
+        return matmul(self.kernel.between(queries, self._support_directions), self.coefficients) + self.intercept
 
     def predict_proba(self, vectors: NDArray[np.float64], temperature: float = 0.07) -> NDArray[np.float64]:
         """``softmax(scores / temperature)``, as the ridge head's (its scores estimate the same targets)."""

@@ -658,6 +658,10 @@ class Model:
         """
         self._heads.recall_ridge_weights(weights)
 
+    def canonical_kernel(self) -> KernelHead:
+        """The kernel head solved for the live samples, not a forget's update of an older one."""
+        return self._heads.canonical_kernel()
+
     def recall_kernel_coefficients(self, coefficients: NDArray[np.float64], intercept: NDArray[np.float64]) -> None:
         """Take these as the kernel head's of the live samples (a model file keeps them).
 

@@ -193,11 +193,9 @@ def _solved_kernel(model: Model) -> KernelHead | None:
     penalty too small): a function of the state either way, so the file is still a refit's, and a forget
     is saved whatever the head."""
     try:
-        head = model.head("kernel")
+        return model.canonical_kernel()
     except ValueError:
         return None
-    assert isinstance(head, KernelHead)
-    return head
 
 
 def write_container(path: str | os.PathLike[str], manifest: dict[str, Any], tensors: dict[str, NDArray[Any]]) -> None:

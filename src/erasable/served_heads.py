@@ -233,14 +233,16 @@ class ServedHeads:
 
         The ridge head follows a small change by a Woodbury update (no refit); a change of
         rank above a quarter of the feature width, or accumulated updates beyond half of it,
-        drop it for a canonical recomputation at the next prediction. The memory adds or
+        drop it for a canonical recomputation at the next prediction. The kernel head follows
+        a forget by its kept factor (:meth:`KernelHead.forgotten`) up to a quarter of its
+        samples; a learn drops it. The memory adds or
         physically removes the change's samples and takes the steering after it. The other
         heads are cheap and are simply recomputed.
         """
         if not change.ids:
             return  # a merge of an empty model: the statistics are equal, and so are their heads
         model = self._model
-        ridge = self._heads.get("ridge")
+        ridge, kernel = self._heads.get("ridge"), self._heads.get("kernel")
         self._heads.clear()
         self._leverage = None
         if self._memory is not None:
@@ -254,12 +256,49 @@ class ServedHeads:
                 self._memory.remove(change.ids)
                 if change.steering_after.classes != change.steering_before.classes:
                     self._memory.set_class_weights(model.steering.classes)
+        if (
+            isinstance(kernel, KernelHead)
+            and model.statistics.count > 0
+            and (forgotten := self._forgotten(kernel, change))
+        ):
+            self._heads["kernel"] = forgotten
         moments = model.ridge_moments
         if isinstance(ridge, RidgeHead) and ridge.system is not None and moments.count > 0:
             rank = change.quantized.shape[0] + 1
             if rank <= moments.dim // 4 and ridge.rank_since_refresh + rank <= moments.dim // 2:
                 rows, labels = self._ridge_rows(change), change.labels.tolist()
                 self._heads["ridge"] = ridge.updated(rows, labels, change.sign, moments)
+
+    def _forgotten(self, kernel: KernelHead, change: Change) -> KernelHead | None:
+        """The kernel head after the forget ``change`` by its kept factor; ``None`` (solve it again at the next
+        prediction) after a learn, for a head without its factor, or past a quarter of its samples forgotten."""
+        if change.sign > 0 or kernel.system is None or kernel.solved_support is None:
+            return None
+        solved = kernel.solved_support.shape[0]
+        if len(kernel.removed) + len(change.ids) > solved // 4:
+            return None
+        where: dict[tuple[bytes, Label], list[int]] = {}
+        for i in sorted(set(range(solved)) - set(kernel.removed)):
+            where.setdefault((kernel.solved_support[i].tobytes(), kernel.solved_labels[i]), []).append(i)
+        positions = []
+        for row, label in zip(change.quantized.astype(np.float64), change.labels.tolist(), strict=True):
+            matches = where.get((row.tobytes(), label))
+            if not matches:
+                return None
+            positions.append(matches.pop())  # equal samples are interchangeable
+        return kernel.forgotten(positions, self._model.statistics.classes)
+
+    def canonical_kernel(self) -> KernelHead:
+        """The kernel head solved for the current samples, not a forget's update of an older one (model files keep
+        its coefficients); it becomes the cached one."""
+        head = self._heads.get("kernel")
+        if isinstance(head, KernelHead) and not head.removed:
+            return head
+        if self._model.statistics.count == 0:
+            raise ValueError("The model has no samples: learn something first.")
+        solved = self._kernel_head()
+        self._heads["kernel"] = solved
+        return solved
 
     def _ridge_rows(self, change: Change) -> NDArray[np.float64]:
         """The features ``change`` adds to or removes from the ridge head's statistics (the embeddings under the

@@ -34,7 +34,6 @@ from erasable.cli.arguments import (
 )
 from erasable.cli.inputs import Reading, forget_request, read_for
 from erasable.cli.rendering import human_bytes
-from erasable.heads.kernel import KernelHead
 from erasable.io import Columns
 from erasable.model_file import load_model
 from erasable.service.commands import open_store
@@ -62,8 +61,7 @@ def certify(model_path: ModelArg, as_json: JsonFlag = False) -> None:
         weights_match = not ridge or _same_weights(model.canonical_ridge().weights, refit.canonical_ridge().weights)
         coefficients_match = True
         if kernel:
-            kept, solved = model.head("kernel"), refit.head("kernel")
-            assert isinstance(kept, KernelHead) and isinstance(solved, KernelHead)
+            kept, solved = model.canonical_kernel(), refit.canonical_kernel()
             if model.config.alpha is None:
                 alphas = (kept.alpha, solved.alpha)
             coefficients_match = _same_weights(kept.coefficients, solved.coefficients) and _same_weights(

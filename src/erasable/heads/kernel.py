@@ -16,8 +16,9 @@ limit at the same scale, so the same ``alpha`` means the same penalty: the ridge
 (fixed, or chosen by GCV on the feature statistics), so the penalty is still a function of
 the statistics. Inputs are normalized first when the feature map is scale-free (the default).
 
-It is solved in the dual from the live samples, ``(K_c + lambda I) C = Y_c`` with the kernel
-centred for an unpenalized intercept, by one Cholesky factor and a refined solve
+It is solved in the dual from the live samples: ``(K_c + lambda I) C = Y_c`` with the kernel
+centred for an unpenalized intercept (computed from the uncentred kernel's factor, see
+:meth:`KernelHead.from_samples`), by one Cholesky factor and a refined solve
 (:class:`~erasable.heads.penalized.PenalizedGram`, the ridge head's): O(n^2 d + n^3 / 3) time and
 ``8 n^2`` bytes, whatever ``D``. Where the ridge head's cost is fixed by ``D`` (a 4096 x
 4096 system), this one grows with the samples: about as fast as the ridge head at a few
@@ -26,7 +27,10 @@ thousand samples; at 10,000 (BANKING77, HWU64) 7-10 s to a first prediction and 
 (``benchmarks/bench_vs_sklearn.py``, a 2-core AMD EPYC). So it is a choice (``head="kernel"``),
 not the default, and it refuses more than :data:`MAX_KERNEL_SAMPLES`. It is exact in
 erasable's sense -- a function of the live samples and the statistics, so after a forget it
-is the refit's -- and it is derived again after each change (no Woodbury follow-up).
+is the refit's. A forget is served by the kept factor of ``K + lambda I`` (:meth:`KernelHead.forgotten`:
+0.7-1.8 s for 1-100 of BANKING77's 10,003 samples, against 8 s to solve again); a learn solves again.
+So a served head holds its factor, ``8 n^2`` bytes (800 MB at 10,000 samples); one read from a
+model file holds only its coefficients.
 
 >>> import numpy as np
 >>> rows = np.array([[1.0, 0.1], [0.9, -0.2], [-0.1, 1.0], [0.2, 0.8]])
@@ -39,7 +43,7 @@ array([0, 1])
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -118,9 +122,16 @@ class ArcCosineKernel:
 class KernelHead:
     """Dual coefficients on the live samples: scores ``k(x, support) C + intercept``, estimating one-hot targets.
 
-    ``support`` holds the samples as the head reads its inputs, in an order that depends on
+    ``support`` holds the live samples as the head reads its inputs, in an order that depends on
     their values alone (the model sorts them); ``coefficients`` (n, K) and ``intercept`` (K,)
     come from :meth:`from_samples`; ``lam = alpha * kernel.unit``.
+
+    A head solved here keeps its ``system``, the factored ``M = K + lambda I`` of the samples it
+    was solved for (``solved_support``), so that :meth:`forgotten` serves a forget without a new
+    factor: the live samples are a subset of those (``removed`` lists the others' positions),
+    and ``M_SS^-1`` is ``M^-1`` restricted to them minus the correction ``G (G_RR)^-1 G^T`` with
+    ``G = M^-1 E_R`` (``correction_basis``, ``correction_core``). A head read with its
+    coefficients (a model file) has no system, and a change drops it.
     """
 
     classes: tuple[Label, ...]
@@ -129,6 +140,14 @@ class KernelHead:
     coefficients: NDArray[np.float64]
     intercept: NDArray[np.float64]
     alpha: float
+    system: PenalizedGram | None = field(default=None, repr=False)
+    solved_support: NDArray[np.float64] | None = field(default=None, repr=False)
+    solved_labels: tuple[Label, ...] = ()
+    solved_classes: tuple[Label, ...] = ()
+    solved_targets: NDArray[np.float64] | None = field(default=None, repr=False)
+    removed: tuple[int, ...] = ()
+    correction_basis: NDArray[np.float64] | None = field(default=None, repr=False)
+    correction_core: NDArray[np.float64] | None = field(default=None, repr=False)
 
     @property
     def lam(self) -> float:
@@ -150,9 +169,13 @@ class KernelHead:
     ) -> KernelHead:
         """Kernel ridge of one-hot targets on ``rows`` (n, d), with an unpenalized intercept, penalty ``alpha``.
 
-        ``classes`` are the sorted classes (every label among them). Raises ``ValueError`` for
-        no rows, more than :data:`MAX_KERNEL_SAMPLES` (before anything of n x n is
-        allocated), or a penalty that is not positive or too small for the factor to exist in float64.
+        ``classes`` are the sorted classes (every label among them). The intercept comes from
+        the constraint of the normal equations, ``(K + lambda I) C + 1 b^T = Y`` with
+        ``1^T C = 0``: ``C = Z_Y - z_1 b^T`` and ``b = 1^T Z_Y / 1^T z_1`` for
+        ``(K + lambda I) [Z_Y, z_1] = [Y, 1]`` -- the centred kernel's solution, from a factor of
+        the kernel itself, which a forget can then reuse. Raises ``ValueError`` for no rows,
+        more than :data:`MAX_KERNEL_SAMPLES` (before anything of n x n is allocated), or a
+        penalty that is not positive or too small for the factor to exist in float64.
         """
         n = rows.shape[0]
         if n == 0:
@@ -164,26 +187,21 @@ class KernelHead:
             )
         if not alpha > 0:
             raise ValueError(f"The penalty must be positive, got {alpha}.")
-        index = {label: j for j, label in enumerate(classes)}
-        targets = np.zeros((n, len(classes)))
-        targets[np.arange(n), [index[label] for label in labels]] = 1.0
-        target_mean = targets.mean(axis=0)
         directions = kernel.directions(rows)
-        matrix = kernel.between(directions, directions)
-        column_means = matrix.mean(axis=0)
-        matrix -= column_means  # centred: H K H with H = I - 11^T / n, in place
-        matrix -= column_means[:, None]
-        matrix += column_means.mean()
         lam = alpha * kernel.unit
         try:
-            system = PenalizedGram.cholesky(matrix, lam, overwrite=True)  # the ridge head's solver, in the dual
+            system = PenalizedGram.cholesky(kernel.between(directions, directions), lam, overwrite=True)
         except np.linalg.LinAlgError:
             raise ValueError(
                 f"The penalty {lam:.3g} is too small for this kernel in double precision: choose a larger alpha."
             ) from None
-        coefficients = system.solve(targets - target_mean)
-        intercept = target_mean - column_means @ coefficients  # the centring folded in: k(x) C + intercept
-        return cls(tuple(classes), kernel, np.ascontiguousarray(rows), coefficients, intercept, alpha)
+        support = np.ascontiguousarray(rows)
+        solved = system.solve(_targets_and_ones(labels, classes))
+        coefficients, intercept = _constrained(solved)
+        return cls(
+            tuple(classes), kernel, support, coefficients, intercept, alpha,
+            system, support, tuple(labels), tuple(classes), solved,
+        )  # fmt: skip
 
     @classmethod
     def from_coefficients(
@@ -208,6 +226,52 @@ class KernelHead:
                 )
         return cls(tuple(classes), kernel, np.ascontiguousarray(rows), coefficients, intercept, alpha)
 
+    def forgotten(self, positions: Sequence[int], classes: Sequence[Label]) -> KernelHead:
+        """This head after forgetting the samples at ``positions`` of :attr:`solved_support`, by its kept factor.
+
+        ``classes`` are the classes left. O(n^2 (K + k)) for k samples, against O(n^3 / 3) to
+        solve again; the result matches :meth:`from_samples` on the samples left up to rounding.
+        """
+        if self.system is None or self.solved_support is None or self.solved_targets is None:
+            raise ValueError("A kernel head read with its coefficients is solved again after a change.")
+        removed = tuple(sorted({*self.removed, *positions}))
+        n = self.solved_support.shape[0]
+        if len(removed) >= n:
+            raise ValueError("No samples left: the head must be dropped, not updated.")
+        new = sorted(set(positions) - set(self.removed))
+        unit = np.zeros((n, len(new)))
+        unit[new, np.arange(len(new))] = 1.0
+        basis = self.system.solve(unit)
+        if self.correction_basis is not None:
+            basis = np.hstack([self.correction_basis, basis])
+        order = [list(self.removed + tuple(new)).index(i) for i in removed]  # the basis's columns by position
+        basis = np.ascontiguousarray(basis[:, order])
+        core = np.asarray(np.linalg.inv(basis[list(removed)]), dtype=np.float64)
+        live = np.ones(n, dtype=bool)
+        live[list(removed)] = False
+        column = {label: j for j, label in enumerate(self.solved_classes)}
+        columns = [column[label] for label in classes] + [len(self.solved_classes)]
+        # M^-1 [Y_S; 0] = M^-1 [Y; 1] - G [Y_R; 1_R]: the solve of every sample, less the forgotten ones'
+        solved = self.solved_targets[:, columns] - matmul(basis, self._targets_at(removed, classes))
+        solved -= matmul(basis, core @ solved[list(removed)])  # M_SS^-1 on the live rows, zeros elsewhere
+        coefficients, intercept = _constrained(solved[live])
+        return replace(
+            self,
+            classes=tuple(classes),
+            support=np.ascontiguousarray(self.solved_support[live]),
+            coefficients=coefficients,
+            intercept=intercept,
+            removed=removed,
+            correction_basis=basis,
+            correction_core=core,
+        )
+
+    def _targets_at(self, positions: Sequence[int], classes: Sequence[Label]) -> NDArray[np.float64]:
+        """``[Y, 1]`` of the solved samples at ``positions``, over ``classes`` (a forgotten class: no column)."""
+        labels = [self.solved_labels[i] for i in positions]
+        wanted = set(classes)
+        return _targets_and_ones([label if label in wanted else None for label in labels], classes)
+
     def decision_function(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
         """Predicted one-hot targets (n, K) of input rows in the support's units."""
         queries = self.kernel.directions(np.asarray(vectors, dtype=np.float64))
@@ -216,3 +280,21 @@ class KernelHead:
     def predict_proba(self, vectors: NDArray[np.float64], temperature: float = 0.07) -> NDArray[np.float64]:
         """``softmax(scores / temperature)``, as the ridge head's (its scores estimate the same targets)."""
         return softmax(self.decision_function(vectors) / temperature)
+
+
+def _targets_and_ones(labels: Sequence[Label | None], classes: Sequence[Label]) -> NDArray[np.float64]:
+    """``[Y, 1]`` (n, K + 1): one-hot targets over ``classes`` (none for a ``None`` label) and a column of ones."""
+    index = {label: j for j, label in enumerate(classes)}
+    out = np.zeros((len(labels), len(classes) + 1))
+    out[:, -1] = 1.0
+    for row, label in enumerate(labels):
+        if label is not None:
+            out[row, index[label]] = 1.0
+    return out
+
+
+def _constrained(solved: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``(C, b)`` from ``[Z_Y, z_1]``: ``b = 1^T Z_Y / 1^T z_1`` and ``C = Z_Y - z_1 b^T``, so that ``1^T C = 0``."""
+    ones = solved[:, -1]
+    intercept = solved[:, :-1].sum(axis=0) / ones.sum()
+    return np.ascontiguousarray(solved[:, :-1] - np.outer(ones, intercept)), intercept

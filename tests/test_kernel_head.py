@@ -150,6 +150,52 @@ def test_a_forget_of_a_whole_class_is_followed_and_a_learn_drops_the_head() -> N
     np.testing.assert_array_equal(model.decision_function(rows), refit.decision_function(rows))
 
 
+def _served_and_refit_at_its_penalty(model: Model, rows: np.ndarray, labels: np.ndarray, live: list[int]) -> None:
+    """The served kernel head scores as a model learned on ``live`` alone at the served penalty."""
+    served = model.head()
+    assert isinstance(served, KernelHead)
+    refit = kernel_model(alpha=served.alpha)
+    refit.learn(rows[live], labels[live])
+    queries = unit_rows(np.random.default_rng(1), 7, DIM)
+    np.testing.assert_allclose(model.decision_function(queries), refit.decision_function(queries), atol=1e-9)
+
+
+def test_followed_forgets_of_duplicates_string_labels_and_a_vanishing_class() -> None:
+    rows, numbers = clustered(60, 11)
+    labels = np.array(["cat", "dog", "eel"])[numbers]
+    rows[10:14] = rows[9]  # five equal rows: two labels among them
+    labels[9:12], labels[12:14] = "cat", "dog"
+    labels[np.flatnonzero(labels == "eel")[6:]] = "dog"  # six eels: forgotten in two steps, the class then gone
+    ids = [f"s{i}" for i in range(60)]
+    model = kernel_model()
+    model.learn(rows, labels, ids=ids)
+    model.decision_function(rows[:1])
+    live = list(range(60))
+    eels = [i for i in live if labels[i] == "eel"]
+    for batch in ([9, 12], [10, *eels[: len(eels) // 2]]):  # duplicates, then half of a class
+        model.forget(ids=[ids[i] for i in batch])
+        live = [i for i in live if i not in batch]
+        _served_and_refit_at_its_penalty(model, rows, labels, live)
+    served = model.head()
+    assert isinstance(served, KernelHead) and len(served.removed) == 60 - len(live)
+    rest = [i for i in eels if i in live]
+    model.forget(ids=[ids[i] for i in rest])  # the rest of the class: it disappears, still followed
+    live = [i for i in live if i not in rest]
+    followed = model.head()
+    assert isinstance(followed, KernelHead) and followed.classes == ("cat", "dog") and len(followed.removed) == 9
+    _served_and_refit_at_its_penalty(model, rows, labels, live)
+    held = model.head()  # nothing of a forgotten sample is kept as it was: of the five equal rows, two remain
+    assert isinstance(held, KernelHead)
+    equal_row = model.head_inputs(rows[[9]])[0]
+    assert sum(np.array_equal(r, equal_row) for r in held.support) == 2 and len(held.labels) == len(live)
+    model.learn(rows[[9]], labels[[9]], ids=["back"])  # a learn drops the head; a forget after it is followed
+    live.append(9)
+    model.decision_function(rows[:1])
+    model.forget(ids=[ids[0]])
+    live.remove(0)
+    _served_and_refit_at_its_penalty(model, rows, labels, live)
+
+
 def test_a_saved_kernel_model_predicts_as_before_without_solving(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -271,22 +271,25 @@ class ServedHeads:
 
     def _forgotten(self, kernel: KernelHead, change: Change) -> KernelHead | None:
         """The kernel head after the forget ``change`` by its kept factor; ``None`` (solve it again at the next
-        prediction) after a learn, for a head without its factor, or past a quarter of its samples forgotten."""
-        if change.sign > 0 or kernel.system is None or kernel.solved_support is None:
+        prediction) after a learn, for a head without its factor, past a quarter of its samples forgotten, or if
+        the update fails in floating point."""
+        if change.sign > 0 or kernel.system is None:
             return None
-        solved = kernel.solved_support.shape[0]
-        if len(kernel.removed) + len(change.ids) > solved // 4:
+        if len(kernel.removed) + len(change.ids) > (len(kernel.removed) + len(kernel.positions)) // 4:
             return None
         where: dict[tuple[bytes, Label], list[int]] = {}
-        for i in sorted(set(range(solved)) - set(kernel.removed)):
-            where.setdefault((kernel.solved_support[i].tobytes(), kernel.solved_labels[i]), []).append(i)
-        positions = []
+        for i, (row, label) in enumerate(zip(kernel.support, kernel.labels, strict=True)):
+            where.setdefault((row.tobytes(), label), []).append(i)
+        forgotten = []
         for row, label in zip(change.quantized.astype(np.float64), change.labels.tolist(), strict=True):
             matches = where.get((row.tobytes(), label))
             if not matches:
                 return None
-            positions.append(matches.pop())  # equal samples are interchangeable
-        return kernel.forgotten(positions, self._model.statistics.classes)
+            forgotten.append(matches.pop())  # equal samples are interchangeable
+        try:
+            return kernel.forgotten(forgotten, self._model.statistics.classes)
+        except (ValueError, np.linalg.LinAlgError):
+            return None
 
     def canonical_kernel(self) -> KernelHead:
         """The kernel head solved for the current samples, not a forget's update of an older one (model files keep
@@ -296,6 +299,7 @@ class ServedHeads:
             return head
         if self._model.statistics.count == 0:
             raise ValueError("The model has no samples: learn something first.")
+        self._heads.pop("kernel", None)  # its factor freed before the new one is made
         solved = self._kernel_head()
         self._heads["kernel"] = solved
         return solved

@@ -26,9 +26,12 @@ thousand samples; at 10,000 (BANKING77, HWU64) 7-10 s to a first prediction and 
 3-4x the ridge head's time and 2-3x LogisticRegression's; at 20,000 (Fashion-MNIST) 43 s and 4.3 GB
 (``benchmarks/bench_vs_sklearn.py``, a 2-core AMD EPYC). So it is a choice (``head="kernel"``),
 not the default, and it refuses more than :data:`MAX_KERNEL_SAMPLES`. It is exact in
-erasable's sense -- a function of the live samples and the statistics, so after a forget it
-is the refit's. A forget is served by the kept factor of ``K + lambda I`` (:meth:`KernelHead.forgotten`:
-0.7-1.8 s for 1-100 of BANKING77's 10,003 samples, against 8 s to solve again); a learn solves again.
+erasable's sense: solved, it is a function of the live samples and the statistics, so after a
+forget it is the refit's. A forget is served by the kept factor of ``K + lambda I``
+(:meth:`KernelHead.forgotten`: 0.5-1.1 s for 1-100 of BANKING77's 10,003 samples, against 8 s to
+solve again), keeping the penalty, as the ridge head's Woodbury update does: it then agrees with
+a refit at that penalty up to rounding, and a save or ``refresh()`` solves the head again. A
+learn solves again.
 So a served head holds its factor, ``8 n^2`` bytes (800 MB at 10,000 samples); one read from a
 model file holds only its coefficients.
 
@@ -47,6 +50,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
+import scipy.linalg
 from numpy.typing import NDArray
 
 from erasable.blas import matmul
@@ -127,10 +131,14 @@ class KernelHead:
     come from :meth:`from_samples`; ``lam = alpha * kernel.unit``.
 
     A head solved here keeps its ``system``, the factored ``M = K + lambda I`` of the samples it
-    was solved for (``solved_support``), so that :meth:`forgotten` serves a forget without a new
-    factor: the live samples are a subset of those (``removed`` lists the others' positions),
-    and ``M_SS^-1`` is ``M^-1`` restricted to them minus the correction ``G (G_RR)^-1 G^T`` with
-    ``G = M^-1 E_R`` (``correction_basis``, ``correction_core``). A head read with its
+    was solved for, so that :meth:`forgotten` serves a forget without a new factor: the live
+    samples are a subset of those (``positions``: each live sample's row of ``M``; ``removed``:
+    the others'), and ``M_SS^-1`` is ``M^-1`` restricted to them minus the correction
+    ``G (G_RR)^-1 G_R^T`` with ``G = M^-1 E_R`` (``correction_basis``). ``pending`` is
+    ``M^-1 [Y_S; 0]`` over the solved classes (and a column of ones) before that correction.
+    Nothing of a forgotten sample is kept as it was (its row, its label); what the factor and
+    ``pending`` carry of it is what the ridge head's kept system carries, until a learn, a save
+    or :meth:`~erasable.model.Model.refresh` solves the head again. A head read with its
     coefficients (a model file) has no system, and a change drops it.
     """
 
@@ -140,14 +148,13 @@ class KernelHead:
     coefficients: NDArray[np.float64]
     intercept: NDArray[np.float64]
     alpha: float
+    labels: tuple[Label, ...] = ()
     system: PenalizedGram | None = field(default=None, repr=False)
-    solved_support: NDArray[np.float64] | None = field(default=None, repr=False)
-    solved_labels: tuple[Label, ...] = ()
+    positions: tuple[int, ...] = ()
     solved_classes: tuple[Label, ...] = ()
-    solved_targets: NDArray[np.float64] | None = field(default=None, repr=False)
+    pending: NDArray[np.float64] | None = field(default=None, repr=False)
     removed: tuple[int, ...] = ()
     correction_basis: NDArray[np.float64] | None = field(default=None, repr=False)
-    correction_core: NDArray[np.float64] | None = field(default=None, repr=False)
 
     @property
     def lam(self) -> float:
@@ -195,12 +202,11 @@ class KernelHead:
             raise ValueError(
                 f"The penalty {lam:.3g} is too small for this kernel in double precision: choose a larger alpha."
             ) from None
-        support = np.ascontiguousarray(rows)
         solved = system.solve(_targets_and_ones(labels, classes))
         coefficients, intercept = _constrained(solved)
         return cls(
-            tuple(classes), kernel, support, coefficients, intercept, alpha,
-            system, support, tuple(labels), tuple(classes), solved,
+            tuple(classes), kernel, np.ascontiguousarray(rows), coefficients, intercept, alpha,
+            tuple(labels), system, tuple(range(n)), tuple(classes), solved,
         )  # fmt: skip
 
     @classmethod
@@ -226,51 +232,49 @@ class KernelHead:
                 )
         return cls(tuple(classes), kernel, np.ascontiguousarray(rows), coefficients, intercept, alpha)
 
-    def forgotten(self, positions: Sequence[int], classes: Sequence[Label]) -> KernelHead:
-        """This head after forgetting the samples at ``positions`` of :attr:`solved_support`, by its kept factor.
+    def forgotten(self, forgotten: Sequence[int], classes: Sequence[Label]) -> KernelHead:
+        """This head after forgetting its live samples at indices ``forgotten`` (of :attr:`support`), by its factor.
 
-        ``classes`` are the classes left. O(n^2 (K + k)) for k samples, against O(n^3 / 3) to
-        solve again; the result matches :meth:`from_samples` on the samples left up to rounding.
+        ``classes`` are the classes left. O(n^2 k) for k samples, plus O(n r (K + r)) for the r
+        forgotten since the head was solved, against O(n^3 / 3) to solve again; the result
+        matches :meth:`from_samples` on the samples left, at this penalty, up to rounding. Raises
+        ``ValueError`` for a head without its factor, and ``LinAlgError`` if the correction is
+        not positive definite in floating point.
         """
-        if self.system is None or self.solved_support is None or self.solved_targets is None:
+        if self.system is None or self.pending is None:
             raise ValueError("A kernel head read with its coefficients is solved again after a change.")
-        removed = tuple(sorted({*self.removed, *positions}))
-        n = self.solved_support.shape[0]
-        if len(removed) >= n:
+        gone = sorted(set(forgotten))
+        if len(gone) >= len(self.positions):
             raise ValueError("No samples left: the head must be dropped, not updated.")
-        new = sorted(set(positions) - set(self.removed))
-        unit = np.zeros((n, len(new)))
-        unit[new, np.arange(len(new))] = 1.0
-        basis = self.system.solve(unit)
-        if self.correction_basis is not None:
-            basis = np.hstack([self.correction_basis, basis])
-        order = [list(self.removed + tuple(new)).index(i) for i in removed]  # the basis's columns by position
-        basis = np.ascontiguousarray(basis[:, order])
-        core = np.asarray(np.linalg.inv(basis[list(removed)]), dtype=np.float64)
-        live = np.ones(n, dtype=bool)
-        live[list(removed)] = False
+        rows = [self.positions[i] for i in gone]
+        n = self.system.packed.shape[0]
+        unit = np.zeros((n, len(rows)))
+        unit[rows, np.arange(len(rows))] = 1.0
+        new_basis = self.system.solve(unit)  # G for the newly forgotten samples
+        labels = [self.labels[i] for i in gone]
+        pending = self.pending - matmul(new_basis, _targets_and_ones(labels, self.solved_classes))
+        removed = (*self.removed, *rows)
+        basis = new_basis if self.correction_basis is None else np.hstack([self.correction_basis, new_basis])
+        core = scipy.linalg.cho_factor(basis[list(removed)], check_finite=False)  # G_RR, positive definite
+        solved = pending - matmul(basis, scipy.linalg.cho_solve(core, pending[list(removed)], check_finite=False))
+        keep = np.ones(len(self.positions), dtype=bool)
+        keep[gone] = False
+        positions = tuple(p for p, k in zip(self.positions, keep, strict=True) if k)
         column = {label: j for j, label in enumerate(self.solved_classes)}
         columns = [column[label] for label in classes] + [len(self.solved_classes)]
-        # M^-1 [Y_S; 0] = M^-1 [Y; 1] - G [Y_R; 1_R]: the solve of every sample, less the forgotten ones'
-        solved = self.solved_targets[:, columns] - matmul(basis, self._targets_at(removed, classes))
-        solved -= matmul(basis, core @ solved[list(removed)])  # M_SS^-1 on the live rows, zeros elsewhere
-        coefficients, intercept = _constrained(solved[live])
+        coefficients, intercept = _constrained(solved[np.ix_(positions, columns)])
         return replace(
             self,
             classes=tuple(classes),
-            support=np.ascontiguousarray(self.solved_support[live]),
+            support=np.ascontiguousarray(self.support[keep]),
             coefficients=coefficients,
             intercept=intercept,
+            labels=tuple(label for label, k in zip(self.labels, keep, strict=True) if k),
+            positions=positions,
+            pending=pending,
             removed=removed,
             correction_basis=basis,
-            correction_core=core,
         )
-
-    def _targets_at(self, positions: Sequence[int], classes: Sequence[Label]) -> NDArray[np.float64]:
-        """``[Y, 1]`` of the solved samples at ``positions``, over ``classes`` (a forgotten class: no column)."""
-        labels = [self.solved_labels[i] for i in positions]
-        wanted = set(classes)
-        return _targets_and_ones([label if label in wanted else None for label in labels], classes)
 
     def decision_function(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
         """Predicted one-hot targets (n, K) of input rows in the support's units."""

@@ -128,7 +128,7 @@ class KernelHead:
 
     ``support`` holds the live samples as the head reads its inputs, in an order that depends on
     their values alone (the model sorts them); ``coefficients`` (n, K) and ``intercept`` (K,)
-    come from :meth:`from_samples`; ``lam = alpha * kernel.unit``.
+    come from :meth:`from_samples` at the penalty ``lambda = alpha * kernel.unit``.
 
     A head solved here keeps its ``system``, the factored ``M = K + lambda I`` of the samples it
     was solved for, so that :meth:`forgotten` serves a forget without a new factor: the live
@@ -155,10 +155,6 @@ class KernelHead:
     pending: NDArray[np.float64] | None = field(default=None, repr=False)
     removed: tuple[int, ...] = ()
     correction_basis: NDArray[np.float64] | None = field(default=None, repr=False)
-
-    @property
-    def lam(self) -> float:
-        return self.alpha * self.kernel.unit
 
     @cached_property
     def _support_directions(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
